@@ -1,0 +1,61 @@
+"""environment.yml must carry exactly pyproject's pins, and the install must be repeatable."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from gaitgraph import ROOT
+
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(==|=)\s*([^\s;]+)$")
+
+
+def _parse(spec: str) -> tuple[str, str]:
+    match = PIN.match(spec.strip())
+    assert match, f"'{spec}' is not an exact pin (name==version)"
+    return match.group(1).lower().replace("_", "-"), match.group(3)
+
+
+def pyproject_pins() -> dict[str, str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return dict(_parse(d) for d in deps)
+
+
+def environment_pins() -> tuple[dict[str, str], str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    pins: dict[str, str] = {}
+    python = ""
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for spec in dep["pip"]:
+                if not spec.startswith("-e"):
+                    pins.update([_parse(spec)])
+        elif dep.startswith("python="):
+            python = dep.split("=", 1)[1]
+        elif dep != "pip":
+            pins.update([_parse(dep)])
+    return pins, python
+
+
+def test_every_pyproject_dependency_is_exactly_pinned():
+    pins = pyproject_pins()
+    assert pins["torch"] == "2.13.0"
+    assert len(pins) >= 15
+
+
+def test_environment_yml_matches_pyproject_pins():
+    env, python = environment_pins()
+    assert python == "3.11"
+    assert env == pyproject_pins(), "environment.yml and pyproject.toml disagree"
+
+
+def test_pin_parser_rejects_ranges():
+    for bad in ("torch>=2.13", "numpy", "pandas~=3.1"):
+        try:
+            _parse(bad)
+        except AssertionError:
+            continue
+        raise AssertionError(f"{bad} was accepted as a pin")
