@@ -1,0 +1,1 @@
+"""Benchmarks of the platform's own steps (each step timed in a fresh process)."""

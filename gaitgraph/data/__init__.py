@@ -1,0 +1,1 @@
+"""Pose sources, the PoseSet layout, preprocessing and the HDF5 cache."""

@@ -1,0 +1,59 @@
+"""Joint layouts (COCO-17, OpenPose-18) as carried by the ``keypoints`` config group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: OpenPose-18 index for each COCO-17 joint (the field's conversion, reference §2.4).
+OPENPOSE18_TO_COCO17: tuple[int, ...] = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
+
+
+@dataclass
+class Skeleton:
+    """One joint layout and where its poses come from.
+
+    ``source`` names the pose estimator release a reader should pick (e.g. the OUMVLP-Pose
+    ``openpose`` or ``alphapose`` folder); ``layout`` names the joint order.
+    """
+
+    layout: str
+    joints: list[str]
+    links: list[list[int]]
+    center: int
+    connect_joint: list[int]
+    flip_idx: list[int]
+    parts: dict[str, list[int]]
+    hips: list[int]
+    shoulders: list[int]
+    source: str | None = None
+    extra_bone: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Hydra hands over ListConfig/DictConfig; keep plain Python containers.
+        self.joints = [str(j) for j in self.joints]
+        self.links = [[int(a), int(b)] for a, b in self.links]
+        self.connect_joint = [int(j) for j in self.connect_joint]
+        self.flip_idx = [int(j) for j in self.flip_idx]
+        self.parts = {str(k): [int(j) for j in v] for k, v in dict(self.parts).items()}
+        self.hips = [int(j) for j in self.hips]
+        self.shoulders = [int(j) for j in self.shoulders]
+        self.extra_bone = [int(j) for j in self.extra_bone]
+        n = len(self.joints)
+        for name, idx in (("connect_joint", self.connect_joint), ("flip_idx", self.flip_idx)):
+            if len(idx) != n:
+                raise ValueError(f"keypoints '{self.layout}': {name} has {len(idx)} entries, expected {n}")
+        if sorted(self.flip_idx) != list(range(n)):
+            raise ValueError(f"keypoints '{self.layout}': flip_idx is not a permutation of 0..{n - 1}")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+
+def openpose18_to_coco17(frames: np.ndarray) -> np.ndarray:
+    """Reorder [..., 18, C] OpenPose-18 poses into [..., 17, C] COCO-17 order (neck dropped)."""
+    if frames.shape[-2] != 18:
+        raise ValueError(f"expected 18 OpenPose joints on axis -2, found {frames.shape[-2]}")
+    return frames[..., list(OPENPOSE18_TO_COCO17), :]

@@ -1,0 +1,254 @@
+"""What every pose reader shares: the reader interface, the short-sequence policy, person
+selection in multi-person frames, and validation helpers that name the offending file and key.
+
+A reader is a small class built by Hydra from a dataset config's ``reader:`` node. It has two
+methods: :meth:`PoseReader.files` (every source file the result depends on, for the cache
+fingerprint) and :meth:`PoseReader.read` (a validated :class:`PoseSet` in the source's pixel
+coordinates). Adding a dataset means one module with one subclass plus one config file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from gaitgraph.data.errors import DatasetFormatError
+from gaitgraph.data.poseset import PoseSet
+
+log = logging.getLogger(__name__)
+
+SHORT_POLICIES = ("drop", "error")
+
+
+@dataclass
+class TrackStats:
+    """How often a frame held several people, and how often the track rule overrode the score."""
+
+    multi_person_frames: int = 0
+    not_highest_score: int = 0
+    multi_person_sequences: int = 0
+    clipped_confidences: int = 0
+
+
+class PoseReader(ABC):
+    """Base of all readers.
+
+    Args:
+        root: dataset folder (or the folder holding the dataset's file).
+        min_frames: sequences with fewer frames are short.
+        short_policy: ``"drop"`` short sequences with one logged warning, or ``"error"``.
+    """
+
+    #: Name used in messages and progress bars.
+    label: str = "dataset"
+    #: How to obtain the dataset, shown when it is missing.
+    hint: str = ""
+
+    def __init__(self, root: str | Path, min_frames: int = 1, short_policy: str = "drop") -> None:
+        if short_policy not in SHORT_POLICIES:
+            raise ValueError(f"short_policy must be one of {SHORT_POLICIES}, got {short_policy!r}")
+        if int(min_frames) < 1:
+            raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        self.root = Path(root)
+        self.min_frames = int(min_frames)
+        self.short_policy = short_policy
+        self.stats = TrackStats()
+
+    @abstractmethod
+    def files(self) -> list[Path]:
+        """Every source file the result depends on (raises if the dataset is missing)."""
+
+    @abstractmethod
+    def read(self) -> PoseSet:
+        """Parse and validate the source; poses stay in the source's pixel coordinates."""
+
+    def source_path(self, source: str) -> Path:
+        """The file that holds sequence ``source`` (a path relative to the root by default)."""
+        return self.root / source
+
+    def missing(self, what: str, found: str) -> DatasetFormatError:
+        """The error for an absent or empty dataset, with the hint how to get it."""
+        return DatasetFormatError(self.root, "dataset root", what, found, self.hint)
+
+    def apply_short_policy(self, poses: PoseSet) -> PoseSet:
+        """Drop (one warning) or reject (error) sequences shorter than ``min_frames``."""
+        short = np.flatnonzero(poses.lengths < self.min_frames)
+        if len(short) == 0:
+            return poses
+        sources = poses.meta["source"].to_numpy()
+        if self.short_policy == "error":
+            i = int(short[0])
+            raise DatasetFormatError(
+                self.source_path(str(sources[i])),
+                f"sequence '{sources[i]}'",
+                f"at least min_frames={self.min_frames} frames",
+                f"{int(poses.lengths[i])} frames ({len(short)} sequences are short)",
+                "set dataset.reader.short_policy=drop to skip short sequences, or lower min_frames",
+            )
+        named = ", ".join(f"{sources[i]} ({int(poses.lengths[i])})" for i in short[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        log.warning(
+            "%s: dropped %d of %d sequences with fewer than %d frames: %s%s",
+            self.label, len(short), len(poses), self.min_frames, named, more,
+        )
+        return poses.select(poses.lengths >= self.min_frames)
+
+    def choose_people(self, boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> np.ndarray:
+        """One person per frame of one sequence by :func:`pick_track`, counted in :attr:`stats`."""
+        chosen, multi, differ = pick_track(boxes, scores)
+        if multi:
+            self.stats.multi_person_frames += multi
+            self.stats.not_highest_score += differ
+            self.stats.multi_person_sequences += 1
+        return chosen
+
+    def log_stats(self) -> None:
+        """One summary line for multi-person frames and one warning for clipped confidences."""
+        s = self.stats
+        if s.multi_person_frames:
+            log.info(
+                "%s: %d frames in %d sequences held several people; the track rule chose someone other "
+                "than the highest-scoring person in %d of them",
+                self.label, s.multi_person_frames, s.multi_person_sequences, s.not_highest_score,
+            )
+        if s.clipped_confidences:
+            log.warning(
+                "%s: clipped %d keypoint confidences above 1 to 1", self.label, s.clipped_confidences
+            )
+
+
+def load_json(path: Path) -> Any:
+    """Parse one JSON file; empty or malformed files raise :class:`DatasetFormatError`."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DatasetFormatError(path, "file", "JSON content", "an empty file")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as e:
+        raise DatasetFormatError(path, f"byte {e.start}", "UTF-8 JSON", f"undecodable byte ({e.reason})") from e
+    except json.JSONDecodeError as e:
+        raise DatasetFormatError(
+            path, f"line {e.lineno} column {e.colno}", "valid JSON", f"{e.msg} (truncated or corrupt file?)"
+        ) from e
+
+
+def number_rows(
+    rows: Sequence[Any], width: int, path: Path, where: Callable[[int], str], what: str
+) -> np.ndarray:
+    """Stack JSON lists of ``width`` finite numbers into float64 ``[len(rows), width]``.
+
+    ``where(i)`` names row ``i`` in messages (e.g. ``"[3].keypoints"``); ``what`` says what the
+    row holds. The first bad row or value is reported.
+    """
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            found = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+            raise DatasetFormatError(path, where(i), f"a list of {width} numbers ({what})", found)
+    arr = np.array(rows) if rows else np.zeros((0, width))
+    if arr.dtype.kind not in "if":
+        for i, row in enumerate(rows):
+            for j, v in enumerate(row):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise DatasetFormatError(path, f"{where(i)}[{j}]", "a number", repr(v))
+    arr = arr.astype(np.float64, copy=False)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise DatasetFormatError(path, f"{where(i)}[{j}]", "a finite number", repr(float(arr[i, j])))
+    return arr
+
+
+def finite_number(value: Any, path: Path, where: str) -> float:
+    """A single finite JSON number, or a :class:`DatasetFormatError` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DatasetFormatError(path, where, "a finite number", repr(value))
+    return float(value)
+
+
+def clip_confidences(frames: np.ndarray, path: Path, stats: TrackStats) -> np.ndarray:
+    """Clip confidences > 1 to 1 in place (counted); a negative confidence is an error."""
+    conf = frames[..., 2]
+    if (conf < 0).any():
+        t, j = (int(k) for k in np.argwhere(conf < 0)[0])
+        raise DatasetFormatError(path, f"frame {t} joint {j} confidence", "a value in [0, 1]", repr(float(conf[t, j])))
+    over = conf > 1
+    n = int(over.sum())
+    if n:
+        stats.clipped_confidences += n
+        conf[over] = 1.0
+    return frames
+
+
+def keypoint_boxes(poses: np.ndarray) -> np.ndarray:
+    """Boxes ``[n, 4]`` = (x, y, w, h) around the joints with confidence > 0 of ``poses [n, J, 3]``.
+
+    A pose with no confident joint gets an all-zero box.
+    """
+    seen = poses[..., 2] > 0
+    x = np.where(seen, poses[..., 0], np.nan)
+    y = np.where(seen, poses[..., 1], np.nan)
+    boxes = np.zeros((len(poses), 4))
+    ok = seen.any(axis=1)
+    if ok.any():
+        x0, x1 = np.nanmin(x[ok], axis=1), np.nanmax(x[ok], axis=1)
+        y0, y1 = np.nanmin(y[ok], axis=1), np.nanmax(y[ok], axis=1)
+        boxes[ok] = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+    return boxes
+
+
+#: Weight of box movement against score in :func:`pick_track` (see there).
+TRACK_MOVE_WEIGHT = 0.1
+
+
+def pick_track(boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> tuple[np.ndarray, int, int]:
+    """Choose one person per frame so that the chosen people form the most plausible track.
+
+    ``boxes[t]`` is ``[n_t, 4]`` (x, y, w, h) and ``scores[t]`` is ``[n_t]`` for the ``n_t >= 1``
+    people of frame ``t`` (frames in time order). The rule is a shortest path over the frames
+    (Viterbi): choosing a person costs ``1 - score / best score of its frame``, and stepping from
+    the person chosen in one frame to the next costs
+    ``0.1 * (|centre - prev_centre| / prev_size + |log(size / prev_size)|)`` with
+    ``size = sqrt(w * h)``. So it starts from the highest score and follows the box nearest in
+    centre and size, but a track that began on a bystander (the walker not yet detected) switches
+    to the walker once the walker's higher scores outweigh one jump. A walker moves ~0.1 of its
+    size per frame; a static, smaller bystander is several sizes away, so swapping back and forth
+    between people is expensive and picking ``people[0]`` or the top score blindly is avoided.
+
+    Returns the chosen index per frame, the number of multi-person frames, and how many of
+    those chose someone other than the highest-scoring person.
+    """
+    best = np.array([int(np.argmax(s)) for s in scores], dtype=np.int64)
+    multi = sum(len(s) > 1 for s in scores)
+    if multi == 0:
+        return best, 0, 0
+    unary = [1.0 - s / max(float(s.max()), 1e-9) for s in scores]
+    acc = unary[0]
+    back = []
+    for t in range(1, len(scores)):
+        total = acc[:, None] + TRACK_MOVE_WEIGHT * _box_distance(boxes[t - 1], boxes[t])
+        arg = np.argmin(total, axis=0)
+        back.append(arg)
+        acc = total[arg, np.arange(len(arg))] + unary[t]
+    chosen = np.zeros(len(scores), dtype=np.int64)
+    chosen[-1] = int(np.argmin(acc))
+    for t in range(len(scores) - 1, 0, -1):
+        chosen[t - 1] = back[t - 1][chosen[t]]
+    differ = int(sum(len(s) > 1 and c != b for s, c, b in zip(scores, chosen, best)))
+    return chosen, multi, differ
+
+
+def _box_distance(prev: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``[n_prev, n]`` centre distance in previous sizes plus the absolute log size ratio."""
+    eps = 1e-6
+    prev_size = np.sqrt(np.clip(prev[:, 2] * prev[:, 3], eps, None))[:, None]
+    size = np.sqrt(np.clip(boxes[:, 2] * boxes[:, 3], eps, None))[None, :]
+    prev_centre = prev[:, None, :2] + prev[:, None, 2:] / 2
+    centre = boxes[None, :, :2] + boxes[None, :, 2:] / 2
+    return np.linalg.norm(centre - prev_centre, axis=2) / prev_size + np.abs(np.log(size / prev_size))

@@ -1,0 +1,148 @@
+"""The HDF5 pose cache: real h5py files, fingerprints, corruption, concurrent builders."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gaitgraph import ROOT
+
+from gaitgraph.data import cache
+from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.data.poseset import PoseSet
+
+BUILD_LOG = "builds.log"
+
+
+def _poses(n_seq: int = 3, joints: int = 17) -> PoseSet:
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(5 + i, joints, 3)).astype(np.float32) for i in range(n_seq)]
+    meta = [dict(subject=i, condition="nm", seq=1, view=f"{18 * i:03d}", source=f"s{i}") for i in range(n_seq)]
+    return PoseSet.from_sequences(seqs, meta)
+
+
+class CountingReader:
+    """A reader over one .npy file that logs every parse, so tests can count them."""
+
+    def __init__(self, root: str, delay: float = 0.0) -> None:
+        self.root = Path(root)
+        self.delay = delay
+
+    def files(self) -> list[Path]:
+        return [self.root / "poses.npy"]
+
+    def read(self) -> PoseSet:
+        with open(self.root / BUILD_LOG, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(self.delay)
+        frames = np.load(self.root / "poses.npy")
+        meta = [dict(subject=i, condition="nm", seq=0, view="000", source="poses.npy") for i in range(len(frames))]
+        return PoseSet.from_sequences(list(frames), meta)
+
+
+def _dataset_cfg(root: Path, normalize: str = "none", delay: float = 0.0):
+    return OmegaConf.create({
+        "name": "counting",
+        "layout": "coco17",
+        "reader": {"_target_": f"{__name__}.CountingReader", "root": str(root), "delay": delay},
+        "preprocess": {"normalize": normalize},
+    })
+
+
+def _skeleton(option: str = "coco17") -> Skeleton:
+    return instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / f"{option}.yaml"))
+
+
+@pytest.fixture
+def skeleton() -> Skeleton:
+    return _skeleton()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    np.save(tmp_path / "poses.npy", np.random.default_rng(1).normal(size=(4, 6, 17, 3)).astype(np.float32))
+    return tmp_path
+
+
+def _builds(root: Path) -> int:
+    log = root / BUILD_LOG
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_roundtrip_is_exact(tmp_path: Path):
+    poses = _poses()
+    cache.save_poseset(poses, tmp_path / "c.h5")
+    back = cache.load_poseset(tmp_path / "c.h5")
+    np.testing.assert_array_equal(back.frames, poses.frames)
+    np.testing.assert_array_equal(back.offsets, poses.offsets)
+    pd.testing.assert_frame_equal(back.meta, poses.meta)
+    with h5py.File(tmp_path / "c.h5") as f:  # one contiguous array, not a dataset per sequence
+        assert f["frames"].shape == poses.frames.shape
+    assert not list(tmp_path.glob(".*.tmp")), "temporary file left behind"
+
+
+def test_second_load_reads_cache_not_source(source: Path, skeleton: Skeleton):
+    cfg = _dataset_cfg(source)
+    first = cache.load_poses(cfg, skeleton, source / "cache")
+    second = cache.load_poses(cfg, skeleton, source / "cache")
+    assert _builds(source) == 1
+    np.testing.assert_array_equal(first.frames, second.frames)
+
+
+def test_source_change_and_preprocessing_change_rebuild(source: Path, skeleton: Skeleton):
+    cache.load_poses(_dataset_cfg(source), skeleton, source / "cache")
+    cache.load_poses(_dataset_cfg(source, normalize="center_scale"), skeleton, source / "cache")
+    assert _builds(source) == 1, "a preprocessing change must reuse the raw cache, not re-parse"
+    time.sleep(0.01)
+    np.save(source / "poses.npy", np.zeros((2, 6, 17, 3), np.float32))
+    again = cache.load_poses(_dataset_cfg(source), skeleton, source / "cache")
+    assert _builds(source) == 2
+    assert len(again) == 2 and not again.frames.any(), "stale cache was read after the source changed"
+
+
+def test_corrupt_cache_is_reported_and_rebuilt(source: Path, skeleton: Skeleton, caplog):
+    cfg = _dataset_cfg(source)
+    cache.load_poses(cfg, skeleton, source / "cache")
+    _, proc, _ = cache.cache_paths(cfg, source / "cache")
+    data = proc.read_bytes()
+    proc.write_bytes(data[: len(data) // 3])  # truncated
+    with caplog.at_level("WARNING"):
+        poses = cache.load_poses(cfg, skeleton, source / "cache")
+    assert "rebuilding" in caplog.text and str(proc) in caplog.text
+    assert len(poses) == 4
+    with pytest.raises(cache.CacheCorruptError, match="unreadable"):
+        (source / "junk.h5").write_bytes(b"not hdf5")
+        cache.load_poseset(source / "junk.h5")
+
+
+def test_layout_mismatch_is_a_clear_error(source: Path):
+    openpose = _skeleton("openpose")
+    with pytest.raises(ValueError, match="keypoints"):
+        cache.load_poses(_dataset_cfg(source), openpose, source / "cache")
+
+
+def _worker(root: str, queue) -> None:
+    poses = cache.load_poses(_dataset_cfg(Path(root), delay=1.0), _skeleton(), Path(root) / "cache")
+    queue.put(len(poses))
+
+
+def test_concurrent_workers_build_once(source: Path):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(str(source), queue)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    results = sorted(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert results == [4, 4, 4]
+    assert _builds(source) == 1, "several workers parsed the source"
