@@ -1,0 +1,308 @@
+"""Rank-1 and mAP of a gallery/probe protocol over embeddings (reference §6).
+
+Scoring, per probe condition c, probe view p and gallery view g: every probe of (c, p) is matched
+against the gallery sequences AT VIEW g ONLY. Rank-1 is correct when the nearest gallery sequence has
+the probe's subject; AP ranks that view's gallery by distance. Distances are computed on L2-normalised
+embeddings: "euclidean" (the reference's LpDistance) or "cosine" (1 - cosine similarity).
+
+Ties: the gallery is ordered by (distance, position in ``meta``); the first gallery sequence in meta
+order wins a tied rank-1, and tied sequences are ranked in meta order for AP as well. The result does not
+depend on the order of the probes.
+
+Aggregation (CASIA-B table, reference §6.1): the per-probe-view value is the mean of the cell values over
+gallery views (identical view left out when ``exclude_identical_view``), a condition's value is the mean
+over probe views, and ``mean_rank1`` (the selection metric) is the mean over conditions. Cells without
+probes (only possible with ``missing_gallery: skip`` or absent data) are NaN and left out of the means.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gaitgraph.evaluation.protocols import Protocol, select
+
+DISTANCES = ("euclidean", "cosine")
+#: Elements of the largest temporary [probes x gallery] block; bounds memory (~64 MB of floats).
+BLOCK_ELEMENTS = 1 << 24
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` returns; values are fractions in [0, 1].
+
+    cells: one row per (condition, probe_view, gallery_view) with correct, total, rank1, map.
+    table / map_table: rows = probe conditions, columns = probe views + "mean".
+    """
+
+    protocol: str
+    exclude_identical_view: bool
+    missing_gallery: str
+    distance: str
+    views: list[str]
+    cells: pd.DataFrame
+    table: pd.DataFrame
+    map_table: pd.DataFrame
+    mean_rank1: float
+    mean_map: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (NaN becomes None)."""
+        return {
+            "protocol": self.protocol,
+            "exclude_identical_view": self.exclude_identical_view,
+            "missing_gallery": self.missing_gallery,
+            "distance": self.distance,
+            "views": list(self.views),
+            "mean_rank1": _num(self.mean_rank1),
+            "mean_map": _num(self.mean_map),
+            "table": _table_dict(self.table),
+            "map_table": _table_dict(self.map_table),
+            "cells": [
+                {k: _num(v) if isinstance(v, float) else (int(v) if isinstance(v, np.integer) else v) for k, v in row.items()}
+                for row in self.cells.to_dict(orient="records")
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvalResult":
+        """Inverse of :meth:`to_dict` (e.g. to reload a saved baseline)."""
+        cells = pd.DataFrame(data["cells"], columns=list(_CELL_COLUMNS)).astype({"rank1": float, "map": float})
+        return cls(
+            protocol=data["protocol"],
+            exclude_identical_view=data["exclude_identical_view"],
+            missing_gallery=data["missing_gallery"],
+            distance=data["distance"],
+            views=list(data["views"]),
+            cells=cells,
+            table=_table_from_dict(data["table"]),
+            map_table=_table_from_dict(data["map_table"]),
+            mean_rank1=_float(data["mean_rank1"]),
+            mean_map=_float(data["mean_map"]),
+        )
+
+
+_CELL_COLUMNS = ("condition", "probe_view", "gallery_view", "correct", "total", "rank1", "map")
+
+
+def evaluate(
+    embeddings: np.ndarray | torch.Tensor,
+    meta: pd.DataFrame,
+    protocol: Protocol,
+    distance: str = "euclidean",
+    progress: bool = False,
+) -> EvalResult:
+    """Score ``embeddings`` [S, D] (row i = ``meta`` row i) under ``protocol``.
+
+    Runs on the embeddings' device (CUDA tensors stay on the GPU), in probe blocks per
+    (probe view, gallery view) pair; ``progress`` shows a bar over probe views (worth it at OUMVLP scale on CPU).
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, found {distance!r}")
+    emb = torch.as_tensor(embeddings).detach()
+    if emb.ndim != 2 or emb.shape[0] != len(meta):
+        raise ValueError(f"embeddings must be [S, D] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}")
+    if not bool(torch.isfinite(emb).all()):
+        raise ValueError("embeddings contain NaN or inf values")
+    emb = F.normalize(emb.float(), dim=1)
+    device = emb.device
+    meta = meta.reset_index(drop=True)
+
+    views = protocol.resolve_views(meta)
+    view_code = _codes(meta["view"].astype(str).to_numpy(), views)
+    subject = torch.as_tensor(pd.factorize(meta["subject"])[0], device=device)
+    gallery, probe_rows_all, probe_cond_all = _split(meta, protocol, view_code >= 0)
+    conditions = list(protocol.probes)
+
+    n_c, n_v = len(conditions), len(views)
+    correct = torch.zeros(n_c, n_v, n_v, dtype=torch.float64, device=device)
+    total = torch.zeros_like(correct)
+    ap_sum = torch.zeros_like(correct)
+    galleries = [_GalleryView(emb, subject, np.flatnonzero(gallery & (view_code == g)), distance) for g in range(n_v)]
+    block = max(1, BLOCK_ELEMENTS // max(1, max(len(g.subject) for g in galleries)))
+
+    probe_view = view_code[probe_rows_all]
+    for p in tqdm(range(n_v), desc=f"evaluate {protocol.name}", unit="view", disable=not progress, leave=False):
+        at_p = probe_view == p
+        rows = torch.as_tensor(probe_rows_all[at_p], device=device)
+        conds = torch.as_tensor(probe_cond_all[at_p], device=device)
+        for start in range(0, len(rows), block):
+            q_rows, q_cond = rows[start : start + block], conds[start : start + block]
+            q_emb, q_subj = emb[q_rows], subject[q_rows]
+            for g, gal in enumerate(galleries):
+                hit, ap, counted = gal.score(q_emb, q_subj, protocol.missing_gallery)
+                total[:, p, g] += torch.bincount(q_cond[counted], minlength=n_c)
+                correct[:, p, g] += torch.bincount(q_cond, weights=hit.double(), minlength=n_c)
+                ap_sum[:, p, g] += torch.bincount(q_cond, weights=ap.double(), minlength=n_c)
+    return _aggregate(protocol, distance, views, conditions, correct.cpu().numpy(), total.cpu().numpy(), ap_sum.cpu().numpy())
+
+
+def _split(meta: pd.DataFrame, protocol: Protocol, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gallery mask, probe rows and their condition index (a row may serve several probe conditions)."""
+    where = f"protocol '{protocol.name}'"
+    gallery = select(meta, protocol.gallery, f"{where} gallery") & scored
+    rows, conds = [], []
+    for c, name in enumerate(protocol.probes):
+        mask = select(meta, protocol.probes[name], f"{where} probe '{name}'") & scored
+        both = np.flatnonzero(mask & gallery)
+        if len(both):
+            raise ValueError(
+                f"{where}: probe '{name}' shares {len(both)} sequences with the gallery (e.g. meta row {both[0]}); "
+                "a probe would match itself"
+            )
+        rows.append(np.flatnonzero(mask))
+        conds.append(np.full(len(rows[-1]), c))
+    return gallery, np.concatenate(rows), np.concatenate(conds)
+
+
+class _GalleryView:
+    """The gallery sequences at one view, ready to rank probe blocks against.
+
+    Probes are ranked by a key monotone in the distance: ``|g|^2 - 2 q.g`` for Euclidean (``|q|^2`` is
+    constant per probe) and ``-q.g`` for cosine, one fused matmul either way. Each subject's gallery columns
+    are looked up in a [subjects, positives] table instead of comparing every probe with every column.
+    """
+
+    def __init__(self, emb: torch.Tensor, subject: torch.Tensor, rows: np.ndarray, distance: str) -> None:
+        index = torch.as_tensor(rows, device=emb.device)
+        g = emb[index]
+        self.subject = subject[index]
+        if distance == "euclidean":
+            self.weight, self.bias = -2.0 * g, (g * g).sum(1)
+        else:
+            self.weight, self.bias = -g, torch.zeros(len(g), device=emb.device)
+        codes = self.subject.cpu().numpy()
+        # slots fill in gallery (= meta) order, so a subject's columns stay in the tie-break order
+        slot = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+        table = np.full((int(subject.max()) + 1, int(slot.max()) + 1 if len(slot) else 1), -1, dtype=np.int64)
+        table[codes, slot] = np.arange(len(codes))
+        self.positives = torch.as_tensor(table, device=emb.device)
+
+    def score(self, q: torch.Tensor, q_subj: torch.Tensor, missing_gallery: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per probe: rank-1 hit, AP, and whether it counts in the cell (probes without a match score 0)."""
+        pos_cols = self.positives[q_subj]
+        valid = pos_cols >= 0
+        n_pos = valid.sum(1)
+        counted = n_pos > 0 if missing_gallery == "skip" else torch.ones(len(q), dtype=torch.bool, device=q.device)
+        if len(self.subject) == 0:
+            zeros = torch.zeros(len(q), device=q.device)
+            return zeros, zeros, counted
+        key = torch.addmm(self.bias, q, self.weight.T)
+        rank = _positive_ranks(key, pos_cols, valid)
+        hit = ((rank == 1) & valid).any(1).float()
+        k = torch.arange(1, rank.shape[1] + 1, device=q.device)[None, :]
+        precision = torch.where(valid, k / rank.sort(1).values, torch.zeros_like(rank, dtype=torch.float32))
+        ap = precision.sum(1) / n_pos.clamp_min(1)
+        return hit * counted, ap * counted, counted
+
+
+def _positive_ranks(key: torch.Tensor, pos_cols: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """[B, P] 1-based rank of each positive column when a row is ordered by (key, column) - the tie rule.
+
+    pos_cols [B, P]: each row's positive columns (-1 = none); invalid slots get rank G + 1 so they sort last.
+    """
+    cols = pos_cols.clamp_min(0)
+    key_pos = key.gather(1, cols)
+    ranks = []
+    for k in range(pos_cols.shape[1]):
+        target = key_pos[:, k : k + 1]
+        rank = (key < target).sum(1, dtype=torch.int32) + 1
+        tied = (key == target).sum(1, dtype=torch.int32) > 1  # exact ties are rare: resolve them on those rows only
+        if bool(tied.any()):
+            rows = tied.nonzero().squeeze(1)
+            earlier = torch.arange(key.shape[1], device=key.device) < cols[rows, k : k + 1]
+            rank[rows] += ((key[rows] == target[rows]) & earlier).sum(1, dtype=torch.int32)
+        ranks.append(rank)
+    rank = torch.stack(ranks, 1)
+    return torch.where(valid, rank, torch.full_like(rank, key.shape[1] + 1))
+
+
+def _aggregate(
+    protocol: Protocol,
+    distance: str,
+    views: list[str],
+    conditions: list[str],
+    correct: np.ndarray,
+    total: np.ndarray,
+    ap_sum: np.ndarray,
+) -> EvalResult:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rank1 = np.where(total > 0, correct / total, np.nan)
+        mean_ap = np.where(total > 0, ap_sum / total, np.nan)
+    n_c, n_v = len(conditions), len(views)
+    c_i, p_i, g_i = np.meshgrid(np.arange(n_c), np.arange(n_v), np.arange(n_v), indexing="ij")
+    cells = pd.DataFrame(
+        {
+            "condition": np.asarray(conditions, dtype=object)[c_i.ravel()],
+            "probe_view": np.asarray(views, dtype=object)[p_i.ravel()],
+            "gallery_view": np.asarray(views, dtype=object)[g_i.ravel()],
+            "correct": correct.ravel().astype(np.int64),
+            "total": total.ravel().astype(np.int64),
+            "rank1": rank1.ravel(),
+            "map": mean_ap.ravel(),
+        }
+    )
+    table = _table(rank1, protocol.exclude_identical_view, conditions, views)
+    map_table = _table(mean_ap, protocol.exclude_identical_view, conditions, views)
+    if table["mean"].isna().all():
+        raise ValueError(
+            f"protocol '{protocol.name}': no cell holds any probe (views {views}, exclude_identical_view="
+            f"{protocol.exclude_identical_view}, missing_gallery={protocol.missing_gallery}); nothing to score"
+        )
+    return EvalResult(
+        protocol=protocol.name,
+        exclude_identical_view=protocol.exclude_identical_view,
+        missing_gallery=protocol.missing_gallery,
+        distance=distance,
+        views=list(views),
+        cells=cells,
+        table=table,
+        map_table=map_table,
+        mean_rank1=float(np.nanmean(table["mean"])),
+        mean_map=float(np.nanmean(map_table["mean"])),
+    )
+
+
+def _table(values: np.ndarray, exclude_identical: bool, conditions: list[str], views: list[str]) -> pd.DataFrame:
+    """[C, P, G] cell values -> rows = conditions, columns = probe views + "mean"."""
+    values = values.copy()
+    if exclude_identical:
+        diag = np.arange(len(views))
+        values[:, diag, diag] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are meant to stay NaN
+        per_view = np.nanmean(values, axis=2)
+        mean = np.nanmean(per_view, axis=1)
+    table = pd.DataFrame(per_view, index=pd.Index(conditions, name="condition"), columns=list(views))
+    table["mean"] = mean
+    return table
+
+
+def _codes(values: np.ndarray, views: list[str]) -> np.ndarray:
+    lookup = {v: i for i, v in enumerate(views)}
+    return np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
+
+
+def _num(x: Any) -> Any:
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else x
+
+
+def _float(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _table_dict(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    return {str(c): {str(v): _num(float(x)) for v, x in row.items()} for c, row in table.iterrows()}
+
+
+def _table_from_dict(data: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    table = pd.DataFrame.from_dict({c: {v: _float(x) for v, x in row.items()} for c, row in data.items()}, orient="index")
+    table.index.name = "condition"
+    return table

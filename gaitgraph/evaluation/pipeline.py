@@ -1,0 +1,85 @@
+"""Embed a split, score every protocol of its dataset, report the tables: shared by train and evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.data.poseset import PoseSet
+from gaitgraph.evaluation.baseline import pose_baseline_features
+from gaitgraph.evaluation.embed import embed_poseset
+from gaitgraph.evaluation.metrics import EvalResult, evaluate
+from gaitgraph.evaluation.protocols import Protocol, load_protocols
+from gaitgraph.evaluation.report import print_result, save_result
+
+
+def protocols_of(dataset_cfg: DictConfig) -> dict[str, Protocol]:
+    """The dataset config's protocols, in config order."""
+    return load_protocols(OmegaConf.to_container(dataset_cfg.protocols, resolve=True))
+
+
+def score(embeddings: np.ndarray | torch.Tensor, poses: PoseSet, protocols: dict[str, Protocol], distance: str) -> dict[str, EvalResult]:
+    """Every protocol's result for one set of embeddings."""
+    return {name: evaluate(embeddings, poses.meta, p, distance=distance) for name, p in protocols.items()}
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    poses: PoseSet,
+    dataset_cfg: DictConfig,
+    skeleton: Skeleton,
+    *,
+    features: str,
+    tta: bool,
+    batch_size: int,
+    device: torch.device,
+    distance: str = "euclidean",
+) -> dict[str, EvalResult]:
+    """Embed ``poses`` with ``model`` and score them under every protocol of the dataset."""
+    emb = embed_poseset(
+        model, poses, skeleton, dataset_cfg.sequence_length, features=features, tta=tta,
+        batch_size=batch_size, device=device,
+    )
+    return score(emb, poses, protocols_of(dataset_cfg), distance)
+
+
+def evaluate_baseline(poses: PoseSet, dataset_cfg: DictConfig, distance: str = "euclidean") -> dict[str, EvalResult]:
+    """The nearest-neighbour baseline on raw normalised poses, same protocols."""
+    feats = pose_baseline_features(poses, dataset_cfg.sequence_length)
+    return score(feats, poses, protocols_of(dataset_cfg), distance)
+
+
+def report(
+    results: dict[str, EvalResult],
+    out_dir: Path,
+    title: str,
+    baseline: dict[str, EvalResult] | None = None,
+    console: Console | None = None,
+) -> dict[str, Path]:
+    """Print each protocol's table and write it under ``out_dir`` (a sub-folder per protocol when several)."""
+    written = {}
+    for name, result in results.items():
+        target = Path(out_dir) if len(results) == 1 else Path(out_dir) / name
+        print_result(result, f"{title} [{name}]", console=console, baseline=(baseline or {}).get(name))
+        save_result(result, target)
+        written[name] = target
+    return written
+
+
+def selection_metric(results: dict[str, EvalResult], protocol: str | None) -> tuple[str, float]:
+    """(protocol name, mean rank-1) of the chosen protocol, the first one by default."""
+    name = protocol or next(iter(results))
+    if name not in results:
+        raise KeyError(f"metric_protocol '{name}' is not one of the dataset's protocols {list(results)}")
+    return name, float(results[name].mean_rank1)
+
+
+def summary(results: dict[str, EvalResult]) -> dict[str, Any]:
+    """JSON-ready summary: each protocol's mean rank-1/mAP and per-condition means."""
+    return {name: r.to_dict() for name, r in results.items()}
