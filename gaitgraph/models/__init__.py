@@ -1,0 +1,35 @@
+"""Models: ResGCN backbone, skeleton graph, SupCon loss and loading of released weights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.models.compat import load_gaitgraph2_state_dict
+
+#: Keys of a model config that describe how to build or feed the model, not constructor arguments.
+NON_CONSTRUCTOR_KEYS = ("pretrained", "features")
+
+
+def build_model(model_cfg: DictConfig | Mapping, skeleton: Skeleton) -> nn.Module:
+    """Instantiate ``model_cfg`` (``_target_`` + arguments) on ``skeleton``; load ``pretrained`` weights if set.
+
+    ``features`` (the multi-input variant) is read by the data side and not passed to the model.
+    """
+    plain = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
+    cfg = OmegaConf.create(plain)
+    pretrained = cfg.get("pretrained")
+    for key in NON_CONSTRUCTOR_KEYS:
+        cfg.pop(key, None)
+    # partial: hydra would turn the Skeleton dataclass into a config if passed to instantiate directly
+    model = instantiate(cfg, _partial_=True, _convert_="all")(skeleton=skeleton)
+    if pretrained:
+        load_gaitgraph2_state_dict(model, pretrained)
+    return model
+
+
+__all__ = ["build_model", "load_gaitgraph2_state_dict"]

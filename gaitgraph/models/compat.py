@@ -1,0 +1,68 @@
+"""Load released GaitGraph2 / GaitGraph weights into ``ResGCN`` (names are the original ones)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+
+def _unwrap(obj: object, source: str) -> Mapping[str, torch.Tensor]:
+    """The state_dict inside a plain dict, a Lightning checkpoint ({"state_dict": ...}) or a G1 one ({"model": ...})."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{source}: expected a state_dict or checkpoint dict, found {type(obj).__name__}")
+    for key in ("state_dict", "model"):
+        if key in obj and isinstance(obj[key], Mapping):
+            return obj[key]
+    return obj
+
+
+def _strip_prefix(state: Mapping[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """Remove the wrapper prefix (e.g. ``model.``, ``backbone.``, ``module.``) in front of the original keys.
+
+    The prefix is the one under which most of ``expected`` appears; keys outside it (loss, heads) are dropped.
+    """
+    candidates = {""}
+    for key in state:
+        candidates.update(key[: -len(name)] for name in expected if key.endswith("." + name))
+    best = max(candidates, key=lambda p: (sum(k.startswith(p) and k[len(p) :] in expected for k in state), -len(p)))
+    if best == "":
+        return dict(state)
+    return {k[len(best) :]: v for k, v in state.items() if k.startswith(best)}
+
+
+def _load(path: str) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - G1/Lightning checkpoints pickle hyper-parameter objects
+        # The user named this file as their checkpoint; allow full unpickling for those formats.
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_gaitgraph2_state_dict(model: nn.Module, path_or_dict: str | os.PathLike | Mapping) -> nn.Module:
+    """Strictly load original-named weights into ``model``; raise listing missing/unexpected keys and shape clashes."""
+    source = "state_dict" if isinstance(path_or_dict, Mapping) else os.fspath(path_or_dict)
+    obj = path_or_dict if isinstance(path_or_dict, Mapping) else _load(source)
+    own = model.state_dict()
+    state = _strip_prefix(_unwrap(obj, source), set(own))
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: expected {tuple(own[k].shape)}, found {tuple(state[k].shape)}"
+        for k in own
+        if k in state and tuple(own[k].shape) != tuple(state[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        lines = [f"{source}: weights do not match the model"]
+        for label, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                more = " ..." if len(keys) > 20 else ""
+                lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:20])}{more}")
+        if shapes:
+            lines.append("  shape mismatches: " + "; ".join(shapes[:20]))
+        lines.append("  hint: check model.structure/reduction/num_input and the keypoint layout (V) of the checkpoint")
+        raise ValueError("\n".join(lines))
+    model.load_state_dict(state, strict=True)
+    return model

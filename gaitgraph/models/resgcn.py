@@ -1,0 +1,284 @@
+"""ResGCN v1 as GaitGraph2 uses it (reference §2.2-2.3).
+
+Module and parameter names equal the original ``state_dict`` (docs/gaitgraph2-state-dict.md), so released
+weights load by name. Tensors inside the network are (N, C, T, V).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.models.attention import build_attention
+from gaitgraph.models.graph import hop_adjacency
+
+#: Spatial kernel: hop partitions 0..MAX_GRAPH_DISTANCE of A are used (A holds one more, hop 3).
+MAX_GRAPH_DISTANCE = 2
+MAX_HOP = 3
+BLOCKS = ("Basic", "Bottleneck")
+
+
+def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, (stride, 1)), nn.BatchNorm2d(out_channels))
+
+
+class SpatialGraphConv(nn.Module):
+    """1x1 conv to K x out channels (K-major), then sum_k over x_k @ A_k along joints."""
+
+    def __init__(self, in_channels: int, out_channels: int, max_graph_distance: int = MAX_GRAPH_DISTANCE):
+        super().__init__()
+        self.partitions = max_graph_distance + 1
+        self.gcn = nn.Conv2d(in_channels, out_channels * self.partitions, 1)
+
+    def forward(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        k = self.partitions
+        if self.gcn.in_channels < self.gcn.out_channels // k:
+            return self._aggregate_first(x, A[:k])
+        y = self.gcn(x)
+        n, kc, t, v = y.shape
+        # (N, K, C, T, V) x (K, V, W) as one matmul: (N, C, T, K*V) @ (K*V, W)
+        y = y.view(n, k, kc // k, t, v).permute(0, 2, 3, 1, 4).reshape(n, kc // k, t, k * v)
+        return torch.matmul(y, A[:k].reshape(k * v, v))
+
+    def _aggregate_first(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """Same map with the graph applied before the conv: cheaper when few input channels (input layers).
+
+        sum_k (W_k x + b_k) A_k = [W_0 .. W_K-1] [x A_0; ..; x A_K-1] + sum_k b_k colsum(A_k).
+        """
+        k, v = A.shape[0], A.shape[-1]
+        n, c_in, t, _ = x.shape
+        c_out = self.gcn.out_channels // k
+        xa = torch.matmul(x.unsqueeze(1), A.unsqueeze(1)).reshape(n, k * c_in, t, v)
+        weight = self.gcn.weight.view(k, c_out, c_in).transpose(0, 1).reshape(c_out, k * c_in, 1, 1)
+        y = F.conv2d(xa, weight)
+        if self.gcn.bias is not None:
+            y = y + (self.gcn.bias.view(k, c_out).t() @ A.sum(dim=1)).view(1, c_out, 1, v)
+        return y
+
+
+class SpatialBasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, residual: bool, **_: object):
+        super().__init__()
+        self.residual = _block_residual(in_channels, out_channels, 1, residual)
+        self.conv = SpatialGraphConv(in_channels, out_channels)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x, A))
+        if self.residual is not None:
+            y = y + self.residual(x)
+        return torch.relu(y)
+
+
+class SpatialBottleneckBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, residual: bool, reduction: int):
+        super().__init__()
+        inter = out_channels // reduction
+        self.residual = _block_residual(in_channels, out_channels, 1, residual)
+        self.conv_down = nn.Conv2d(in_channels, inter, 1)
+        self.bn_down = nn.BatchNorm2d(inter)
+        self.conv = SpatialGraphConv(inter, inter)
+        self.bn = nn.BatchNorm2d(inter)
+        self.conv_up = nn.Conv2d(inter, out_channels, 1)
+        self.bn_up = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn_down(self.conv_down(x)))
+        y = torch.relu(self.bn(self.conv(y, A)))
+        y = self.bn_up(self.conv_up(y))
+        if self.residual is not None:
+            y = y + self.residual(x)
+        return torch.relu(y)
+
+
+class TemporalBasicBlock(nn.Module):
+    def __init__(self, channels: int, kernel: int, stride: int, residual: bool, **_: object):
+        super().__init__()
+        self.residual = _temporal_residual(channels, stride, residual)
+        self.conv = nn.Conv2d(channels, channels, (kernel, 1), (stride, 1), ((kernel - 1) // 2, 0))
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor, res_module: torch.Tensor | None) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        return torch.relu(_add_residuals(y, x, self.residual, res_module))
+
+
+class TemporalBottleneckBlock(nn.Module):
+    def __init__(self, channels: int, kernel: int, stride: int, residual: bool, reduction: int):
+        super().__init__()
+        inter = channels // reduction
+        self.residual = _temporal_residual(channels, stride, residual)
+        self.conv_down = nn.Conv2d(channels, inter, 1)
+        self.bn_down = nn.BatchNorm2d(inter)
+        self.conv = nn.Conv2d(inter, inter, (kernel, 1), (stride, 1), ((kernel - 1) // 2, 0))
+        self.bn = nn.BatchNorm2d(inter)
+        self.conv_up = nn.Conv2d(inter, channels, 1)
+        self.bn_up = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor, res_module: torch.Tensor | None) -> torch.Tensor:
+        y = torch.relu(self.bn_down(self.conv_down(x)))
+        y = torch.relu(self.bn(self.conv(y)))
+        y = self.bn_up(self.conv_up(y))
+        return torch.relu(_add_residuals(y, x, self.residual, res_module))
+
+
+def _block_residual(in_channels: int, out_channels: int, stride: int, enabled: bool) -> nn.Module | None:
+    """None = no residual; Identity; or conv1x1+BN (the only kind with state_dict entries)."""
+    if not enabled:
+        return None
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return _conv_bn(in_channels, out_channels, stride)
+
+
+def _temporal_residual(channels: int, stride: int, enabled: bool) -> nn.Module | None:
+    return _block_residual(channels, channels, stride, enabled)
+
+
+def _add_residuals(
+    y: torch.Tensor, x: torch.Tensor, block_res: nn.Module | None, res_module: torch.Tensor | None
+) -> torch.Tensor:
+    if block_res is not None:
+        y = y + block_res(x)
+    if res_module is not None:
+        y = y + res_module
+    return y
+
+
+class ResGCNModule(nn.Module):
+    """Spatial block then temporal block with a learnable edge mask; residual rules of reference §2.3."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        block: str,
+        A: torch.Tensor,
+        reduction: int,
+        initial: bool = False,
+        stride: int = 1,
+        temporal_kernel: int = 9,
+        attention: nn.Module | None = None,
+    ):
+        super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"model.block: expected one of {BLOCKS}, found {block!r}")
+        module_res = not initial and block == "Basic"
+        block_res = not initial and block == "Bottleneck"
+        self.edge = nn.Parameter(torch.ones_like(A))
+        self.residual = _block_residual(in_channels, out_channels, stride, module_res)
+        spatial, temporal = (
+            (SpatialBasicBlock, TemporalBasicBlock)
+            if block == "Basic"
+            else (SpatialBottleneckBlock, TemporalBottleneckBlock)
+        )
+        self.scn = spatial(in_channels, out_channels, residual=block_res, reduction=reduction)
+        self.tcn = temporal(out_channels, temporal_kernel, stride, residual=block_res, reduction=reduction)
+        self.att = attention
+
+    def forward(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        res_module = self.residual(x) if self.residual is not None else None
+        y = self.tcn(self.scn(x, A * self.edge), res_module)
+        return self.att(y) if self.att is not None else y
+
+
+class ResGCNInputBranch(nn.Module):
+    """BN over the raw input channels, then Basic initial modules and ``block`` modules down to 32 channels."""
+
+    def __init__(
+        self, structure: list[int], block: str, num_channel: int, A: torch.Tensor, reduction: int, temporal_kernel: int
+    ):
+        super().__init__()
+        self.register_buffer("A", A.clone())
+        kw = {"A": A, "reduction": reduction, "temporal_kernel": temporal_kernel}
+        layers = [ResGCNModule(num_channel, 64, "Basic", initial=True, **kw)]
+        layers += [ResGCNModule(64, 64, "Basic", initial=True, **kw) for _ in range(structure[0] - 1)]
+        layers += [ResGCNModule(64, 64, block, **kw) for _ in range(structure[1] - 1)]
+        layers.append(ResGCNModule(64, 32, block, **kw))
+        self.bn = nn.BatchNorm2d(num_channel)
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(x)
+        for layer in self.layers:
+            x = layer(x, self.A)
+        return x
+
+
+class ResGCN(nn.Module):
+    """GaitGraph2 ResGCN: one input branch per multi-input feature, a shared main stream, GAP and a linear head.
+
+    Input (N, T, V, I, C); returns ``(embedding (N, E), feature map (N, 256, T', V))``. The embedding is not
+    L2-normalised (GaitGraph2); ``structure`` is the 4 stage depths, e.g. [1, 1, 1, 1] for n21.
+    """
+
+    def __init__(
+        self,
+        skeleton: Skeleton,
+        structure: list[int],
+        block: str,
+        reduction: int,
+        embedding_size: int = 128,
+        num_input: int = 3,
+        num_channel: int = 5,
+        attention: str | None = None,
+        temporal_kernel: int = 9,
+    ):
+        super().__init__()
+        structure = [int(s) for s in structure]
+        if len(structure) != 4 or min(structure) < 1:
+            raise ValueError(f"model.structure: expected 4 stage depths >= 1, found {structure}")
+        A = torch.from_numpy(hop_adjacency(skeleton.num_joints, skeleton.links, MAX_HOP))
+        self.register_buffer("A", A)
+        self.input_branches = nn.ModuleList(
+            ResGCNInputBranch(structure, block, num_channel, A, reduction, temporal_kernel) for _ in range(num_input)
+        )
+
+        parts = list(skeleton.parts.values())
+
+        def module(c_in: int, c_out: int, stride: int = 1) -> ResGCNModule:
+            att = None if attention is None else build_attention(attention, c_out, parts, skeleton.num_joints)
+            return ResGCNModule(
+                c_in, c_out, block, A, reduction, stride=stride, temporal_kernel=temporal_kernel, attention=att
+            )
+
+        main = [module(32 * num_input, 128, stride=2)]
+        main += [module(128, 128) for _ in range(structure[2] - 1)]
+        main.append(module(128, 256, stride=2))
+        main += [module(256, 256) for _ in range(structure[3] - 1)]
+        self.main_stream = nn.ModuleList(main)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.fcn = nn.Linear(256, embedding_size)
+        self._init_parameters()
+
+    def _init_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.001)
+                nn.init.zeros_(m.bias)
+        # zero_init_lastBN: every bottleneck starts as its residual path
+        for m in self.modules():
+            if isinstance(m, (SpatialBottleneckBlock, TemporalBottleneckBlock)):
+                nn.init.zeros_(m.bn_up.weight)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 5 or x.shape[3] != len(self.input_branches):
+            raise ValueError(
+                f"ResGCN input: expected (N, T, V, {len(self.input_branches)}, C), found {tuple(x.shape)}"
+            )
+        x = x.permute(0, 3, 4, 1, 2)  # N, I, C, T, V
+        x = torch.cat([branch(x[:, i]) for i, branch in enumerate(self.input_branches)], dim=1)
+        for layer in self.main_stream:
+            x = layer(x, self.A)
+        feature = x
+        embedding = self.fcn(self.global_pooling(x).flatten(1))
+        return embedding, feature

@@ -1,0 +1,99 @@
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from gaitgraph.models import build_model
+from gaitgraph.models.resgcn import ResGCN
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "model"
+#: Parsed from docs/gaitgraph2-state-dict.md (original GaitGraph2 state_dicts): "key shape kind" per line.
+EXPECTED = {
+    "n21_r8": (330, "85b0f3199d9c75cfb5e814ae0e27b45f671c5cf36cce784c6716b309e3b7f950"),
+    "n51_r4": (631, "5883c6d97f6703705a42785d4031b191948e0ccf19ab896ada876dc0384b300e"),
+}
+DOC = Path("/work/shared/docs/gaitgraph2-state-dict.md")
+
+
+def _listing(model: torch.nn.Module) -> list[str]:
+    params = {n for n, _ in model.named_parameters()}
+    return [f"{k} {tuple(v.shape)} {'param' if k in params else 'buffer'}" for k, v in model.state_dict().items()]
+
+
+def _cfg_model(name: str, skeleton, **over):
+    cfg = OmegaConf.load(CONF / f"resgcn_{name}.yaml")
+    cfg.update(over)
+    return build_model(cfg, skeleton)
+
+
+@pytest.mark.parametrize(
+    ("name", "fixture", "params"), [("n21_r8", "coco17", 350_822), ("n51_r4", "openpose18", 765_278)]
+)
+def test_state_dict_equals_original(request, name, fixture, params):
+    model = _cfg_model(name, request.getfixturevalue(fixture))
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == params
+    listing = _listing(model)
+    if DOC.exists():  # readable diff when the docs are around
+        section = DOC.read_text().split("\n## ")[1 if name == "n21_r8" else 2]
+        rows = re.findall(r"^\| \d+ \| `([^`]+)` \| \(([\d, ]*)\) \| \w+ \| (\w+) \|", section, re.M)
+        assert listing == [f"{k} {tuple(int(s) for s in shp.split(',') if s.strip())} {kind}" for k, shp, kind in rows]
+    count, digest = EXPECTED[name]
+    assert len(listing) == count
+    assert hashlib.sha256("\n".join(listing).encode()).hexdigest() == digest
+
+
+@pytest.mark.parametrize("name", ["n21_r8", "n39_r8", "n51_r4", "n75_r4"])
+def test_configs_build_and_shapes(coco17, name):
+    model = _cfg_model(name, coco17).eval()
+    emb, feat = model(torch.randn(2, 60, 17, 3, 5))
+    assert emb.shape == (2, 128) and feat.shape == (2, 256, 15, 17)
+    emb1, _ = model(torch.randn(1, 30, 17, 3, 5))
+    assert emb1.shape == (1, 128)  # 2-D also for one sample
+
+
+def test_init_and_gradients(coco17):
+    torch.manual_seed(0)
+    model = ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8)
+    assert torch.count_nonzero(model.main_stream[0].scn.bn_up.weight) == 0
+    assert torch.count_nonzero(model.main_stream[0].tcn.bn_up.weight) == 0
+    assert model.fcn.weight.std().item() == pytest.approx(0.001, rel=0.1)
+    assert torch.equal(model.input_branches[1].A, model.A)
+    emb, feat = model(torch.randn(4, 20, 17, 3, 5))
+    assert feat.shape == (4, 256, 5, 17)
+    emb.pow(2).sum().backward()
+    edge_grad = model.input_branches[0].layers[0].edge.grad
+    assert edge_grad[:3].abs().sum() > 0 and torch.count_nonzero(edge_grad[3]) == 0  # hop 3 is never used
+
+
+@pytest.mark.parametrize(("branch_layer", "c_in", "c_out"), [(0, 5, 64), (1, 4, 4)])
+def test_graph_conv_matches_reference_einsum(coco17, branch_layer, c_in, c_out):
+    torch.manual_seed(1)
+    model = ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8)
+    conv = model.input_branches[0].layers[branch_layer].scn.conv
+    torch.nn.init.normal_(conv.gcn.bias)
+    x, A = torch.randn(3, c_in, 7, 17), torch.rand(4, 17, 17)
+    y = conv.gcn(x)
+    ref = torch.einsum("nkctv,kvw->nctw", y.view(3, 3, c_out, 7, 17), A[:3])
+    torch.testing.assert_close(conv(x, A), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_basic_blocks_and_attention(coco17, openpose18):
+    basic = ResGCN(coco17, [1, 2, 2, 2], "Basic", 1, num_input=1, num_channel=3)
+    keys = basic.state_dict().keys()
+    assert "main_stream.0.residual.0.weight" in keys and "main_stream.0.tcn.residual.0.weight" not in keys
+    assert basic(torch.randn(2, 12, 17, 1, 3))[0].shape == (2, 128)
+    for kind in ("part", "channel"):
+        att = ResGCN(openpose18, [1, 1, 1, 1], "Bottleneck", 8, attention=kind)
+        assert any(k.startswith("main_stream.0.att.") for k in att.state_dict())
+        assert not any(".att." in k for k in att.state_dict() if k.startswith("input_branches"))
+        assert att(torch.randn(2, 12, 18, 3, 5))[0].shape == (2, 128)
+    with pytest.raises(ValueError, match="attention"):
+        ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8, attention="bogus")
+
+
+def test_wrong_input_shape_is_reported(coco17):
+    with pytest.raises(ValueError, match=r"\(N, T, V, 3, C\)"):
+        ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8)(torch.randn(2, 10, 17, 15))
