@@ -1,0 +1,1 @@
+"""Training engine: epoch loop, checkpoints, distributed set-up."""

@@ -1,0 +1,1 @@
+"""Experiment trackers (``logger`` config group)."""

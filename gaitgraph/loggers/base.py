@@ -1,0 +1,30 @@
+"""The tracker interface every ``logger=`` option implements, and the no-op one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class NullLogger:
+    """``logger=none``: track nothing (the run directory still holds metrics and results)."""
+
+    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str]) -> None:
+        """Open the run."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Record scalars at a step."""
+
+    def log_table(self, key: str, table: pd.DataFrame) -> None:
+        """Record a results table."""
+
+    def log_image(self, key: str, path: Path) -> None:
+        """Record an image file (e.g. the heatmap)."""
+
+    def log_artifact(self, path: Path, name: str, kind: str) -> None:
+        """Record a file as a versioned artifact (e.g. the checkpoint)."""
+
+    def finish(self, exit_code: int = 0) -> None:
+        """Close the run; must be safe to call twice."""

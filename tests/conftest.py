@@ -1,0 +1,45 @@
+"""Shared fixtures: the real Hydra config, composed once per test, with writes redirected to tmp."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from gaitgraph import ROOT
+
+CONF_DIR = str(ROOT / "conf")
+
+# optuna 2.10 on SQLAlchemy 1.4 warns about 2.0 on every storage call.
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def compose_train(overrides: list[str] | None = None, return_hydra_config: bool = False):
+    """Compose conf/train.yaml with overrides through Hydra's compose API."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides or [], return_hydra_config=return_hydra_config)
+
+
+def config_options(group: str) -> list[str]:
+    """Every option file of a config group."""
+    return sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+
+
+def run_module(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None):
+    """Run ``python -m ...`` with this interpreter, returning the CompletedProcess."""
+    import subprocess
+
+    full_env = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+
+
+@pytest.fixture
+def tmp_outputs(tmp_path: Path) -> list[str]:
+    """Overrides that send every output (runs, cache) into tmp_path."""
+    return [f"paths.output_root={tmp_path}/outputs", f"paths.cache_dir={tmp_path}/cache"]
