@@ -41,7 +41,8 @@ def test_entry_point_writes_a_complete_run_dir(tmp_path: Path, shared_cache: Pat
     assert 0.0 <= metrics["metric"] <= 1.0
     assert metrics["baseline"] is not None
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
-    assert {"model", "optimizer", "scheduler", "rng", "epoch", "step", "config"} <= set(ckpt)
+    assert {"model", "optimizer", "scheduler", "batches", "rng", "augment_rng", "epoch", "step", "best", "history",
+            "config"} <= set(ckpt)
     assert ckpt["config"]["dataset"]["name"] == "psymo10"
     # The per-view table reaches the terminal.
     assert "psymo10" in result.stdout and "mean" in result.stdout

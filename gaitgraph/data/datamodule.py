@@ -1,4 +1,4 @@
-"""Protocol split of a PoseSet and the training batches drawn from it."""
+"""Protocol split of a PoseSet and the training batches drawn from it (random or P x K), resumable mid-epoch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import torch
 
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import train_window_indices
+
+SAMPLERS = ("random", "pk")
 
 
 def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int] | None]) -> dict[str, PoseSet]:
@@ -31,11 +33,47 @@ def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int] | None])
     return {name: poses.select(np.isin(subject, sorted(ids))) for name, ids in chosen.items()}
 
 
-class WindowBatches:
-    """Random fixed-length windows of the training sequences, one batch at a time.
+def random_plan(n: int, batch_size: int, drop_last: bool, rng: np.random.Generator) -> list[np.ndarray]:
+    """The reference's plain random batches: one shuffled pass over ``n`` sequences, cut into batches."""
+    order = rng.permutation(n)
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    return [order[b * batch_size : (b + 1) * batch_size] for b in range(n_batches)]
 
-    Each epoch shuffles the sequences (the reference's plain random batches); a batch is gathered
-    from the contiguous frames array with one fancy index, so the data side costs next to nothing.
+
+def pk_plan(labels: np.ndarray, p: int, k: int, n_batches: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n_batches`` batches of P subjects x K sequences each (subject-major order).
+
+    Subjects are taken from shuffled passes over all subjects, so every subject comes up equally often; a
+    subject's K sequences are drawn without replacement, or with replacement when it has fewer than K.
+    """
+    subjects, inverse = np.unique(labels, return_inverse=True)
+    if p > len(subjects):
+        raise ValueError(f"trainer.pk.p: expected <= {len(subjects)} (training subjects), found {p}")
+    if p < 1 or k < 1:
+        raise ValueError(f"trainer.pk: expected p >= 1 and k >= 1, found p={p}, k={k}")
+    members = [np.flatnonzero(inverse == s) for s in range(len(subjects))]
+    passes = -(-n_batches * p // len(subjects))
+    queue = np.concatenate([rng.permutation(len(subjects)) for _ in range(passes)])
+    plan = []
+    for b in range(n_batches):
+        chosen = queue[b * p : (b + 1) * p]
+        plan.append(np.concatenate([
+            rng.choice(members[s], size=k, replace=len(members[s]) < k) for s in chosen
+        ]))
+    return plan
+
+
+class WindowBatches:
+    """Random fixed-length windows of the training sequences, one GLOBAL batch at a time.
+
+    ``sampler="random"``: each epoch shuffles the sequences (the reference's plain random batches);
+    ``sampler="pk"``: P subjects x K sequences per batch, as many batches as a random epoch would have.
+    A batch is gathered from the contiguous frames array with one fancy index. Every DDP rank draws the same
+    plan from the same seed and slices its part later (:func:`shard`).
+
+    Resumable mid-epoch: an epoch's plan (batch order and windows) is drawn at its start from ``rng``; the
+    state holds the generator state from before that draw plus the number of batches handed out, so a resumed
+    run redraws the identical plan and skips the batches already trained on.
     """
 
     def __init__(
@@ -45,33 +83,73 @@ class WindowBatches:
         batch_size: int,
         seed: int,
         drop_last: bool = False,
+        sampler: str = "random",
+        pk: tuple[int, int] | None = None,
     ) -> None:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"trainer.sampler: expected one of {SAMPLERS}, found {sampler!r}")
+        if sampler == "pk" and pk is None:
+            raise ValueError("trainer.sampler=pk needs trainer.pk.p and trainer.pk.k")
         self.poses = poses
         self.sequence_length = sequence_length
-        self.batch_size = batch_size
+        self.batch_size = batch_size if sampler == "random" else pk[0] * pk[1]
         self.drop_last = drop_last
+        self.sampler = sampler
+        self.pk = pk
         self.rng = np.random.default_rng(seed)
         self.frames = torch.from_numpy(poses.frames)
-        self.labels = torch.tensor(poses.meta["subject"].to_numpy(), dtype=torch.int64)
+        self.subjects = poses.meta["subject"].to_numpy()
+        self.labels = torch.tensor(self.subjects, dtype=torch.int64)
+        if len(self) == 0:
+            raise ValueError(
+                f"training batches: {len(poses)} sequences make no batch of {self.batch_size} with drop_last=true"
+            )
+        self._epoch_start: dict[str, Any] | None = None
+        self.position = 0  # batches of the current epoch already handed out
 
     def __len__(self) -> int:
         n = len(self.poses)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.rng.permutation(len(self.poses))
-        for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self.batch(idx)
+    @property
+    def in_epoch(self) -> bool:
+        """True between the first batch of an epoch and its end (a checkpoint here is mid-epoch)."""
+        return self._epoch_start is not None and 0 < self.position < len(self)
 
-    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows [N, L, V, 3] and subject labels [N] of the sequences ``idx``."""
-        window = train_window_indices(self.poses.lengths[idx], self.sequence_length, self.rng)
-        rows = torch.from_numpy(self.poses.offsets[idx][:, None] + window)
-        return self.frames[rows], self.labels[idx]
+    def plan(self) -> list[np.ndarray]:
+        """Draw one epoch's sequence indices per batch from ``rng``."""
+        if self.sampler == "random":
+            return random_plan(len(self.poses), self.batch_size, self.drop_last, self.rng)
+        return pk_plan(self.subjects, self.pk[0], self.pk[1], len(self), self.rng)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.in_epoch:
+            self.rng.bit_generator.state = self._epoch_start  # resume: redraw the same plan, skip what was done
+        else:
+            self._epoch_start, self.position = self.rng.bit_generator.state, 0
+        plan = self.plan()
+        flat = np.concatenate(plan)
+        windows = train_window_indices(self.poses.lengths[flat], self.sequence_length, self.rng)
+        bounds = np.cumsum([0] + [len(idx) for idx in plan])
+        while self.position < len(plan):
+            b = self.position
+            self.position += 1
+            idx = plan[b]
+            rows = torch.from_numpy(self.poses.offsets[idx][:, None] + windows[bounds[b] : bounds[b + 1]])
+            yield self.frames[rows], self.labels[idx]
+        self._epoch_start = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
+        return {"rng": self.rng.bit_generator.state, "epoch_start": self._epoch_start, "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
+        self._epoch_start = state.get("epoch_start")
+        self.position = int(state.get("position", 0))
+
+
+def shard(n: int, rank: int, world_size: int) -> slice:
+    """Rank ``rank``'s contiguous slice of a global batch of ``n`` (sizes differ by at most one)."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))

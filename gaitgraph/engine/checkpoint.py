@@ -41,3 +41,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resume_path(resume: str | None, run_dir: str | Path) -> Path | None:
+    """The checkpoint ``trainer.resume`` points at: ``null`` = fresh start; ``auto`` = the run dir's
+    ``checkpoints/last.pt`` when it exists (fresh start otherwise); anything else = that file, which must exist.
+    """
+    if resume in (None, "", "null", "none"):
+        return None
+    if resume == "auto":
+        last = Path(run_dir) / "checkpoints" / "last.pt"
+        return last if last.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"trainer.resume: checkpoint {path} does not exist (use null, auto or a file)")
+    return path

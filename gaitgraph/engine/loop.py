@@ -1,15 +1,46 @@
-"""One training epoch: augment and build multi-input features on the device, SupCon step."""
+"""One training epoch: augment the global batch, take this rank's shard, multi-input features, SupCon step."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
 from tqdm.auto import tqdm
 
+from gaitgraph.data.datamodule import shard
 from gaitgraph.data.features import multi_input
 from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.engine.distributed import DistContext
+from gaitgraph.models.losses import gather_global_batch
+
+
+@dataclass
+class Precision:
+    """Mixed precision: ``dtype`` None = float32; fp16 needs ``scaler`` (a GradScaler), bf16 does not."""
+
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+
+def features_of(
+    x: torch.Tensor,
+    augment: Callable[..., torch.Tensor],
+    generator: torch.Generator | None,
+    skeleton: Skeleton,
+    features: str,
+    part: slice | None = None,
+) -> torch.Tensor:
+    """Augment a whole (global) batch with ``generator``, keep rows ``part``, build the model's input.
+
+    Augmenting the global batch on every rank (it costs next to nothing) makes a run's random numbers
+    independent of the number of ranks.
+    """
+    x = augment(x, generator=generator)
+    if part is not None:
+        x = x[part]
+    return multi_input(x, skeleton, features)
 
 
 def train_epoch(
@@ -18,7 +49,7 @@ def train_epoch(
     *,
     skeleton: Skeleton,
     features: str,
-    augment: Callable[[torch.Tensor], torch.Tensor],
+    augment: Callable[..., torch.Tensor],
     loss_fn: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any | None,
@@ -28,33 +59,52 @@ def train_epoch(
     on_step: Callable[[dict[str, float]], None] | None = None,
     desc: str = "train",
     disable_progress: bool = False,
+    generator: torch.Generator | None = None,
+    dist: DistContext | None = None,
+    precision: Precision | None = None,
 ) -> dict[str, float]:
-    """Train one epoch; returns mean loss, last learning rate and samples/s."""
+    """Train one epoch over global batches; returns mean loss, last learning rate and samples/s (global)."""
+    dist = dist or DistContext()
+    precision = precision or Precision()
     model.train()
     total_loss, total_samples = 0.0, 0
     start = time.perf_counter()
-    bar = tqdm(batches, desc=desc, leave=False, disable=disable_progress, dynamic_ncols=True)
+    bar = tqdm(batches, desc=desc, leave=False, disable=disable_progress or not dist.is_main, dynamic_ncols=True)
     for x, y in bar:
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
-        x = multi_input(augment(x), skeleton, features)
-        embedding, _ = model(x)
-        loss = loss_fn(embedding, y)
+        part = shard(len(y), dist.rank, dist.world_size) if dist.distributed else None
+        inputs = features_of(x, augment, generator, skeleton, features, part)
+        with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.dtype is not None):
+            embedding, _ = model(inputs)
+        embedding, labels = gather_global_batch(embedding.float(), y if part is None else y[part])
+        loss = loss_fn(embedding, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages gradients over ranks while each rank's loss reaches only its own shard's embeddings.
+        scaled = loss * dist.world_size
+        if precision.scaler is not None:
+            precision.scaler.scale(scaled).backward()
+            precision.scaler.unscale_(optimizer)
+        else:
+            scaled.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        if precision.scaler is not None:
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
+        else:
+            optimizer.step()
         if scheduler is not None and step_scheduler_per_batch:
             scheduler.step()
         n = len(y)
-        total_loss += loss.item() * n
+        value = loss.item()
+        total_loss += value * n
         total_samples += n
         rate = total_samples / (time.perf_counter() - start)
         lr = optimizer.param_groups[0]["lr"]
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}", sps=f"{rate:.0f}")
+        bar.set_postfix(loss=f"{value:.3f}", lr=f"{lr:.2e}", sps=f"{rate:.0f}")
         if on_step is not None:
-            on_step({"train/loss": loss.item(), "train/lr": lr, "train/samples_per_s": rate})
+            on_step({"train/loss": value, "train/lr": lr, "train/samples_per_s": rate})
     if scheduler is not None and not step_scheduler_per_batch:
         scheduler.step()
     elapsed = time.perf_counter() - start

@@ -1,0 +1,140 @@
+"""Training throughput benchmark: GaitGraph2's CASIA-B recipe on CASIA-B-shaped synthetic data.
+
+n21-r8, batch 768, T=60, COCO-17, SupCon(0.01), AdamW(5e-3, wd 1e-5) + OneCycle, and the full data side
+(window gather + BatchAugment + multi-input, batched on the training device). Each variant runs in a fresh
+subprocess so its peak RSS is its own: glibc's default malloc vs. ``MALLOC_MMAP_THRESHOLD_``/
+``MALLOC_TRIM_THRESHOLD_`` (keep freed activation buffers instead of re-faulting them every step, pitfalls.md),
+each with and without activation recomputation. A few warm-up steps, then the median step time.
+``python -m gaitgraph.bench.train [out.json] [cpu|cuda]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: glibc settings that keep large freed blocks in the heap (4 GiB mmap threshold, 64 GiB trim threshold).
+KEEP_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+VARIANTS = {
+    "default": ({}, False),
+    "default+recompute": ({}, True),
+    "keep_memory": (KEEP_MEMORY, False),
+    "keep_memory+recompute": (KEEP_MEMORY, True),
+}
+RECIPE = {"batch_size": 768, "sequence_length": 60, "warmup": 2, "steps": 3}
+#: CASIA-B training side (74 subjects x 110 walks of ~100 frames) as the reference trains on it.
+DATA = {"subjects": 74, "per_subject": 110, "frames": 100}
+#: Address-space cap of a CPU variant, so a variant that outgrows the machine fails alone instead of
+#: waking the OOM killer; recorded as an error.
+CPU_AS_LIMIT = 19 << 30
+
+
+def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[str] | None = None) -> dict:
+    """Measure every variant (or ``variants``) in its own subprocess; write and return the results."""
+    results = {}
+    for name in variants or list(VARIANTS):
+        env_extra, recompute = VARIANTS[name]
+        results[name] = _in_subprocess(device, recompute, env_extra)
+        results[name]["malloc_env"] = env_extra
+    out = {"recipe": {**RECIPE, "model": "resgcn-n21-r8", "keypoints": "coco17", "optimizer": "AdamW+OneCycle",
+                      "device": device, "data": DATA}, "variants": results}
+    if out_json is not None:
+        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(out_json).with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
+        os.replace(tmp, out_json)
+    return out
+
+
+def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str]) -> dict:
+    code = f"from gaitgraph.bench.train import measure; measure({device!r}, {recompute!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env_extra})
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
+    return json.loads(lines[-1])
+
+
+def synthetic_poses(seed: int = 0):
+    """CASIA-B-shaped PoseSet: walking-like COCO-17 sequences around a per-subject body, raw pixel units."""
+    import numpy as np
+
+    from gaitgraph.data.poseset import PoseSet
+
+    rng = np.random.default_rng(seed)
+    n = DATA["subjects"] * DATA["per_subject"]
+    lengths = rng.integers(DATA["frames"] - 30, DATA["frames"] + 30, size=n)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    body = rng.normal(0, 15, size=(DATA["subjects"], 17, 2))
+    subject = np.repeat(np.arange(DATA["subjects"]), DATA["per_subject"])
+    t = np.concatenate([np.arange(length) for length in lengths])
+    seq = np.repeat(np.arange(n), lengths)
+    xy = 160 + body[subject[seq]] + 10 * np.sin(t / 4.0)[:, None, None] + rng.normal(0, 2, (len(t), 17, 2))
+    frames = np.concatenate([xy, rng.uniform(0.3, 1.0, (len(t), 17, 1))], axis=-1).astype(np.float32)
+    meta = [{"subject": int(s), "condition": "nm", "seq": int(i % DATA["per_subject"]), "view": "000",
+             "n_frames": int(length), "source": "synthetic"} for i, (s, length) in enumerate(zip(subject, lengths))]
+    return PoseSet(frames, offsets, __import__("pandas").DataFrame(meta))
+
+
+def measure(device: str = "cpu", recompute: bool = False) -> None:
+    """One variant in this fresh process; prints one JSON line (samples/s, step times, peak RSS)."""
+    if device == "cpu":
+        resource.setrlimit(resource.RLIMIT_AS, (CPU_AS_LIMIT, CPU_AS_LIMIT))
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from gaitgraph import ROOT
+    from gaitgraph.data.datamodule import WindowBatches
+    from gaitgraph.data.transforms import BatchAugment
+    from gaitgraph.engine.loop import train_epoch
+    from gaitgraph.engine.memory import checkpoint_activations
+    from gaitgraph.models.losses import SupConLoss
+    from gaitgraph.models.resgcn import ResGCN
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
+    augment_cfg = OmegaConf.load(ROOT / "conf" / "augmentation" / "gaitgraph2.yaml")
+    augment = BatchAugment(skeleton, **{k: v for k, v in OmegaConf.to_container(augment_cfg).items()
+                                        if not k.startswith("_")})
+    model = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128).to(dev)
+    if recompute:
+        checkpoint_activations(model)
+    batches = WindowBatches(synthetic_poses(), RECIPE["sequence_length"], RECIPE["batch_size"], seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=1e-5)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=200 * len(batches))
+    n_steps = RECIPE["warmup"] + RECIPE["steps"]
+    stamps = [time.perf_counter()]
+    train_epoch(
+        model, itertools.islice(batches, n_steps), skeleton=skeleton, features="gaitgraph2", augment=augment,
+        loss_fn=SupConLoss(0.01), optimizer=optimizer, scheduler=scheduler, step_scheduler_per_batch=True,
+        device=dev, on_step=lambda _: stamps.append(time.perf_counter()), disable_progress=True,
+        generator=torch.Generator(device=dev).manual_seed(1),
+    )
+    steps = [b - a for a, b in zip(stamps, stamps[1:])][RECIPE["warmup"]:]
+    median = statistics.median(steps)
+    out = {
+        "recompute": recompute,
+        "samples_per_s": round(RECIPE["batch_size"] / median, 1),
+        "median_step_s": round(median, 3),
+        "step_s": [round(s, 3) for s in steps],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(),
+    }
+    if dev.type == "cuda":
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    print(json.dumps(run(args[0] if args else None, args[1] if len(args) > 1 else "cpu"), indent=2))

@@ -1,0 +1,139 @@
+"""DDP set-up: spawn workers from inside the Hydra task, or join a ``torchrun`` launcher's process group.
+
+Under ``torchrun`` every rank runs the whole Hydra app, so every rank must agree on one run directory: pin it,
+e.g. ``torchrun --nproc_per_node 4 -m gaitgraph.train hydra.run.dir=outputs/ddp/${TORCHELASTIC_RUN_ID}``
+(``$TORCHELASTIC_RUN_ID`` is the same on all ranks; with ``--standalone`` pass your own fixed name). The
+device of a rank is ``cuda:$LOCAL_RANK`` (never the global rank, which exceeds the GPU count on node 2+).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+log = logging.getLogger(__name__)
+
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in the process group (the defaults describe a plain single-process run)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op in a single process)."""
+        if self.distributed:
+            dist.barrier()
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (a picklable object)."""
+        if not self.distributed:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def device(self, name: str) -> torch.device:
+        """This rank's device for ``trainer.device`` (auto | cpu | cuda): ``cuda:LOCAL_RANK`` on GPUs."""
+        use_cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+        if not use_cuda:
+            return torch.device("cpu")
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"trainer.device={name} but no CUDA device is available; use trainer.device=cpu")
+        if self.local_rank >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"rank {self.rank}: LOCAL_RANK {self.local_rank} but only {torch.cuda.device_count()} GPUs visible"
+            )
+        torch.cuda.set_device(self.local_rank)
+        return torch.device("cuda", self.local_rank)
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (bind port 0), so parallel runs and tests never collide."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def backend_for(device_name: str) -> str:
+    """nccl for CUDA runs, gloo on CPU."""
+    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    return "nccl" if cuda else "gloo"
+
+
+def launched_by_torchrun() -> bool:
+    """True when a launcher (torchrun) started this process as one rank of several."""
+    return all(v in os.environ for v in TORCHRUN_VARS) and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def join_torchrun(device_name: str) -> DistContext:
+    """Join the launcher's process group (MASTER_ADDR/PORT, RANK, WORLD_SIZE come from its environment)."""
+    ctx = DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+    if not dist.is_initialized():
+        dist.init_process_group(backend_for(device_name), rank=ctx.rank, world_size=ctx.world_size)
+    return ctx
+
+
+def spawn(fn: Callable[..., Any], world_size: int, device_name: str, args: tuple, run_dir: Path) -> Any:
+    """Run ``fn(ctx, *args)`` in ``world_size`` fresh processes; returns rank 0's return value.
+
+    ``fn`` must be importable (module level) and ``args`` picklable: the children are spawned, not forked.
+    """
+    if backend_for(device_name) == "nccl" and world_size > torch.cuda.device_count():
+        raise RuntimeError(f"trainer.devices={world_size} but only {torch.cuda.device_count()} GPUs are visible")
+    port = free_port()
+    results = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(
+        _spawned, args=(world_size, port, device_name, fn, args, run_dir, results), nprocs=world_size, join=True
+    )
+    if results.empty():
+        raise RuntimeError("rank 0 finished without a result")
+    return results.get()
+
+
+def _spawned(
+    rank: int, world_size: int, port: int, device_name: str, fn: Callable[..., Any], args: tuple,
+    run_dir: Path, results: Any,
+) -> None:
+    _worker_logging(rank, run_dir)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    dist.init_process_group(backend_for(device_name), rank=rank, world_size=world_size)
+    try:
+        value = fn(DistContext(rank, world_size, rank), *args)
+        if rank == 0:
+            results.put(value)
+    finally:
+        dist.destroy_process_group()
+
+
+def _worker_logging(rank: int, run_dir: Path) -> None:
+    """Spawned children lose Hydra's logging set-up: rank 0 logs to the run's train.log and the console."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if rank == 0:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(Path(run_dir) / "train.log"))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING, handlers=handlers, force=True,
+        format=f"[%(asctime)s][%(name)s][%(levelname)s][rank {rank}] - %(message)s",
+    )

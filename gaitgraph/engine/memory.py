@@ -1,0 +1,66 @@
+"""Activation recomputation for ResGCN: the same maths with a lower peak memory (``trainer.activation_checkpointing``).
+
+Each ResGCN module keeps only its input for the backward pass and recomputes its inside there
+(``torch.utils.checkpoint``). BatchNorm would update its running statistics a second time during the
+recomputation; the recomputation runs with ``momentum=0`` (running = running, bit for bit) and the batch counter
+restored, so weights AND BatchNorm buffers equal those of the plain model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from gaitgraph.models.resgcn import ResGCNModule
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
+class _Recomputed:
+    """Replaces a module's ``forward``: checkpointed while training with gradients, plain otherwise."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.plain = module.forward
+
+    def __call__(self, *args: Any) -> Any:
+        if not (self.module.training and torch.is_grad_enabled()):
+            return self.plain(*args)
+        calls = 0
+
+        def run(*inner: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return self.plain(*inner)
+            with _frozen_batchnorm_stats(self.module):
+                return self.plain(*inner)
+
+        return checkpoint(run, *args, use_reentrant=False)
+
+
+def checkpoint_activations(model: nn.Module) -> int:
+    """Recompute every ResGCN module of ``model`` in the backward pass; returns how many were wrapped."""
+    wrapped = 0
+    for module in model.modules():
+        if isinstance(module, ResGCNModule) and not isinstance(module.forward, _Recomputed):
+            module.forward = _Recomputed(module)
+            wrapped += 1
+    return wrapped

@@ -1,0 +1,31 @@
+"""Small in-memory training data and the real COCO-17 skeleton for engine tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.data.poseset import PoseSet
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def coco17() -> Skeleton:
+    return instantiate(OmegaConf.load(CONF / "keypoints" / "coco17.yaml"))
+
+
+def toy_poses(subjects: int = 6, per_subject: tuple[int, ...] = (5,), seed: int = 0) -> PoseSet:
+    """Random COCO-17 walks: subject s has ``per_subject[s % len(per_subject)]`` sequences of 12-30 frames."""
+    rng = np.random.default_rng(seed)
+    seqs, meta = [], []
+    for s in range(subjects):
+        for q in range(per_subject[s % len(per_subject)]):
+            t = int(rng.integers(12, 31))
+            xy = rng.normal(100.0 + 5 * s, 10.0, size=(t, 17, 2))
+            seqs.append(np.concatenate([xy, rng.uniform(0.2, 1.0, size=(t, 17, 1))], axis=-1))
+            meta.append({"subject": s, "condition": "nm", "seq": q, "view": "000", "source": "toy"})
+    return PoseSet.from_sequences(seqs, meta)
