@@ -11,7 +11,14 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install train test clean-cache
+.PHONY: help install train test clean-cache sweep reproduce-casia-b reproduce-oumvlp-openpose \
+	reproduce-oumvlp-alphapose check-casia-b-data check-oumvlp-openpose-data check-oumvlp-alphapose-data
+
+# Where the paper datasets live (passed to training as paths.data_dir), e.g. `make reproduce-casia-b DATA_DIR=/data`.
+DATA_DIR ?= data
+DATA := $(abspath $(DATA_DIR))
+# `make sweep` writes here (one folder per invocation, fixed once so the compare step finds it).
+SWEEP_DIR := $(or $(SWEEP_DIR),$(CURDIR)/outputs/multirun/sweep_small-$(shell date +%Y-%m-%d_%H-%M-%S))
 
 help: ## List the targets with a one-line description
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
@@ -33,3 +40,37 @@ test: install ## Run the full test suite (slow end-to-end tests included)
 
 clean-cache: ## Delete the HDF5 pose caches under outputs/cache
 	rm -rf outputs/cache
+
+sweep: install ## A few-minute Optuna sweep on PsyMo-10 (hparams_search=optuna_small), then compare_runs.py on it
+	$(BIN)/python -m gaitgraph.train -m hparams_search=optuna_small hydra.sweep.dir=$(SWEEP_DIR) $(ARGS)
+	$(BIN)/python scripts/compare_runs.py $(SWEEP_DIR)
+
+# The dataset checks run before `install` and training, so a missing dataset stops the target at once.
+check-casia-b-data:
+	@test -f "$(DATA)/casia-b/casia-b_pose_coco.csv" || { \
+	  echo "error: CASIA-B poses not found: $(DATA)/casia-b/casia-b_pose_coco.csv" >&2; \
+	  echo "  get data.zip from the GaitGraph release v0.1 (https://github.com/tteepe/GaitGraph/releases)," >&2; \
+	  echo "  unpack casia-b_pose_coco.csv into $(DATA)/casia-b/ (or point DATA_DIR=... at its parent)" >&2; \
+	  exit 1; }
+
+# $(call check-oumvlp,openpose|alphapose): the release folder and ID_list.csv must be there.
+check-oumvlp = @test -d "$(DATA)/oumvlp/$(1)" -a -f "$(DATA)/oumvlp/ID_list.csv" || { \
+	  echo "error: OUMVLP-Pose ($(1)) not found: need $(DATA)/oumvlp/$(1)/<subject>/<view>_<seq>/*.json" >&2; \
+	  echo "  and $(DATA)/oumvlp/ID_list.csv. OUMVLP-Pose is not redistributable: request it from its owners" >&2; \
+	  echo "  (OU-ISIR Gait Database, Osaka University), unpack it there (or point DATA_DIR=... at its parent)" >&2; \
+	  exit 1; }
+
+check-oumvlp-openpose-data:
+	$(call check-oumvlp,openpose)
+
+check-oumvlp-alphapose-data:
+	$(call check-oumvlp,alphapose)
+
+reproduce-casia-b: check-casia-b-data install ## GaitGraph2 on CASIA-B, paper recipe (200 epochs, TTA); DATA_DIR=data
+	$(BIN)/python -m gaitgraph.train experiment=casia_b tta=true paths.data_dir=$(DATA) $(ARGS)
+
+reproduce-oumvlp-openpose: check-oumvlp-openpose-data install ## GaitGraph2 on OUMVLP-Pose, OpenPose (750 ep, SWA, TTA)
+	$(BIN)/python -m gaitgraph.train experiment=oumvlp_openpose tta=true paths.data_dir=$(DATA) $(ARGS)
+
+reproduce-oumvlp-alphapose: check-oumvlp-alphapose-data install ## GaitGraph2 on OUMVLP-Pose, AlphaPose (750 ep, SWA, TTA)
+	$(BIN)/python -m gaitgraph.train experiment=oumvlp_alphapose tta=true paths.data_dir=$(DATA) $(ARGS)

@@ -14,11 +14,29 @@ from gaitgraph.loggers.base import NullLogger
 log = logging.getLogger(__name__)
 
 
+def run_group(config: dict[str, Any], name: str) -> str:
+    """The W&B group of a run: its Optuna study, else its multirun, else the experiment name.
+
+    Every trial of one study (over many sweeps and machines) lands in one group; a plain ``-m`` grid gets
+    ``<name>-<sweep dir name>``; a single run is grouped by ``task_name``.
+    """
+    study = (config.get("hparams_search") or {}).get("study_name")
+    if study:
+        return str(study)
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return f"{name}-{Path(HydraConfig.get().sweep.dir).name}"
+    return name
+
+
 class WandbLogger(NullLogger):
     """Log a run to W&B under ``<run_dir>/wandb``.
 
     ``mode="offline"`` (default) writes ``wandb/offline-run-*`` for a later ``wandb sync``;
-    ``mode="online"`` falls back to offline with a warning when W&B is unreachable or unauthorised.
+    ``mode="online"`` falls back to offline with a warning when W&B is unreachable or unauthorised,
+    after at most ``init_timeout`` seconds.
     """
 
     def __init__(
@@ -28,22 +46,25 @@ class WandbLogger(NullLogger):
         entity: str | None = None,
         group: str | None = None,
         tags: list[str] | None = None,
+        init_timeout: float = 30.0,
     ) -> None:
         self.project = project
         self.mode = mode
         self.entity = entity
         self.group = group
         self.tags = list(tags or [])
+        self.init_timeout = init_timeout
         self.run = None
 
     def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str]) -> None:
+        """Open the run (online, offline, or offline after a failed online start)."""
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
         kwargs = dict(
             project=self.project,
             entity=self.entity,
-            group=self.group or name,
+            group=self.group or run_group(config, name),
             name=f"{name}-{Path(run_dir).name}",
             tags=sorted(set(self.tags + tags)),
             config=config,
@@ -51,31 +72,41 @@ class WandbLogger(NullLogger):
             reinit="finish_previous",
         )
         try:
-            self.run = wandb.init(mode=self.mode, **kwargs)
+            self.run = wandb.init(mode=self.mode, settings=wandb.Settings(init_timeout=self.init_timeout), **kwargs)
         except Exception as err:  # noqa: BLE001 - any tracker failure must leave the run going
             if self.mode == "offline":
                 log.warning("W&B could not start even offline (%s); continuing without it", err)
                 return
-            log.warning("W&B online failed (%s); logging offline instead, upload later with `wandb sync`", err)
-            self.run = wandb.init(mode="offline", **kwargs)
+            log.warning(
+                "W&B online start failed (%s): logging offline to %s/wandb instead; upload later with "
+                "`wandb sync %s/wandb/offline-run-*`", str(err).splitlines()[0], run_dir, run_dir,
+            )
+            try:
+                self.run = wandb.init(mode="offline", **kwargs)
+            except Exception as err2:  # noqa: BLE001
+                log.warning("W&B could not start offline either (%s); continuing without it", err2)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Record scalars at a step."""
         if self.run is not None:
             self.run.log(metrics, step=step)
 
     def log_table(self, key: str, table: pd.DataFrame) -> None:
+        """Record a per-view results table as a ``wandb.Table``."""
         if self.run is not None:
             import wandb
 
             self.run.log({key: wandb.Table(dataframe=table.reset_index())})
 
     def log_image(self, key: str, path: Path) -> None:
+        """Record an image file (the heatmap)."""
         if self.run is not None and Path(path).exists():
             import wandb
 
             self.run.log({key: wandb.Image(str(path))})
 
     def log_artifact(self, path: Path, name: str, kind: str) -> None:
+        """Record a file (the checkpoint) as a versioned artifact."""
         if self.run is not None and Path(path).exists():
             import wandb
 
@@ -84,6 +115,7 @@ class WandbLogger(NullLogger):
             self.run.log_artifact(artifact)
 
     def finish(self, exit_code: int = 0) -> None:
+        """Close the run (each sweep trial closes its own); safe to call twice."""
         if self.run is not None:
             self.run.finish(exit_code=exit_code)
             self.run = None

@@ -1,0 +1,28 @@
+"""Rank the runs of a multirun/sweep folder and plot them: ``python scripts/compare_runs.py <multirun dir>``.
+
+Writes <dir>/comparison/ (runs.csv, metric_per_trial.png, metric_vs_<param>.png, param_importances.png when
+the sweep's Optuna study is found) and prints the ranked table. See gaitgraph/compare.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from gaitgraph.compare import compare
+
+
+def main(argv: list[str]) -> int:
+    """Entry point; returns the exit status."""
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    try:
+        compare(argv[0])
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,94 @@
+"""Makefile targets: the reproduction recipes run the right command and stop at once without their data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gaitgraph import ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def _make(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("target", "experiment", "data_check"),
+    [
+        ("reproduce-casia-b", "casia_b", "casia-b/casia-b_pose_coco.csv"),
+        ("reproduce-oumvlp-openpose", "oumvlp_openpose", "oumvlp/openpose"),
+        ("reproduce-oumvlp-alphapose", "oumvlp_alphapose", "oumvlp/alphapose"),
+    ],
+)
+def test_reproduce_targets_run_the_paper_experiment(target: str, experiment: str, data_check: str, tmp_path: Path):
+    result = _make("-n", target, f"DATA_DIR={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    train = [line for line in lines if "-m gaitgraph.train" in line]
+    assert len(train) == 1, result.stdout
+    assert f"experiment={experiment} tta=true paths.data_dir={tmp_path}" in train[0]
+    check = next(i for i, line in enumerate(lines) if f"{tmp_path}/{data_check}" in line)
+    assert check < lines.index(train[0]), "the dataset check must come before training"
+
+
+def test_sweep_target_sweeps_then_compares():
+    result = _make("-n", "sweep", "SWEEP_DIR=/tmp/some-sweep")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "gaitgraph.train" in line or "compare_runs" in line]
+    assert "-m gaitgraph.train -m hparams_search=optuna_small hydra.sweep.dir=/tmp/some-sweep" in lines[0]
+    assert lines[1].endswith("scripts/compare_runs.py /tmp/some-sweep")
+
+
+def test_sweep_dir_is_fixed_once_per_invocation():
+    result = _make("-n", "sweep")
+    dirs = {word.split("=", 1)[-1] for word in result.stdout.split() if "sweep_small-" in word}
+    assert len(dirs) == 1, result.stdout  # the compare step reads the folder the sweep wrote
+
+
+@pytest.mark.parametrize(("target", "missing"), [
+    ("reproduce-casia-b", "casia-b/casia-b_pose_coco.csv"),
+    ("reproduce-oumvlp-openpose", "oumvlp/openpose"),
+])
+def test_missing_dataset_fails_fast_with_the_path_and_how_to_get_it(target: str, missing: str, tmp_path: Path):
+    start = time.perf_counter()
+    result = _make(target, f"DATA_DIR={tmp_path}", timeout=30)
+    elapsed = time.perf_counter() - start
+    assert result.returncode != 0
+    assert elapsed < 30
+    assert f"{tmp_path}/{missing}" in result.stderr
+    assert ("GaitGraph release" in result.stderr) if "casia" in target else ("not redistributable" in result.stderr)
+    assert "gaitgraph.train" not in result.stdout, "training must not start"
+
+
+def test_help_lists_the_new_targets():
+    result = _make("help")
+    for target in ("sweep", "reproduce-casia-b", "reproduce-oumvlp-openpose", "reproduce-oumvlp-alphapose",
+                   "train", "test", "install", "clean-cache"):
+        assert f"  {target} " in result.stdout, target
+
+
+def test_experiment_configs_hold_the_paper_recipes():
+    from .conftest import compose_train
+
+    casia = compose_train(["experiment=casia_b"])
+    assert (casia.dataset.name, casia.model.structure, casia.model.reduction) == ("casia_b", [1, 1, 1, 1], 8)
+    assert (casia.trainer.epochs, casia.trainer.batch_size, casia.dataset.sequence_length) == (200, 768, 60)
+    assert casia.optimizer.optimizer._target_ == "torch.optim.AdamW"
+    assert (casia.optimizer.optimizer.lr, casia.optimizer.optimizer.weight_decay) == (5e-3, 1e-5)
+    assert casia.loss.temperature == 0.01 and casia.tta is True
+    assert list(casia.dataset.split.train_subjects) == list(range(1, 75)) and not casia.dataset.split.val_subjects
+    for keypoints in ("openpose", "alphapose"):
+        oumvlp = compose_train([f"experiment=oumvlp_{keypoints}"])
+        assert (oumvlp.dataset.name, oumvlp.keypoints.source) == ("oumvlp", keypoints)
+        assert (oumvlp.model.structure, oumvlp.model.reduction) == ([1, 2, 3, 3], 4)
+        assert (oumvlp.trainer.epochs, oumvlp.trainer.batch_size, oumvlp.dataset.sequence_length) == (750, 768, 30)
+        assert oumvlp.optimizer.optimizer._target_ == "torch.optim.Adam" and oumvlp.optimizer.optimizer.lr == 5e-3
+        assert oumvlp.trainer.swa.enabled and oumvlp.trainer.swa.start_fraction == 0.8
+        assert oumvlp.loss.temperature == 0.01 and oumvlp.tta is True

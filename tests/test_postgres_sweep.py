@@ -1,0 +1,92 @@
+"""Two sweep workers sharing one Optuna study in a throwaway PostgreSQL cluster (the multi-machine setup)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from glob import glob
+from pathlib import Path
+
+import optuna
+import pytest
+
+from .test_sweep import TINY
+
+STUDY = "shared"
+
+
+def _server_binary(name: str) -> str | None:
+    found = shutil.which(name) or sorted(glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """Start a trust-auth cluster on a free localhost port; yield its SQLAlchemy URL; stop it after."""
+    initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    # initdb refuses to run as root: then the server runs as `postgres` in a folder that user owns
+    # (outside pytest's tmp dirs, which only root may enter).
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    base = Path(tempfile.mkdtemp(prefix="gaitgraph-pg-"))
+    if as_root:
+        shutil.chown(base, "postgres", "postgres")
+    data, port = base / "data", _free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+
+    run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    run(pg_ctl, "-D", str(data), "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+        "-l", str(base / "server.log"), "-w", "start")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study(postgres_url: str, tmp_path: Path):
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Create the study once first: workers racing to create it is a known failure.
+    optuna.create_study(study_name=STUDY, storage=postgres_url, direction="maximize", load_if_exists=True)
+    cache = tmp_path / "cache"
+    workers = []
+    for worker in ("a", "b"):
+        args = [sys.executable, "-m", "gaitgraph.train", "-m", "hparams_search=optuna_small", *TINY, "logger=none",
+                f"paths.output_root={tmp_path}", f"paths.cache_dir={cache}", f"hydra.sweep.dir={tmp_path / worker}",
+                f"hparams_search.study_name={STUDY}", f"hparams_search.storage={postgres_url}",
+                "hydra.sweeper.n_trials=2"]
+        workers.append(subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, env={**os.environ, "WANDB_MODE": "offline"}))
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-4000:]
+
+    trials = optuna.load_study(study_name=STUDY, storage=postgres_url).trials
+    numbers = [t.number for t in trials]
+    assert len(trials) == 4 and sorted(numbers) == [0, 1, 2, 3], numbers
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    metrics = [json.loads(Path(p).read_text())["metric"] for p in glob(f"{tmp_path}/[ab]/*/metrics.json")]
+    assert len(metrics) == 4
+    assert sorted(t.value for t in trials) == pytest.approx(sorted(metrics))
+    best = optuna.load_study(study_name=STUDY, storage=postgres_url).best_value
+    assert best == pytest.approx(max(metrics)) and 0.0 <= best <= 1.0
+    # No sqlite file: the URL override replaced the default storage.
+    assert not (tmp_path / "optuna").exists()

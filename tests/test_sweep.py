@@ -1,0 +1,202 @@
+"""Optuna sweeps as real ``python -m gaitgraph.train -m hparams_search=...`` subprocesses on PsyMo-10.
+
+Tiny trials (1 epoch, 2 training subjects, 16-frame windows) keep each trial to a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from gaitgraph.compare import load_sweep
+from gaitgraph.loggers.offline import read_offline_run
+from gaitgraph.sweeps import storage_url
+
+from .conftest import compose_train, run_module
+
+TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=16",
+        "dataset.split.train_subjects=[0,1]", "baseline=false", "trainer.num_threads=1"]
+STUDY = "sweep_small-psymo10"  # conf/hparams_search/optuna_small.yaml: ${task_name}-${dataset.name}
+
+logging.getLogger("alembic").setLevel(logging.WARNING)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _sweep(out: Path, cache: Path, *extra: str, timeout: int = 300):
+    """Run one sweep with all outputs under ``out``; return (CompletedProcess, its sweep dir or None).
+
+    An ``extra`` override replaces the TINY one of the same key (a command-line value is fixed for the
+    sweeper; ``key=choice(...)`` on the command line makes it part of the search space).
+    """
+    keys = {e.split("=", 1)[0] for e in extra}
+    tiny = [t for t in TINY if t.split("=", 1)[0] not in keys]
+    before = set(out.glob("multirun/*/*"))
+    result = run_module(
+        ["gaitgraph.train", "-m", "hparams_search=optuna_small", *tiny, f"paths.output_root={out}",
+         f"paths.cache_dir={cache}", *extra],
+        cwd=out.parent, timeout=timeout,
+    )
+    new = sorted(set(out.glob("multirun/*/*")) - before)
+    return result, (new[0] if len(new) == 1 else None)
+
+
+def _log(result) -> str:
+    return result.stdout[-3000:] + result.stderr[-4000:]
+
+
+def _study(out: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna' / f'{name}.db'}")
+
+
+@pytest.fixture(scope="module")
+def first_sweep(tmp_path_factory):
+    """A 3-trial sweep on sqlite with W&B offline: (outputs dir, cache dir, sweep dir)."""
+    base = tmp_path_factory.mktemp("sweep")
+    out, cache = base / "outputs", base / "cache"
+    result, sweep_dir = _sweep(out, cache, "logger=wandb", "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, _log(result)
+    assert sweep_dir is not None
+    return out, cache, sweep_dir
+
+
+@pytest.mark.slow
+def test_sweep_records_three_complete_trials(first_sweep):
+    out, _, sweep_dir = first_sweep
+    study = _study(out, STUDY)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert 0.0 <= study.best_value <= 1.0
+    # Each job folder's metric is the value the study recorded for that trial.
+    for trial in study.trials:
+        metrics = json.loads((sweep_dir / str(trial.number) / "metrics.json").read_text())
+        assert metrics["metric"] == pytest.approx(trial.value)
+        overrides = yaml.safe_load((sweep_dir / str(trial.number) / ".hydra" / "overrides.yaml").read_text())
+        assert f"optimizer.optimizer.lr={trial.params['optimizer.optimizer.lr']}" in overrides
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(study.best_value)
+
+
+@pytest.mark.slow
+def test_trial_wandb_offline_run_holds_expected_keys(first_sweep):
+    _, _, sweep_dir = first_sweep
+    runs = sorted((sweep_dir / "1" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "one W&B run per trial (finish() closes each)"
+    run = read_offline_run(runs[0])
+    assert run.group == STUDY
+    assert {"hparams_search:optuna_small", "model:resgcn_n21_r8", "dataset:psymo10"} <= set(run.tags)
+    overrides = yaml.safe_load((sweep_dir / "1" / ".hydra" / "overrides.yaml").read_text())
+    lr = next(float(o.split("=", 1)[1]) for o in overrides if o.startswith("optimizer.optimizer.lr="))
+    assert run.config["optimizer"]["optimizer"]["lr"] == pytest.approx(lr)
+    keys = run.history_keys()
+    assert {"train/loss", "train/lr", "train/samples_per_s", "epoch", "test/mean_rank1"} <= keys
+    assert any(k.startswith("test/psymo10/table") for k in keys), "per-view wandb.Table"
+    assert any(k.startswith("test/psymo10/heatmap") for k in keys), "heatmap image"
+    assert any(kind == "model" for _, kind in run.artifacts), "checkpoint artifact"
+    assert run.exit_code == 0
+
+
+@pytest.mark.slow
+def test_rerunning_the_command_adds_trials_to_the_same_study(first_sweep):
+    out, cache, sweep_dir = first_sweep
+    result, second_dir = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, _log(result)
+    assert second_dir is not None and second_dir != sweep_dir
+    study = _study(out, STUDY)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # Hydra numbers the jobs of the new sweep from 0 again, in its own folder.
+    assert (second_dir / "0" / "metrics.json").is_file() and (second_dir / "1" / "metrics.json").is_file()
+    assert (sweep_dir / "0" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_compare_runs_on_the_real_sweep(first_sweep):
+    _, _, sweep_dir = first_sweep
+    sweep = load_sweep(sweep_dir)
+    assert len(sweep.runs) == 3 and set(sweep.runs["status"]) == {"ok"}
+    assert "optimizer.optimizer.lr" in sweep.params
+    assert sweep.study is not None and sweep.study[0] == STUDY
+    result = run_module(["scripts.compare_runs", str(sweep_dir)], cwd=Path(__file__).parent.parent, timeout=120)
+    assert result.returncode == 0, _log(result)
+    out = sweep_dir / "comparison"
+    assert (out / "runs.csv").is_file() and (out / "metric_per_trial.png").is_file()
+    assert (out / "param_importances.png").is_file(), result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path, first_sweep):
+    _, cache, _ = first_sweep
+    out = tmp_path / "outputs"
+    # The first trial gets batch size 0 (train() raises ZeroDivisionError), the second a valid one.
+    study = optuna.create_study(
+        study_name="fail", storage=storage_url(None, str(out / "optuna" / "fail.db")), direction="maximize"
+    )
+    study.enqueue_trial({"trainer.batch_size": 0})
+    study.enqueue_trial({"trainer.batch_size": 64})
+    result, sweep_dir = _sweep(
+        out, cache, "logger=none", "hparams_search.study_name=fail", "hydra.sweeper.n_trials=2",
+        "trainer.batch_size=choice(0, 64)",
+    )
+    assert result.returncode == 0, _log(result)
+    trials = _study(out, "fail").trials
+    assert [t.params["trainer.batch_size"] for t in trials] == [0, 64]
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert "Failed experiment" in _log(result)
+    assert not (sweep_dir / "0" / "metrics.json").exists()
+    assert (sweep_dir / "1" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_two_jobs(tmp_path: Path, first_sweep):
+    _, cache, _ = first_sweep
+    sweep_dir = tmp_path / "multirun"
+    result = run_module(
+        ["gaitgraph.train", "-m", "hydra/launcher=submitit_local", "trainer.seed=1,2", *TINY, "logger=none",
+         f"paths.output_root={tmp_path}", f"paths.cache_dir={cache}", f"hydra.sweep.dir={sweep_dir}",
+         "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"],
+        cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, _log(result)
+    for job, seed in (("0", 1), ("1", 2)):
+        metrics = json.loads((sweep_dir / job / "metrics.json").read_text())
+        assert 0.0 <= metrics["metric"] <= 1.0
+        config = yaml.safe_load((sweep_dir / job / ".hydra" / "config.yaml").read_text())
+        assert config["trainer"]["seed"] == seed
+    assert list((sweep_dir / ".submitit").glob("*/*_result.pkl")), "jobs ran through submitit"
+
+
+@pytest.mark.slow
+def test_ddp_sweep_trains_each_trial_on_two_processes(tmp_path: Path, first_sweep):
+    _, cache, _ = first_sweep
+    out = tmp_path / "outputs"
+    result = run_module(
+        ["gaitgraph.train", "-m", "hparams_search=optuna_ddp", *TINY, "model=resgcn_n21_r8", "logger=wandb",
+         f"paths.output_root={out}", f"paths.cache_dir={cache}", "hydra.sweeper.n_trials=1"],
+        cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, _log(result)
+    study = _study(out, "train-psymo10-ddp")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    (job,) = out.glob("multirun/*/*/0")
+    assert json.loads((job / "metrics.json").read_text())["metric"] == pytest.approx(study.best_value)
+    runs = list((job / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "only rank 0 logs"
+    assert read_offline_run(runs[0]).config["trainer"]["devices"] == 2
+
+
+@pytest.mark.parametrize("option", ["optuna", "optuna_small", "optuna_ddp", "optuna_slurm"])
+def test_sweep_configs_compose(option):
+    cfg = compose_train([f"hparams_search={option}"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
+    assert sweeper.storage._target_ == "gaitgraph.sweeps.storage_url"
+    assert sweeper.study_name == cfg.hparams_search.study_name
+    if option == "optuna_ddp":
+        assert cfg.trainer.devices == 2 and cfg.hparams_search.study_name.endswith("-ddp")
+    if option == "optuna_slurm":
+        assert "SlurmLauncher" in cfg.hydra.launcher._target_ and sweeper.n_jobs == 4
