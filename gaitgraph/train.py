@@ -38,18 +38,12 @@ from gaitgraph.evaluation import pipeline
 from gaitgraph.loggers.base import NullLogger
 from gaitgraph.models import build_model
 from gaitgraph.models.losses import SupConLoss
-from gaitgraph.utils import seed_everything, write_json
+from gaitgraph.utils import run_dir_of, seed_everything, write_json
 
 log = logging.getLogger(__name__)
 
 SELECTIONS = ("val", "legacy_test")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _run_dir(cfg: DictConfig) -> Path:
-    if HydraConfig.initialized() and HydraConfig.get().runtime.output_dir:
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.paths.output_dir)
 
 
 def _choices() -> dict[str, str]:
@@ -66,7 +60,7 @@ def train(cfg: DictConfig) -> float:
     Writes to the run directory: checkpoints/{last,best}.pt, metrics.json, eval/ (tables + heatmap),
     and the W&B run (offline by default). See the module docstring for DDP.
     """
-    run_dir, choices = _run_dir(cfg), _choices()
+    run_dir, choices = run_dir_of(cfg), _choices()
     if distributed.launched_by_torchrun():
         ctx = distributed.join_torchrun(cfg.trainer.device)
         if not ctx.is_main:  # every rank runs Hydra's logging set-up; one voice in train.log

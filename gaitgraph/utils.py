@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -21,6 +23,13 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The run's output directory: Hydra's when a Hydra app runs, else ``cfg.paths.output_dir`` (compose API)."""
+    if HydraConfig.initialized() and HydraConfig.get().runtime.output_dir:
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
 
 
 def resolve_device(name: str) -> torch.device:

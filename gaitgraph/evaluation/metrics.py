@@ -30,8 +30,9 @@ from tqdm import tqdm
 from gaitgraph.evaluation.protocols import Protocol, select
 
 DISTANCES = ("euclidean", "cosine")
-#: Elements of the largest temporary [probes x gallery] block; bounds memory (~64 MB of floats).
-BLOCK_ELEMENTS = 1 << 24
+#: Elements of the [probes x gallery] key block (8 MB of floats): small enough that the comparison passes
+#: over it run from cache right after the matmul wrote it, large enough for an efficient matmul.
+BLOCK_ELEMENTS = 1 << 21
 
 
 @dataclass
@@ -126,7 +127,9 @@ def evaluate(
     total = torch.zeros_like(correct)
     ap_sum = torch.zeros_like(correct)
     galleries = [_GalleryView(emb, subject, np.flatnonzero(gallery & (view_code == g)), distance) for g in range(n_v)]
-    block = max(1, BLOCK_ELEMENTS // max(1, max(len(g.subject) for g in galleries)))
+    largest = max(1, max(len(g.subject) for g in galleries))
+    block = max(1, BLOCK_ELEMENTS // largest)
+    work = _Workspace(block * largest, largest, device)
 
     probe_view = view_code[probe_rows_all]
     for p in tqdm(range(n_v), desc=f"evaluate {protocol.name}", unit="view", disable=not progress, leave=False):
@@ -137,7 +140,7 @@ def evaluate(
             q_rows, q_cond = rows[start : start + block], conds[start : start + block]
             q_emb, q_subj = emb[q_rows], subject[q_rows]
             for g, gal in enumerate(galleries):
-                hit, ap, counted = gal.score(q_emb, q_subj, protocol.missing_gallery)
+                hit, ap, counted = gal.score(q_emb, q_subj, protocol.missing_gallery, work)
                 total[:, p, g] += torch.bincount(q_cond[counted], minlength=n_c)
                 correct[:, p, g] += torch.bincount(q_cond, weights=hit.double(), minlength=n_c)
                 ap_sum[:, p, g] += torch.bincount(q_cond, weights=ap.double(), minlength=n_c)
@@ -185,7 +188,9 @@ class _GalleryView:
         table[codes, slot] = np.arange(len(codes))
         self.positives = torch.as_tensor(table, device=emb.device)
 
-    def score(self, q: torch.Tensor, q_subj: torch.Tensor, missing_gallery: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def score(
+        self, q: torch.Tensor, q_subj: torch.Tensor, missing_gallery: str, work: _Workspace
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per probe: rank-1 hit, AP, and whether it counts in the cell (probes without a match score 0)."""
         pos_cols = self.positives[q_subj]
         valid = pos_cols >= 0
@@ -194,8 +199,9 @@ class _GalleryView:
         if len(self.subject) == 0:
             zeros = torch.zeros(len(q), device=q.device)
             return zeros, zeros, counted
-        key = torch.addmm(self.bias, q, self.weight.T)
-        rank = _positive_ranks(key, pos_cols, valid)
+        key, _, _ = work.views(len(q), len(self.subject))
+        torch.addmm(self.bias, q, self.weight.T, out=key)
+        rank = _positive_ranks(key, pos_cols, valid, work)
         hit = ((rank == 1) & valid).any(1).float()
         k = torch.arange(1, rank.shape[1] + 1, device=q.device)[None, :]
         precision = torch.where(valid, k / rank.sort(1).values, torch.zeros_like(rank, dtype=torch.float32))
@@ -203,18 +209,41 @@ class _GalleryView:
         return hit * counted, ap * counted, counted
 
 
-def _positive_ranks(key: torch.Tensor, pos_cols: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+class _Workspace:
+    """Reused buffers: allocating a fresh multi-MB block per (probe block, gallery view) made the allocator
+    hand pages back to the OS and fault them in again every time.
+
+    Comparisons are written as 0/1 floats and counted with a matrix-vector product against ``ones``: on
+    CPU that is several times faster than a bool mask and an integer ``sum``, and exact (counts < 2^24).
+    """
+
+    def __init__(self, elements: int, columns: int, device: torch.device) -> None:
+        self.key = torch.empty(elements, dtype=torch.float32, device=device)
+        self.flags = torch.empty(elements, dtype=torch.float32, device=device)
+        self.ones = torch.ones(columns, dtype=torch.float32, device=device)
+
+    def views(self, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Contiguous [rows, cols] key and flag views, and a ones vector of length ``cols``."""
+        n = rows * cols
+        return self.key[:n].view(rows, cols), self.flags[:n].view(rows, cols), self.ones[:cols]
+
+
+def _positive_ranks(key: torch.Tensor, pos_cols: torch.Tensor, valid: torch.Tensor, work: _Workspace) -> torch.Tensor:
     """[B, P] 1-based rank of each positive column when a row is ordered by (key, column) - the tie rule.
 
     pos_cols [B, P]: each row's positive columns (-1 = none); invalid slots get rank G + 1 so they sort last.
     """
+    _, flags, ones = work.views(*key.shape)
     cols = pos_cols.clamp_min(0)
     key_pos = key.gather(1, cols)
     ranks = []
     for k in range(pos_cols.shape[1]):
+        if not bool(valid[:, k].any()):  # no row has a k-th positive (subjects with fewer gallery sequences)
+            ranks.append(torch.zeros(len(key), dtype=torch.int32, device=key.device))
+            continue
         target = key_pos[:, k : k + 1]
-        rank = (key < target).sum(1, dtype=torch.int32) + 1
-        tied = (key == target).sum(1, dtype=torch.int32) > 1  # exact ties are rare: resolve them on those rows only
+        rank = torch.mv(torch.lt(key, target, out=flags), ones).to(torch.int32) + 1
+        tied = torch.mv(torch.eq(key, target, out=flags), ones) > 1  # rare: resolve on those rows only
         if bool(tied.any()):
             rows = tied.nonzero().squeeze(1)
             earlier = torch.arange(key.shape[1], device=key.device) < cols[rows, k : k + 1]

@@ -1,0 +1,96 @@
+"""``python -m gaitgraph.evaluate`` on a real checkpoint trained on the embedded PsyMo-10 data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from gaitgraph.evaluate import effective_group, read_checkpoint
+from gaitgraph.train import train
+
+from .conftest import compose_train, run_module
+
+TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=30"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, float]:
+    """(checkpoint, cache dir, mean rank-1 returned by train()) of a one-epoch PsyMo-10 run."""
+    root = tmp_path_factory.mktemp("trained")
+    cfg = compose_train([*TINY, "logger=none", "baseline=false", f"paths.cache_dir={root / 'cache'}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(root / "run")
+    metric = train(cfg)
+    return root / "run" / "checkpoints" / "best.pt", root / "cache", metric
+
+
+def _evaluate(tmp_path: Path, ckpt: Path, cache: Path, *extra: str) -> tuple[Path, object]:
+    run_dir = tmp_path / ("tta" if "tta=true" in extra else "plain")
+    done = run_module(
+        ["gaitgraph.evaluate", f"ckpt_path={ckpt}", f"paths.output_root={tmp_path}", f"paths.cache_dir={cache}",
+         f"hydra.run.dir={run_dir}", *extra],
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return run_dir, done
+
+
+@pytest.mark.slow
+def test_entry_point_reproduces_train_metric_and_tta(tmp_path: Path, trained) -> None:
+    ckpt, cache, train_metric = trained
+    plain_dir, plain = _evaluate(tmp_path, ckpt, cache)
+    tta_dir, tta = _evaluate(tmp_path, ckpt, cache, "tta=true")
+    for run_dir, done in ((plain_dir, plain), (tta_dir, tta)):
+        for rel in ("metrics.json", "eval/results.csv", "eval/results.json", "eval/heatmap.png", ".hydra/config.yaml"):
+            assert (run_dir / rel).is_file(), f"missing {rel}"
+        assert "psymo10 test, rank-1 %" in done.stdout and "wss" in done.stdout  # the table reached the terminal
+    plain_metrics = json.loads((plain_dir / "metrics.json").read_text())
+    tta_metrics = json.loads((tta_dir / "metrics.json").read_text())
+    # Same weights, same data config (stored in the checkpoint, sequence_length 30 included): same number.
+    assert plain_metrics["metric"] == pytest.approx(train_metric, abs=1e-9)
+    assert plain_metrics["tta"] is False and tta_metrics["tta"] is True
+    assert 0.0 <= tta_metrics["metric"] <= 1.0
+    assert plain_metrics["test"]["psymo10"]["table"].keys() == tta_metrics["test"]["psymo10"]["table"].keys()
+    assert "TTA" in tta.stdout
+
+
+@pytest.mark.slow
+def test_entry_point_errors_name_the_problem(tmp_path: Path) -> None:
+    missing = run_module(["gaitgraph.evaluate", f"paths.output_root={tmp_path}"], cwd=tmp_path)
+    assert missing.returncode != 0 and "ckpt_path is required" in missing.stderr
+    bogus = tmp_path / "notes.pt"
+    bogus.write_text("not a checkpoint")
+    bad = run_module(["gaitgraph.evaluate", f"ckpt_path={bogus}", f"paths.output_root={tmp_path}"], cwd=tmp_path)
+    assert bad.returncode != 0 and "not a readable torch checkpoint" in bad.stderr and str(bogus) in bad.stderr
+
+
+def test_read_checkpoint_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ckpt_path is required"):
+        read_checkpoint(None)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_checkpoint(tmp_path / "absent.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
+        read_checkpoint(tmp_path / "text.pt")
+    torch.save({"state_dict": {}}, tmp_path / "lightning.pt")
+    with pytest.raises(ValueError, match=r"keys \['model', 'config'\]; found \['state_dict'\]"):
+        read_checkpoint(tmp_path / "lightning.pt")
+    torch.save({"model": {}, "config": {"model": {}}}, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match=r"lacks the groups \['keypoints', 'dataset'\]"):
+        read_checkpoint(tmp_path / "partial.pt")
+
+
+def test_stored_config_wins_unless_the_command_line_chooses_or_edits() -> None:
+    composed = compose_train(["dataset=casia_b", "dataset.sequence_length=90"])
+    stored = {"dataset": {"name": "psymo10", "sequence_length": 30, "split": {"test_subjects": [6]}}}
+    assert effective_group("dataset", composed, stored, []).sequence_length == 30
+    assert effective_group("dataset", composed, stored, ["tta=true"]).name == "psymo10"
+    edited = effective_group("dataset", composed, stored, ["dataset.sequence_length=90"])
+    assert (edited.name, edited.sequence_length) == ("psymo10", 90)
+    chosen = effective_group("dataset", composed, stored, ["dataset=casia_b", "dataset.sequence_length=90"])
+    assert (chosen.name, chosen.sequence_length) == ("casia_b", 90)
+    assert OmegaConf.select(chosen, "reader._target_").endswith("CasiaBReader")
