@@ -20,7 +20,9 @@ SCALES = {
     "full": {"n_subjects": 124, "n_views": 11, "frames": 100},
     "small": {"n_subjects": 4, "n_views": 3, "frames": 30},
 }
-STEPS = ("import", "generate", "parse", "parse+build", "cached_load")
+STEPS = ("import", "generate", "parse", "parse+build", "cached_load", "epoch_data")
+#: The training data side of one epoch as GaitGraph2 CASIA-B runs it (batch 768, 60 frames).
+EPOCH = {"batch_size": 768, "sequence_length": 60}
 
 
 def run(scale: str = "full", out_json: Path | None = None) -> dict:
@@ -68,9 +70,36 @@ def _step(step: str, work: str, scale: str) -> None:
     elif step == "cached_load":
         poses = load_poseset(cache)
         out.update(sequences=len(poses), frames=int(len(poses.frames)))
+    elif step == "epoch_data":
+        out.update(_epoch_data(load_poseset(cache)))
     out["seconds"] = round(time.perf_counter() - start, 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
     print(json.dumps(out))
+
+
+def _epoch_data(poses) -> dict:
+    """One epoch's data side: window gather, augmentation and multi-input features, no model."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from gaitgraph import ROOT
+    from gaitgraph.data.datamodule import WindowBatches
+    from gaitgraph.data.features import multi_input
+
+    skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
+    augment = instantiate(OmegaConf.load(ROOT / "conf" / "augmentation" / "gaitgraph2.yaml"), _partial_=True)(
+        skeleton=skeleton
+    )
+    batches = WindowBatches(poses, EPOCH["sequence_length"], EPOCH["batch_size"], seed=0)
+    start = time.perf_counter()
+    samples = 0
+    for x, _ in batches:
+        feats = multi_input(augment(x), skeleton, "gaitgraph2")
+        samples += len(feats)
+    elapsed = time.perf_counter() - start
+    del feats
+    return {"epoch_samples": samples, "epoch_data_s": round(elapsed, 2),
+            "data_samples_per_s": round(samples / elapsed, 1), **EPOCH}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""Benchmarks of the platform (never timed unit tests): results go to JSON files, quoted in notes and README.
+
+    python scripts/benchmark.py [data|train|eval|all] [--out DIR] [--scale full|small]
+
+Sections: ``data`` (CASIA-B-scale CSV parse, cache build, cached load, peak RSS per step),
+``train`` (GaitGraph2 CASIA-B training samples/s and peak RSS), ``eval`` (embedding + scoring the
+CASIA-B test protocol with and without TTA; scoring at OUMVLP scale). Each writes ``<DIR>/<section>.json``
+(default DIR: outputs/benchmarks). Timings swing up to 2x on shared machines: compare ratios from one run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("data", "train", "eval")
+
+
+def main(argv: list[str]) -> None:
+    out = ROOT / "outputs" / "benchmarks"
+    scale = "full"
+    chosen: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--out":
+            out = Path(next(args))
+        elif arg == "--scale":
+            scale = next(args)
+        elif arg in SECTIONS:
+            chosen.append(arg)
+        elif arg == "all":
+            chosen.extend(SECTIONS)
+        else:
+            raise SystemExit(f"unknown argument {arg!r}; usage: {__doc__.splitlines()[2].strip()}")
+    for section in chosen or SECTIONS:
+        module = importlib.import_module(f"gaitgraph.bench.{section}")
+        target = out / f"{section}.json"
+        kwargs = {"scale": scale} if section == "data" else {}
+        result = module.run(out_json=target, **kwargs)
+        print(f"== {section} -> {target}")
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
