@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from gaitgraph.data.cache import load_poses
-from gaitgraph.data.datamodule import split_by_subjects
+from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.keypoints import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.checkpoint import load_checkpoint
@@ -114,7 +114,7 @@ def load_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> LoadedR
     model.to(device).eval()
 
     poses = load_poses(dataset_cfg, skeleton, cfg.paths.cache_dir)
-    test = split_by_subjects(poses, dataset_cfg.split).get("test")
+    test = split_by_subjects(poses, resolve_split(dataset_cfg)).get("test")
     if test is None or len(test) == 0:
         raise ValueError(f"dataset '{dataset_cfg.name}': split.test_subjects selects no sequence")
     return LoadedRun(model, skeleton, model_cfg, dataset_cfg, test, device, state)

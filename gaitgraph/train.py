@@ -27,7 +27,7 @@ from rich.console import Console
 from tqdm.auto import trange
 
 from gaitgraph.data.cache import load_poses
-from gaitgraph.data.datamodule import WindowBatches, split_by_subjects
+from gaitgraph.data.datamodule import WindowBatches, resolve_split, split_by_subjects
 from gaitgraph.engine import distributed
 from gaitgraph.engine.checkpoint import load_checkpoint, resume_path, rng_state, save_checkpoint, set_rng_state
 from gaitgraph.engine.distributed import DistContext
@@ -113,7 +113,7 @@ def _train(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, 
         ctx.barrier()
         if not ctx.is_main:
             poses = load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir)
-        splits = split_by_subjects(poses, cfg.dataset.split)
+        splits = split_by_subjects(poses, resolve_split(cfg.dataset))
         train_set, test_set = splits["train"], splits["test"]
         val_set = splits.get("val")
         if val_set is not None and len(val_set) == 0:

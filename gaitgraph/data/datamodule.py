@@ -6,6 +6,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import train_window_indices
@@ -13,16 +14,32 @@ from gaitgraph.data.transforms import train_window_indices
 SAMPLERS = ("random", "pk")
 
 
-def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int] | None]) -> dict[str, PoseSet]:
-    """Partition ``poses`` into train/val/test by subject lists (``*_subjects`` keys of the config).
+def resolve_split(dataset_cfg: Any) -> dict[str, list[int]]:
+    """The dataset's subject lists; a ``null`` list comes from the reader's own split file.
+
+    OUMVLP-Pose ships its split as ID_list.csv (``OumvlpReader.split_subjects()``); a reader without such
+    a file must get every list from the config.
+    """
+    split = {k: v for k, v in dict(dataset_cfg.split).items() if k.endswith("_subjects")}
+    if any(v is None for v in split.values()):
+        reader = instantiate(dataset_cfg.reader)
+        if not hasattr(reader, "split_subjects"):
+            missing = [k for k, v in split.items() if v is None]
+            raise ValueError(
+                f"dataset '{dataset_cfg.name}': split {missing} is null but its reader has no split file; "
+                "list the subjects in the dataset config"
+            )
+        shipped = reader.split_subjects()
+        split = {k: (shipped.get(k.removesuffix("_subjects"), []) if v is None else v) for k, v in split.items()}
+    return {k: [int(s) for s in v] for k, v in split.items()}
+
+
+def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int]]) -> dict[str, PoseSet]:
+    """Partition ``poses`` into train/val/test by subject lists (``*_subjects`` keys, see :func:`resolve_split`).
 
     Raises if the lists overlap, since training on a test subject would void every result.
     """
-    chosen: dict[str, set[int]] = {}
-    for key, subjects in split.items():
-        if not key.endswith("_subjects") or subjects is None:
-            continue
-        chosen[key.removesuffix("_subjects")] = {int(s) for s in subjects}
+    chosen = {key.removesuffix("_subjects"): {int(s) for s in subjects} for key, subjects in split.items()}
     names = list(chosen)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
