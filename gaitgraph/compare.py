@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from rich.table import Table  # noqa: E402
 
 # Importing the package registers the ${gg.root:} resolver that the saved job configs use.
 from gaitgraph.sweeps import study_location  # noqa: E402
+from gaitgraph.utils import atomic_write  # noqa: E402
 
 log = logging.getLogger(__name__)
 OUT = "comparison"
@@ -113,20 +111,8 @@ def load_sweep(root: str | Path) -> Sweep:
     return Sweep(root=root, runs=rank_runs(runs), params=params, study=study_location(config))
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temp file in the same folder, so no half-written file ever has the final name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(fig: plt.Figure, path: Path) -> Path:
-    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
     plt.close(fig)
     return path
 
@@ -257,7 +243,7 @@ def compare(root: str | Path, console: Console | None = None) -> dict[str, Path]
     out.mkdir(exist_ok=True)
     print_table(sweep, console)
     written = {"csv": out / "runs.csv"}
-    _atomic(written["csv"], lambda tmp: sweep.runs.to_csv(tmp, index=False))
+    atomic_write(written["csv"], lambda tmp: sweep.runs.to_csv(tmp, index=False))
     written["metric_per_trial"] = plot_per_trial(sweep.runs, out / "metric_per_trial.png")
     for key in sweep.params:
         written[f"metric_vs_{key}"] = plot_vs_param(sweep.runs, key, out / f"metric_vs_{_safe_name(key)}.png")

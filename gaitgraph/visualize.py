@@ -11,8 +11,6 @@ The drawing is pure (arrays in, RGB frames out); files appear complete or not at
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +33,7 @@ from gaitgraph.data.keypoints import Skeleton  # noqa: E402
 from gaitgraph.data.poseset import PoseSet  # noqa: E402
 from gaitgraph.data.transforms import center_window_indices  # noqa: E402
 from gaitgraph.evaluate import load_run  # noqa: E402
-from gaitgraph.utils import run_dir_of  # noqa: E402
+from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +123,13 @@ def draw_frames(
 def write_gif(frames: Sequence[np.ndarray], path: Path, duration_ms: int = 150) -> None:
     """Write RGB frames as a looping GIF, atomically (temp file in the same folder, then rename)."""
     images = [Image.fromarray(f) for f in frames]
-    _atomic(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+    atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                                            duration=duration_ms, loop=0))
 
 
 def write_png(frame: np.ndarray, path: Path) -> None:
     """Write one RGB frame as a PNG, atomically."""
-    _atomic(path, lambda f: Image.fromarray(frame).save(f, format="PNG"))
+    atomic_write(path, lambda tmp: Image.fromarray(frame).save(tmp, format="PNG"))
 
 
 def select_sequences(meta: pd.DataFrame, select: dict[str, Any]) -> np.ndarray:
@@ -208,17 +206,6 @@ def visualize(cfg: DictConfig, overrides: Sequence[str] | None = None) -> list[P
     log.info("wrote %d GIFs to %s", len(written), out_dir)
     print(f"wrote {len(written)} activation GIFs to {out_dir}")
     return written
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gaitgraph.utils import write_json
+
 #: Synthetic generator arguments per scale; "full" is CASIA-B's size (124 x 10 x 11, ~100 frames).
 SCALES = {
     "full": {"n_subjects": 124, "n_views": 11, "frames": 100},
@@ -36,8 +38,7 @@ def run(scale: str = "full", out_json: Path | None = None) -> dict:
         result = {"scale": scale, **SCALES[scale], "csv_mb": round(csv.stat().st_size / 1e6, 1),
                   "cache_mb": round((work / "cache.h5").stat().st_size / 1e6, 1), "steps": steps}
     if out_json is not None:
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(result, out_json)
     return result
 
 

@@ -33,6 +33,7 @@ from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import evaluate
 from gaitgraph.evaluation.protocols import load_protocols
 from gaitgraph.models import build_model
+from gaitgraph.utils import write_json
 
 CASIA_B_TEST_SUBJECTS = 50
 OUMVLP_SUBJECTS = 10_000
@@ -110,11 +111,7 @@ def run(out_json: str | Path | None = None, repeats: int = 1, oumvlp_subjects: i
     result["casia_b"] = bench_casia_b(poses, repeats)
     result["oumvlp_scoring"] = bench_oumvlp_scoring(oumvlp_subjects, repeats)
     if out_json is not None:
-        path = Path(out_json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp_path.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp_path, path)
+        write_json(result, out_json)
     return result
 
 

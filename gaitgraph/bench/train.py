@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from gaitgraph.utils import write_json
+
 #: glibc settings that keep large freed blocks in the heap (4 GiB mmap threshold, 64 GiB trim threshold).
 KEEP_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
 VARIANTS = {
@@ -46,10 +48,7 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
     out = {"recipe": {**RECIPE, "model": "resgcn-n21-r8", "keypoints": "coco17", "optimizer": "AdamW+OneCycle",
                       "device": device, "data": DATA}, "variants": results}
     if out_json is not None:
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(out_json).with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=2) + "\n")
-        os.replace(tmp, out_json)
+        write_json(out, out_json)
     return out
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from gaitgraph.data.keypoints import Skeleton
 from gaitgraph.data.poseset import META_COLUMNS, PoseSet
 from gaitgraph.data.preprocess import normalize
+from gaitgraph.utils import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ def files_signature(files: list[Path]) -> list[tuple[str, int, int]]:
 
 def save_poseset(poses: PoseSet, path: Path, attrs: dict[str, Any] | None = None) -> None:
     """Write ``poses`` to ``path`` atomically (temp file in the same directory, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("frames", data=poses.frames)
             f.create_dataset("offsets", data=poses.offsets)
@@ -78,9 +75,8 @@ def save_poseset(poses: PoseSet, path: Path, attrs: dict[str, Any] | None = None
             f.attrs["cache_version"] = CACHE_VERSION
             f.attrs["n_sequences"] = len(poses)
             f.attrs["n_frames"] = len(poses.frames)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write)
 
 
 def load_poseset(path: Path) -> PoseSet:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import matplotlib
 
@@ -18,6 +16,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from gaitgraph.evaluation.metrics import EvalResult  # noqa: E402
+from gaitgraph.utils import atomic_write  # noqa: E402
 
 
 def describe(result: EvalResult) -> str:
@@ -62,9 +61,9 @@ def save_result(result: EvalResult, out_dir: Path, prefix: str = "") -> dict[str
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / f"{prefix}{name}" for kind, name in (("csv", "results.csv"), ("json", "results.json"), ("png", "heatmap.png"))}
-    _atomic(paths["csv"], lambda tmp: result.table.to_csv(tmp, index_label="condition", float_format="%.6f"))
-    _atomic(paths["json"], lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
-    _atomic(paths["png"], lambda tmp: _heatmap(result, tmp))
+    atomic_write(paths["csv"], lambda tmp: result.table.to_csv(tmp, index_label="condition", float_format="%.6f"))
+    atomic_write(paths["json"], lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
+    atomic_write(paths["png"], lambda tmp: _heatmap(result, tmp))
     return paths
 
 
@@ -109,17 +108,6 @@ def _heatmap(result: EvalResult, path: Path) -> None:
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
     fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _pct(value: float) -> str:
