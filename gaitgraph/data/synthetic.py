@@ -25,6 +25,8 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from gaitgraph.utils import atomic_write, current_umask
+
 log = logging.getLogger(__name__)
 
 FPS = 25.0
@@ -202,15 +204,16 @@ def generate_casia_b(
                         zip(walks.subject, walks.condition, seq, walks.view_deg)])
     names = np.char.add(np.repeat(folders, n)[keep], np.char.add(np.char.zfill(frame_no[keep].astype(str), 6), ".jpg"))
     header = "image_name," + ",".join(f"{j}_{c}" for j in COCO17_JOINTS for c in ("x", "y", "conf"))
-    _atomic_write(out_path, lambda f: _write_csv(f, header, names, poses[keep].reshape(-1, 51)))
+    atomic_write(out_path, lambda tmp: _write_csv(tmp, header, names, poses[keep].reshape(-1, 51)))
     log.info("wrote %s: %d sequences, %d rows", out_path, len(n), int(keep.sum()))
     return out_path
 
 
-def _write_csv(f, header: str, names: np.ndarray, values: np.ndarray, chunk: int = 100_000) -> None:
-    f.write(header.encode() + b"\n")
-    for a in range(0, len(names), chunk):
-        f.write(format_rows(names[a:a + chunk], values[a:a + chunk]))
+def _write_csv(path: Path, header: str, names: np.ndarray, values: np.ndarray, chunk: int = 100_000) -> None:
+    with open(path, "wb") as f:
+        f.write(header.encode() + b"\n")
+        for a in range(0, len(names), chunk):
+            f.write(format_rows(names[a:a + chunk], values[a:a + chunk]))
 
 
 def format_rows(names: np.ndarray, values: np.ndarray) -> bytes:
@@ -299,7 +302,7 @@ def generate_oumvlp(
         f"{train[i] if i < len(train) else ''},{test[i] if i < len(test) else ''}" for i in range(max(len(train), len(test)))
     ]
     (tmp / "ID_list.csv").write_text("\n".join(lines) + "\n")
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
     if root.exists():
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -320,26 +323,6 @@ def _bystander(pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     other[:, :2] = (pose[:, :2] - centre) * 0.4 + np.array([120.0, 150.0]) + rng.normal(0, 2, 2)
     other[:, 2] *= 0.6
     return other
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="synthetic")
