@@ -59,7 +59,7 @@ def casia_b_test_set(work: Path, n_subjects: int = CASIA_B_TEST_SUBJECTS, frames
     return CasiaBReader(work).read()
 
 
-def bench_casia_b(poses: PoseSet, repeats: int = 1, batch_size: int = 256) -> dict[str, Any]:
+def bench_casia_b(poses: PoseSet, repeats: int = 1, batch_size: int = 64) -> dict[str, Any]:
     """Embed + score time of the CASIA-B protocol, without and with TTA."""
     skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
     model_cfg = OmegaConf.load(ROOT / "conf" / "model" / "resgcn_n21_r8.yaml")

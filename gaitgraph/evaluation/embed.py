@@ -30,7 +30,7 @@ def embed_poseset(
     sequence_length: int,
     features: str = "gaitgraph2",
     tta: bool = False,
-    batch_size: int = 256,
+    batch_size: int = 64,
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> np.ndarray:
