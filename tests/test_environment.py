@@ -59,3 +59,13 @@ def test_pin_parser_rejects_ranges():
         except AssertionError:
             continue
         raise AssertionError(f"{bad} was accepted as a pin")
+
+
+def test_readme_starts_with_the_two_setup_commands_and_ci_runs_its_test_command():
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands == ["make train", "make test"]
+    assert readme.index("```bash") < readme.index("\n## "), "the set-up commands must come first"
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert ci[-1] == "make test", ".ci/run must end by running README's test command"
