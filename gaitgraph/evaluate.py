@@ -154,7 +154,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
         logger.log_metrics({"test/mean_rank1": metric})
         for name, result in results.items():
             logger.log_table(f"test/{name}/table", result.table)
-            logger.log_image(f"test/{name}/heatmap", written[name] / "heatmap.png")
+            logger.log_image(f"test/{name}/heatmap", written[name]["png"])
         console.print(f"mean rank-1 ({protocol}{', TTA' if cfg.tta else ''}): {metric * 100:.1f}%")
         console.print(f"run directory: {run_dir}")
         exit_code = 0

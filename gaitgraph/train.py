@@ -310,7 +310,7 @@ def _final_report(
     ))
     for name, result in results.items():
         logger.log_table(f"test/{name}/table", result.table)
-        logger.log_image(f"test/{name}/heatmap", written[name] / "heatmap.png")
+        logger.log_image(f"test/{name}/heatmap", written[name]["png"])
     logger.log_artifact(ckpt_dir / "best.pt", name=f"model-{cfg.task_name}", kind="model")
     line = f"mean rank-1 ({protocol}): model {metric * 100:.1f}%"
     if baseline:

@@ -16,7 +16,7 @@ from gaitgraph.evaluation.baseline import pose_baseline_features
 from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import EvalResult, evaluate
 from gaitgraph.evaluation.protocols import Protocol, load_protocols
-from gaitgraph.evaluation.report import print_result, save_result
+from gaitgraph.evaluation.report import print_result, save_results
 
 
 def protocols_of(dataset_cfg: DictConfig) -> dict[str, Protocol]:
@@ -61,15 +61,11 @@ def report(
     title: str,
     baseline: dict[str, EvalResult] | None = None,
     console: Console | None = None,
-) -> dict[str, Path]:
-    """Print each protocol's table and write it under ``out_dir`` (a sub-folder per protocol when several)."""
-    written = {}
+) -> dict[str, dict[str, Path]]:
+    """Print each protocol's table and write its files (a sub-folder per protocol when several)."""
     for name, result in results.items():
-        target = Path(out_dir) if len(results) == 1 else Path(out_dir) / name
         print_result(result, f"{title} [{name}]", console=console, baseline=(baseline or {}).get(name))
-        save_result(result, target)
-        written[name] = target
-    return written
+    return save_results(list(results.values()), Path(out_dir))
 
 
 def selection_metric(results: dict[str, EvalResult], protocol: str | None) -> tuple[str, float]:
