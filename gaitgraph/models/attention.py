@@ -20,14 +20,7 @@ class PartAttention(nn.Module):
             raise ValueError(f"part attention: joints {missing} belong to no part of the skeleton")
         self.num_parts = len(parts)
         self.register_buffer("joint_part", torch.tensor(owner, dtype=torch.long), persistent=False)
-        inner = max(channels // reduction, 1)
-        self.fcn = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(channels, inner, 1),
-            nn.BatchNorm2d(inner),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(inner, channels * self.num_parts, 1),
-        )
+        self.fcn = nn.Sequential(*_squeeze(channels, reduction, channels * self.num_parts))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[:2]
@@ -40,15 +33,7 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 4):
         super().__init__()
-        inner = max(channels // reduction, 1)
-        self.fcn = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(channels, inner, 1),
-            nn.BatchNorm2d(inner),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(inner, channels, 1),
-            nn.Sigmoid(),
-        )
+        self.fcn = nn.Sequential(*_squeeze(channels, reduction, channels), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fcn(x)
@@ -76,3 +61,15 @@ def build_attention(kind: str, channels: int, parts: list[list[int]], num_joints
     if kind == "channel":
         return AttentionLayer(ChannelAttention(channels), channels)
     raise ValueError(f"model.attention: expected one of {ATTENTIONS} or null, found {kind!r}")
+
+
+def _squeeze(channels: int, reduction: int, out_channels: int) -> list[nn.Module]:
+    """The attention stem: global pool, 1x1 bottleneck with BN and ReLU, 1x1 to ``out_channels``."""
+    inner = max(channels // reduction, 1)
+    return [
+        nn.AdaptiveAvgPool2d(1),
+        nn.Conv2d(channels, inner, 1),
+        nn.BatchNorm2d(inner),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(inner, out_channels, 1),
+    ]
