@@ -2,9 +2,10 @@
 
 n21-r8, batch 768, T=60, COCO-17, SupCon(0.01), AdamW(5e-3, wd 1e-5) + OneCycle, and the full data side
 (window gather + BatchAugment + multi-input, batched on the training device). Each variant runs in a fresh
-subprocess so its peak RSS is its own: glibc's default malloc vs. ``MALLOC_MMAP_THRESHOLD_``/
-``MALLOC_TRIM_THRESHOLD_`` (keep freed activation buffers instead of re-faulting them every step, pitfalls.md),
-each with and without activation recomputation. A few warm-up steps, then the median step time.
+subprocess so its peak RSS is its own: the package default (large tensors on transparent huge pages, see
+``gaitgraph/__init__.py``) vs. 4 KiB pages (``THP_MEM_ALLOC_ENABLE=0``) vs. glibc told to keep freed memory
+(``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``, pitfalls.md), with and without activation recomputation.
+A few warm-up steps, then the median step time.
 ``python -m gaitgraph.bench.train [out.json] [cpu|cuda]``.
 """
 
@@ -24,10 +25,13 @@ from gaitgraph.utils import write_json
 
 #: glibc settings that keep large freed blocks in the heap (4 GiB mmap threshold, 64 GiB trim threshold).
 KEEP_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+#: torch's CPU allocator on plain 4 KiB pages (what torch does without the package default).
+SMALL_PAGES = {"THP_MEM_ALLOC_ENABLE": "0"}
 VARIANTS = {
+    "4k_pages": (SMALL_PAGES, False),
+    "4k_pages+recompute": (SMALL_PAGES, True),
     "default": ({}, False),
     "default+recompute": ({}, True),
-    "keep_memory": (KEEP_MEMORY, False),
     "keep_memory+recompute": (KEEP_MEMORY, True),
 }
 RECIPE = {"batch_size": 768, "sequence_length": 60, "warmup": 2, "steps": 3}
@@ -44,7 +48,7 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
     for name in variants or list(VARIANTS):
         env_extra, recompute = VARIANTS[name]
         results[name] = _in_subprocess(device, recompute, env_extra)
-        results[name]["malloc_env"] = env_extra
+        results[name]["env"] = env_extra
     out = {"recipe": {**RECIPE, "model": "resgcn-n21-r8", "keypoints": "coco17", "optimizer": "AdamW+OneCycle",
                       "device": device, "data": DATA}, "variants": results}
     if out_json is not None:
