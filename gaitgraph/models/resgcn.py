@@ -232,7 +232,9 @@ class ResGCN(nn.Module):
     """GaitGraph2 ResGCN: one input branch per multi-input feature, a shared main stream, GAP and a linear head.
 
     Input (N, T, V, I, C); returns ``(embedding (N, E), feature map (N, 256, T', V))``. The embedding is not
-    L2-normalised (GaitGraph2); ``structure`` is the 4 stage depths, e.g. [1, 1, 1, 1] for n21.
+    L2-normalised (GaitGraph2); ``structure`` is the 4 stage depths, e.g. [1, 1, 1, 1] for n21. ``attention``
+    (None, or a kind or original prefix of :data:`gaitgraph.models.attention.ALIASES`) adds that layer to every
+    main-stream module, never to the input branches, as ResGCN v1's prefixed model names do.
     """
 
     def __init__(

@@ -85,7 +85,7 @@ def test_basic_blocks_and_attention(coco17, openpose18):
     keys = basic.state_dict().keys()
     assert "main_stream.0.residual.0.weight" in keys and "main_stream.0.tcn.residual.0.weight" not in keys
     assert basic(torch.randn(2, 12, 17, 1, 3))[0].shape == (2, 128)
-    for kind in ("part", "channel"):
+    for kind in ("part", "part_share", "part_conv", "channel", "frame", "joint", "pca"):
         att = ResGCN(openpose18, [1, 1, 1, 1], "Bottleneck", 8, attention=kind)
         assert any(k.startswith("main_stream.0.att.") for k in att.state_dict())
         assert not any(".att." in k for k in att.state_dict() if k.startswith("input_branches"))
