@@ -19,11 +19,19 @@ from gaitgraph import ROOT
 from gaitgraph.models.resgcn import ResGCN
 
 RECORD = Path(__file__).parent / "data" / "original_embeddings.npz"
-#: name -> (keypoints option, stage depths, reduction, attention); the GaitGraph2 configs plus the other depths.
+#: original model name -> (keypoints option, stage depths, reduction, attention): GaitGraph2's two configs,
+#: another depth, and every attention kind.
 CASES = {
     "resgcn-n21-r8": ("coco17", [1, 1, 1, 1], 8, None),
     "resgcn-n51-r4": ("openpose", [1, 2, 3, 3], 4, None),
     "resgcn-n39-r8": ("coco17", [1, 2, 2, 2], 8, None),
+    # ResGCN v1's attention prefixes (main-stream modules only)
+    "pa-resgcn-n21-r8": ("coco17", [1, 1, 1, 1], 8, "part"),
+    "psa-resgcn-n21-r8": ("coco17", [1, 1, 1, 1], 8, "part_share"),
+    "pca-resgcn-n21-r8": ("openpose", [1, 1, 1, 1], 8, "part_conv"),
+    "ca-resgcn-n21-r8": ("coco17", [1, 1, 1, 1], 8, "channel"),
+    "fa-resgcn-n21-r8": ("coco17", [1, 1, 1, 1], 8, "frame"),
+    "ja-resgcn-n21-r8": ("openpose", [1, 1, 1, 1], 8, "joint"),
 }
 
 
