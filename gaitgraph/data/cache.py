@@ -2,7 +2,8 @@
 
 Two levels, each one HDF5 file keyed by a fingerprint:
   raw        = reader output, keyed by (source files' sizes + mtimes, reader config);
-  processed  = preprocess(raw), keyed by (raw fingerprint, preprocessing config).
+  processed  = preprocess(raw), keyed by (raw fingerprint, preprocessing config, and the skeleton's
+               ``convert_from`` when it converts the files' joint layout, so the raw level is shared).
 Each file holds one contiguous ``frames`` array, ``offsets`` and one dataset per metadata column.
 Files are written to a temporary name and atomically renamed; a file lock makes concurrent sweep
 workers build once while the others wait; an unreadable or inconsistent file is reported and rebuilt.
@@ -29,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.data.keypoints import Skeleton
 from gaitgraph.data.poseset import META_COLUMNS, PoseSet
-from gaitgraph.data.preprocess import normalize
+from gaitgraph.data.preprocess import convert_layout, normalize
 from gaitgraph.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -128,11 +129,21 @@ def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
 
-def cache_paths(dataset_cfg: DictConfig, cache_dir: str | Path) -> tuple[Path, Path, Any]:
-    """The raw and processed cache files of a dataset config, and its reader."""
+def _proc_parts(dataset_cfg: DictConfig, skeleton: Skeleton | None) -> dict[str, Any]:
+    """What the processed level adds to the raw one; no conversion adds nothing, so older keys stay valid."""
+    parts = {"preprocess": _plain(dataset_cfg.preprocess)}
+    if skeleton is not None and skeleton.convert_from is not None:
+        parts["convert"] = [skeleton.convert_from, skeleton.layout]
+    return parts
+
+
+def cache_paths(
+    dataset_cfg: DictConfig, cache_dir: str | Path, skeleton: Skeleton | None = None
+) -> tuple[Path, Path, Any]:
+    """The raw and processed cache files of a dataset config read with ``skeleton``, and its reader."""
     reader = instantiate(dataset_cfg.reader)
     raw_key = fingerprint({"reader": _plain(dataset_cfg.reader), "files": files_signature(reader.files())})
-    proc_key = fingerprint({"raw": raw_key, "preprocess": _plain(dataset_cfg.preprocess)})
+    proc_key = fingerprint({"raw": raw_key, **_proc_parts(dataset_cfg, skeleton)})
     name = dataset_cfg.name
     cache_dir = Path(cache_dir)
     return cache_dir / f"{name}-raw-{raw_key[:16]}.h5", cache_dir / f"{name}-{proc_key[:16]}.h5", reader
@@ -140,23 +151,24 @@ def cache_paths(dataset_cfg: DictConfig, cache_dir: str | Path) -> tuple[Path, P
 
 def load_poses(dataset_cfg: DictConfig, skeleton: Skeleton, cache_dir: str | Path, rebuild: bool = False) -> PoseSet:
     """The dataset's preprocessed PoseSet, from the cache when it is there (built otherwise)."""
-    if dataset_cfg.layout != skeleton.layout:
+    if dataset_cfg.layout != skeleton.file_layout:
+        reads = f"reads '{skeleton.file_layout}' files" if skeleton.convert_from else f"has layout '{skeleton.layout}'"
         raise ValueError(
-            f"dataset '{dataset_cfg.name}' holds {dataset_cfg.layout} poses but keypoints has layout "
-            f"'{skeleton.layout}': choose a matching keypoints= option"
+            f"dataset '{dataset_cfg.name}' holds {dataset_cfg.layout} poses but keypoints {reads}: "
+            f"choose a matching keypoints= option"
         )
-    raw_path, proc_path, reader = cache_paths(dataset_cfg, cache_dir)
+    raw_path, proc_path, reader = cache_paths(dataset_cfg, cache_dir, skeleton)
     if proc_path.exists() and not rebuild:
         try:
             return load_poseset(proc_path)
         except CacheCorruptError as err:
             log.warning("%s; rebuilding it", err)
     raw_attrs = {"dataset": dataset_cfg.name, "reader": json.dumps(_plain(dataset_cfg.reader))}
-    proc_attrs = {**raw_attrs, "preprocess": json.dumps(_plain(dataset_cfg.preprocess))}
+    proc_attrs = {**raw_attrs, **{k: json.dumps(v) for k, v in _proc_parts(dataset_cfg, skeleton).items()}}
 
     def build_processed() -> PoseSet:
         raw = cached(raw_path, reader.read, raw_attrs, rebuild)
-        return normalize(raw, skeleton, dataset_cfg.preprocess.normalize)
+        return normalize(convert_layout(raw, skeleton), skeleton, dataset_cfg.preprocess.normalize)
 
     return cached(proc_path, build_processed, proc_attrs, rebuild)
 
@@ -192,7 +204,7 @@ def _cli(cfg: DictConfig, action: str) -> None:
     skeleton = instantiate(cfg.keypoints)
     if action == "build":
         load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir, rebuild=bool(cfg.get("rebuild", False)))
-    _, proc_path, _ = cache_paths(cfg.dataset, cfg.paths.cache_dir)
+    _, proc_path, _ = cache_paths(cfg.dataset, cfg.paths.cache_dir, skeleton)
     if not proc_path.exists():
         raise SystemExit(f"no cache for dataset={cfg.dataset.name} yet ({proc_path}); run with 'build' first")
     info = describe(proc_path)

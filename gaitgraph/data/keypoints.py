@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -15,7 +16,9 @@ class Skeleton:
     """One joint layout and where its poses come from.
 
     ``source`` names the pose estimator release a reader should pick (e.g. the OUMVLP-Pose
-    ``openpose`` or ``alphapose`` folder); ``layout`` names the joint order.
+    ``openpose`` or ``alphapose`` folder); ``layout`` names the joint order the model sees;
+    ``convert_from`` names the joint order of the pose files when it differs (one of
+    :data:`CONVERSIONS`), converted once when the processed cache is built.
     """
 
     layout: str
@@ -29,6 +32,7 @@ class Skeleton:
     shoulders: list[int]
     source: str | None = None
     extra_bone: list[int] = field(default_factory=list)
+    convert_from: str | None = None
 
     def __post_init__(self) -> None:
         # Hydra hands over ListConfig/DictConfig; keep plain Python containers.
@@ -46,10 +50,29 @@ class Skeleton:
                 raise ValueError(f"keypoints '{self.layout}': {name} has {len(idx)} entries, expected {n}")
         if sorted(self.flip_idx) != list(range(n)):
             raise ValueError(f"keypoints '{self.layout}': flip_idx is not a permutation of 0..{n - 1}")
+        if self.convert_from is not None:
+            self.convert_from = str(self.convert_from)
+            if (self.convert_from, self.layout) not in CONVERSIONS:
+                known = ", ".join(f"{a} -> {b}" for a, b in CONVERSIONS)
+                raise ValueError(
+                    f"keypoints.convert_from: no conversion from '{self.convert_from}' to layout '{self.layout}'; "
+                    f"known conversions: {known} (or convert_from: null when the files are already '{self.layout}')"
+                )
 
     @property
     def num_joints(self) -> int:
         return len(self.joints)
+
+    @property
+    def file_layout(self) -> str:
+        """The joint order of the pose files this skeleton reads (before any conversion)."""
+        return self.convert_from or self.layout
+
+    def convert(self, frames: np.ndarray) -> np.ndarray:
+        """[..., J_file, C] poses in the files' order to [..., J, C] in this skeleton's order."""
+        if self.convert_from is None:
+            return frames
+        return CONVERSIONS[(self.convert_from, self.layout)](frames)
 
 
 def openpose18_to_coco17(frames: np.ndarray) -> np.ndarray:
@@ -57,3 +80,9 @@ def openpose18_to_coco17(frames: np.ndarray) -> np.ndarray:
     if frames.shape[-2] != 18:
         raise ValueError(f"expected 18 OpenPose joints on axis -2, found {frames.shape[-2]}")
     return frames[..., list(OPENPOSE18_TO_COCO17), :]
+
+
+#: (file layout, model layout) -> joint conversion; what ``keypoints.convert_from`` may name.
+CONVERSIONS: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {
+    ("openpose18", "coco17"): openpose18_to_coco17,
+}

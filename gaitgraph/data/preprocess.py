@@ -1,4 +1,4 @@
-"""Pure preprocessing of a PoseSet before it is cached (normalisation)."""
+"""Pure preprocessing of a PoseSet before it is cached (joint-layout conversion, normalisation)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from gaitgraph.data.poseset import PoseSet
 #: Torso length after ``center_scale``: about the torso of a walker in CASIA-B's 320x240 frames, so
 #: GaitGraph2's augmentation amplitudes (given in pixels) keep their meaning on normalised data.
 TORSO_UNITS = 40.0
+
+
+def convert_layout(poses: PoseSet, skeleton: Skeleton) -> PoseSet:
+    """``poses`` in the skeleton's joint order (a copy when ``skeleton.convert_from`` is set)."""
+    if skeleton.convert_from is None:
+        return poses
+    return PoseSet(skeleton.convert(poses.frames), poses.offsets.copy(), poses.meta.copy())
 
 
 def normalize(poses: PoseSet, skeleton: Skeleton, method: str = "none") -> PoseSet:
