@@ -31,6 +31,7 @@ from gaitgraph.data.datamodule import WindowBatches, resolve_split, split_by_sub
 from gaitgraph.engine import distributed
 from gaitgraph.engine.checkpoint import load_checkpoint, resume_path, rng_state, save_checkpoint, set_rng_state
 from gaitgraph.engine.distributed import DistContext
+from gaitgraph.engine.host_malloc import configure_malloc
 from gaitgraph.engine.memory import checkpoint_activations
 from gaitgraph.engine.loop import Precision, features_of, train_epoch
 from gaitgraph.engine.swa import WeightAveraging
@@ -98,6 +99,8 @@ def _train(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, 
     if threads:
         torch.set_num_threads(threads)
     device = ctx.device(cfg.trainer.device)
+    host_malloc = cfg.trainer.get("host_malloc") or {}
+    configure_malloc(host_malloc.get("mmap_threshold_mb"), host_malloc.get("trim_threshold_mb"))
     config = OmegaConf.to_container(cfg, resolve=True)
     selection = cfg.trainer.get("selection", "val")
     if selection not in SELECTIONS:

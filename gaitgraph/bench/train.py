@@ -2,9 +2,10 @@
 
 n21-r8, batch 768, T=60, COCO-17, SupCon(0.01), AdamW(5e-3, wd 1e-5) + OneCycle, and the full data side
 (window gather + BatchAugment + multi-input, batched on the training device). Each variant runs in a fresh
-subprocess so its peak RSS is its own: the package default (large tensors on transparent huge pages, see
-``gaitgraph/__init__.py``) vs. 4 KiB pages (``THP_MEM_ALLOC_ENABLE=0``) vs. glibc told to keep freed memory
-(``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``, pitfalls.md), with and without activation recomputation.
+subprocess so its peak RSS is its own. Variants: torch and glibc as shipped (4 KiB pages, glibc's thresholds);
+the platform's defaults (large tensors on transparent huge pages, ``gaitgraph/__init__.py``, and
+``trainer.host_malloc`` from conf/trainer/default.yaml, ``gaitgraph/engine/host_malloc.py``); and glibc keeping
+every freed block; with and without activation recomputation (``trainer.activation_checkpointing``).
 A few warm-up steps, then the median step time.
 ``python -m gaitgraph.bench.train [out.json] [cpu|cuda]``.
 """
@@ -21,20 +22,24 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from gaitgraph import ROOT
 from gaitgraph.utils import write_json
 
-#: glibc settings that keep large freed blocks in the heap (4 GiB mmap threshold, 64 GiB trim threshold).
-KEEP_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
 #: torch's CPU allocator on plain 4 KiB pages (what torch does without the package default).
 SMALL_PAGES = {"THP_MEM_ALLOC_ENABLE": "0"}
+#: glibc keeping every freed block (mmap threshold and trim threshold at their 2 GiB maximum).
+KEEP_ALL = {"mmap_threshold_mb": 2047, "trim_threshold_mb": 2047}
+#: name -> (extra environment, activation recompute, trainer.host_malloc; "config" = conf/trainer/default.yaml's)
 VARIANTS = {
-    "4k_pages": (SMALL_PAGES, False),
-    "4k_pages+recompute": (SMALL_PAGES, True),
-    "default": ({}, False),
-    "default+recompute": ({}, True),
-    "keep_memory+recompute": (KEEP_MEMORY, True),
+    "glibc_4k_pages": (SMALL_PAGES, False, None),
+    "glibc_4k_pages+recompute": (SMALL_PAGES, True, None),
+    "default": ({}, False, "config"),
+    "default+recompute": ({}, True, "config"),
+    "keep_all+recompute": ({}, True, KEEP_ALL),
 }
-RECIPE = {"batch_size": 768, "sequence_length": 60, "warmup": 2, "steps": 3}
+RECIPE = {"batch_size": 768, "sequence_length": 60, "warmup": 2, "steps": 5}
 #: CASIA-B training side (74 subjects x 110 walks of ~100 frames) as the reference trains on it.
 DATA = {"subjects": 74, "per_subject": 110, "frames": 100}
 #: Address-space cap of a CPU variant, so a variant that outgrows the machine fails alone instead of
@@ -46,9 +51,11 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
     """Measure every variant (or ``variants``) in its own subprocess; write and return the results."""
     results = {}
     for name in variants or list(VARIANTS):
-        env_extra, recompute = VARIANTS[name]
-        results[name] = _in_subprocess(device, recompute, env_extra)
-        results[name]["env"] = env_extra
+        env_extra, recompute, malloc = VARIANTS[name]
+        if malloc == "config":
+            malloc = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "trainer" / "default.yaml").host_malloc)
+        results[name] = _in_subprocess(device, recompute, env_extra, malloc)
+        results[name].update(env=env_extra, host_malloc=malloc)
     out = {"recipe": {**RECIPE, "model": "resgcn-n21-r8", "keypoints": "coco17", "optimizer": "AdamW+OneCycle",
                       "device": device, "data": DATA}, "variants": results}
     if out_json is not None:
@@ -56,8 +63,8 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
     return out
 
 
-def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str]) -> dict:
-    code = f"from gaitgraph.bench.train import measure; measure({device!r}, {recompute!r})"
+def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str], malloc: dict | None) -> dict:
+    code = f"from gaitgraph.bench.train import measure; measure({device!r}, {recompute!r}, {malloc!r})"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, **env_extra})
     lines = done.stdout.strip().splitlines()
@@ -87,22 +94,25 @@ def synthetic_poses(seed: int = 0):
     return PoseSet(frames, offsets, __import__("pandas").DataFrame(meta))
 
 
-def measure(device: str = "cpu", recompute: bool = False) -> None:
-    """One variant in this fresh process; prints one JSON line (samples/s, step times, peak RSS)."""
+def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = None) -> None:
+    """One variant in this fresh process; prints one JSON line (samples/s, step times, peak RSS).
+
+    ``malloc``: ``trainer.host_malloc`` settings applied as train() does (None = glibc's own).
+    """
     if device == "cpu":
         resource.setrlimit(resource.RLIMIT_AS, (CPU_AS_LIMIT, CPU_AS_LIMIT))
     import torch
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    from gaitgraph import ROOT
     from gaitgraph.data.datamodule import WindowBatches
     from gaitgraph.data.transforms import BatchAugment
+    from gaitgraph.engine.host_malloc import configure_malloc
     from gaitgraph.engine.loop import train_epoch
     from gaitgraph.engine.memory import checkpoint_activations
     from gaitgraph.models.losses import SupConLoss
     from gaitgraph.models.resgcn import ResGCN
 
+    configure_malloc(**(malloc or {"mmap_threshold_mb": None, "trim_threshold_mb": None}))
     torch.manual_seed(0)
     dev = torch.device(device)
     skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
