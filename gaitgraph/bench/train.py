@@ -112,7 +112,7 @@ def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = 
     from gaitgraph.models.losses import SupConLoss
     from gaitgraph.models.resgcn import ResGCN
 
-    configure_malloc(**(malloc or {"mmap_threshold_mb": None, "trim_threshold_mb": None}))
+    configure_malloc(**(malloc or {}))
     torch.manual_seed(0)
     dev = torch.device(device)
     skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))

@@ -16,35 +16,33 @@ import logging
 
 log = logging.getLogger(__name__)
 
-#: mallopt parameter numbers from glibc's <malloc.h>.
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
+#: trainer.host_malloc key -> mallopt parameter number from glibc's <malloc.h>.
+MALLOPT_PARAMS = {"mmap_threshold_mb": -3, "trim_threshold_mb": -1}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 _MIB = 1 << 20
 #: mallopt takes the value in bytes as a C int.
 MAX_MB = (2**31 - 1) // _MIB
 
 
-def configure_malloc(mmap_threshold_mb: int | None, trim_threshold_mb: int | None) -> dict[str, int]:
+def configure_malloc(mmap_threshold_mb: int | None = None, trim_threshold_mb: int | None = None) -> dict[str, int]:
     """Set glibc's mmap and trim thresholds (MiB; None leaves glibc's own); returns what was applied.
 
     A no-op (empty result, logged) where the C library is not glibc. Raises ValueError for a value glibc rejects.
     """
-    wanted = {name: value for name, value in (("mmap_threshold_mb", mmap_threshold_mb),
-                                               ("trim_threshold_mb", trim_threshold_mb)) if value is not None}
+    given = {"mmap_threshold_mb": mmap_threshold_mb, "trim_threshold_mb": trim_threshold_mb}
+    wanted = {name: int(value) for name, value in given.items() if value is not None}
     if not wanted:
         return {}
     libc = _glibc()
     if libc is None:
         log.info("trainer.host_malloc: the C library is not glibc; leaving its allocator as it is")
         return {}
-    params = {"mmap_threshold_mb": M_MMAP_THRESHOLD, "trim_threshold_mb": M_TRIM_THRESHOLD}
     for name, value in wanted.items():
-        if not 0 <= int(value) <= MAX_MB:
+        if not 0 <= value <= MAX_MB:
             raise ValueError(f"trainer.host_malloc.{name}: expected 0..{MAX_MB} MiB, found {value}")
-        if libc.mallopt(params[name], int(value) * _MIB) != 1:
+        if libc.mallopt(MALLOPT_PARAMS[name], value * _MIB) != 1:
             raise ValueError(f"trainer.host_malloc.{name}: glibc's mallopt rejected {value} MiB")
     log.info("glibc malloc: %s", ", ".join(f"{k}={v}" for k, v in wanted.items()))
-    return {k: int(v) for k, v in wanted.items()}
+    return wanted
 
 
 def _glibc() -> ctypes.CDLL | None:
