@@ -28,7 +28,7 @@ install: $(STAMP) ## Create .venv and install the package editable with its exac
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@# This machine's pip config lists extra local indexes that may not exist: hide only those warnings.
-	$(BIN)/pip install --quiet --disable-pip-version-check -e . 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,postgres,slurm,dev]" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	$(BIN)/pip check
 	touch $(STAMP)
 

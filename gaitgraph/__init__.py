@@ -12,8 +12,21 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-#: The repository root (the package is installed editable), where conf/, data/ and outputs/ live.
-ROOT = Path(__file__).resolve().parent.parent
+__version__ = "0.2.0"
+
+#: The Hydra configs, shipped inside the package (``pkg://gaitgraph.conf``), so a non-editable install finds them.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def project_root() -> Path:
+    """Where data/ and outputs/ live: the source checkout when the package runs from one (``pip install -e``),
+    else the current directory (a wheel install). ``GAITGRAPH_ROOT`` overrides both (conf/paths/default.yaml)."""
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+#: The source checkout (or the current directory for a wheel install), see :func:`project_root`.
+ROOT = project_root()
 
 # `${gg.root:}` lets conf/paths resolve data and outputs wherever the command is started from.
-OmegaConf.register_new_resolver("gg.root", lambda: str(ROOT), replace=True)
+OmegaConf.register_new_resolver("gg.root", lambda: str(project_root()), replace=True)

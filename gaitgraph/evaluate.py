@@ -23,12 +23,13 @@ from rich.console import Console
 
 from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.checkpoint import load_checkpoint
 from gaitgraph.evaluation import pipeline
 from gaitgraph.models import build_model
-from gaitgraph.utils import resolve_device, run_dir_of, write_json
+from gaitgraph.engine.distributed import resolve_device
+from gaitgraph.utils import run_dir_of, write_json
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
     exit_code = 1
     try:
         results = pipeline.evaluate_model(
-            run.model, run.test, run.dataset_cfg, run.skeleton, features=run.model_cfg.features, tta=cfg.tta,
+            run.model, run.test, run.dataset_cfg, run.skeleton, tta=cfg.tta,
             batch_size=cfg.trainer.eval_batch_size, device=run.device, distance=cfg.distance,
         )
         title = f"{run.dataset_cfg.name} test, rank-1 % ({Path(cfg.ckpt_path).name}{', TTA' if cfg.tta else ''})"
@@ -163,7 +164,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
         logger.finish(exit_code)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point."""
     return evaluate(cfg)

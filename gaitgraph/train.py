@@ -136,7 +136,6 @@ def _train(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, 
         model = build_model(cfg.model, skeleton).to(device)
         if cfg.trainer.get("activation_checkpointing"):
             checkpoint_activations(model)
-        features = cfg.model.features
         loss_fn = SupConLoss(temperature=cfg.loss.temperature)
         augment = instantiate(cfg.augmentation, _partial_=True)(skeleton=skeleton)
         aug_rng = torch.Generator(device=device)
@@ -220,7 +219,7 @@ def _train(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, 
 
         def evaluate(split: Any, tta: bool) -> dict:
             return pipeline.evaluate_model(
-                network, split, cfg.dataset, skeleton, features=features, tta=tta,
+                network, split, cfg.dataset, skeleton, tta=tta,
                 batch_size=cfg.trainer.eval_batch_size, device=device,
             )
 
@@ -232,7 +231,7 @@ def _train(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, 
             if under_swa and swa.scheduler is None:
                 swa.begin(optimizer)
             stats = train_epoch(
-                model, batches, skeleton=skeleton, features=features, augment=augment, loss_fn=loss_fn,
+                model, batches, network=network, augment=augment, loss_fn=loss_fn,
                 optimizer=optimizer, scheduler=None if under_swa else scheduler, step_scheduler_per_batch=per_step,
                 device=device, grad_clip=cfg.trainer.grad_clip, on_step=on_step, desc=f"epoch {epoch + 1}",
                 generator=aug_rng, dist=ctx, precision=precision,
@@ -262,7 +261,7 @@ def _train(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, 
             if swa.scheduler is None:
                 raise ValueError(f"trainer.swa: no epoch reached the SWA start epoch {swa.start_epoch}")
             network.load_state_dict(swa.finalize(
-                features_of(x.to(device), augment, aug_rng, skeleton, features) for x, _ in batches
+                features_of(x.to(device), augment, aug_rng, network) for x, _ in batches
             ).state_dict())
             state["swa_applied"] = True
             save("last.pt")
@@ -323,7 +322,7 @@ def _final_report(
     return metric
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point: returns the metric so sweepers can optimise it."""
     return train(cfg)

@@ -1,4 +1,4 @@
-"""Small run-level helpers: seeding, device choice, atomic JSON."""
+"""Small run-level helpers: seeding, run directory, plain configs, atomic writes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -33,13 +33,11 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; an explicit ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.device={name} but no CUDA device is available; use trainer.device=cpu")
-    return torch.device(name)
+def plain(cfg: Any) -> Any:
+    """A resolved config node as plain Python containers (anything else comes back unchanged)."""
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:

@@ -28,10 +28,9 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from gaitgraph.data.features import multi_input  # noqa: E402
-from gaitgraph.data.keypoints import Skeleton  # noqa: E402
+from gaitgraph.skeletons import Skeleton  # noqa: E402
 from gaitgraph.data.poseset import PoseSet  # noqa: E402
-from gaitgraph.data.transforms import center_window_indices  # noqa: E402
+from gaitgraph.data.transforms import center_window_rows  # noqa: E402
 from gaitgraph.evaluate import load_run  # noqa: E402
 from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
@@ -160,15 +159,15 @@ def select_sequences(meta: pd.DataFrame, select: dict[str, Any]) -> np.ndarray:
 
 def sequence_activations(
     model: torch.nn.Module, poses: PoseSet, idx: np.ndarray, skeleton: Skeleton, sequence_length: int,
-    features: str, device: torch.device,
+    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(windows [N, L, V, 3], activation [N, L, V], source frame index [N, L]) of sequences ``idx``."""
-    rows = np.stack([center_window_indices(int(poses.lengths[i]), sequence_length) for i in idx])
+    rows = center_window_rows(poses.lengths[idx], sequence_length)
     windows = poses.frames[poses.offsets[idx][:, None] + rows]
     model.eval()
     with torch.inference_mode():
         x = torch.from_numpy(windows).to(device)
-        _, feature = model(multi_input(x, skeleton, features))
+        feature = model(model.input_features(x)).feature_map
     weight = model.fcn.weight.detach().cpu().numpy()
     feature = feature.float().cpu().numpy()
     activation = np.stack([activation_map(weight, f, sequence_length) for f in feature])
@@ -191,7 +190,7 @@ def visualize(cfg: DictConfig, overrides: Sequence[str] | None = None) -> list[P
     for start in tqdm(range(0, len(chosen), batch), desc="activations", unit="batch", leave=False):
         idx = chosen[start : start + batch]
         windows, activation, source = sequence_activations(
-            run.model, run.test, idx, run.skeleton, length, run.model_cfg.features, run.device
+            run.model, run.test, idx, run.skeleton, length, run.device
         )
         for i, row in enumerate(idx):
             m = meta.iloc[row]
@@ -208,7 +207,7 @@ def visualize(cfg: DictConfig, overrides: Sequence[str] | None = None) -> list[P
     return written
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="visualize")
+@hydra.main(version_base="1.3", config_path="conf", config_name="visualize")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     visualize(cfg)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the benchmarks/ package lives beside gaitgraph/, not inside it
 SECTIONS = ("data", "train", "eval")
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> None:
         else:
             raise SystemExit(f"unknown argument {arg!r}; usage: {__doc__.splitlines()[2].strip()}")
     for section in chosen or SECTIONS:
-        module = importlib.import_module(f"gaitgraph.bench.{section}")
+        module = importlib.import_module(f"benchmarks.{section}")
         target = out / f"{section}.json"
         kwargs = {"scale": scale} if section == "data" else {}
         result = module.run(out_json=target, **kwargs)

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from gaitgraph import ROOT
-
-CONF_DIR = str(ROOT / "conf")
+from gaitgraph import CONF_DIR
 
 # optuna 2.10 on SQLAlchemy 1.4 warns about 2.0 on every storage call.
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
@@ -20,13 +18,13 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 def compose_train(overrides: list[str] | None = None, return_hydra_config: bool = False):
     """Compose conf/train.yaml with overrides through Hydra's compose API."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides or [], return_hydra_config=return_hydra_config)
 
 
 def config_options(group: str) -> list[str]:
     """Every option file of a config group."""
-    return sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 def run_module(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None):

@@ -19,7 +19,9 @@ def _parse(spec: str) -> tuple[str, str]:
 
 
 def pyproject_pins() -> dict[str, str]:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    """Every pin of pyproject.toml: the dependencies and every extra (``make install`` installs them all)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
     return dict(_parse(d) for d in deps)
 
 
@@ -44,6 +46,10 @@ def test_every_pyproject_dependency_is_exactly_pinned():
     pins = pyproject_pins()
     assert pins["torch"] == "2.13.0"
     assert len(pins) >= 15
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not any(d.startswith(("pytest", "psycopg2", "hydra-submitit", "ruff")) for d in runtime), (
+        "test, database, cluster and lint tools are extras, not runtime dependencies"
+    )
 
 
 def test_environment_yml_matches_pyproject_pins():

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gaitgraph.compare import load_sweep
-from gaitgraph.loggers.offline import read_offline_run
+from .wandb_offline import read_offline_run
 from gaitgraph.sweeps import storage_url
 
 from .conftest import compose_train, run_module

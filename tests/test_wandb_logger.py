@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gaitgraph.loggers.offline import read_offline_run
+from .wandb_offline import read_offline_run
 from gaitgraph.loggers.wandb import WandbLogger, run_group
 
 

@@ -28,10 +28,10 @@ from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import META_COLUMNS, PoseSet
 from gaitgraph.data.preprocess import convert_layout, normalize
-from gaitgraph.utils import atomic_write
+from gaitgraph.utils import atomic_write, plain
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,9 @@ def cached(path: Path, build: Callable[[], PoseSet], attrs: dict[str, Any], rebu
         return poses
 
 
-def _plain(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-
-
 def _proc_parts(dataset_cfg: DictConfig, skeleton: Skeleton | None) -> dict[str, Any]:
     """What the processed level adds to the raw one; no conversion adds nothing, so older keys stay valid."""
-    parts = {"preprocess": _plain(dataset_cfg.preprocess)}
+    parts = {"preprocess": plain(dataset_cfg.preprocess)}
     if skeleton is not None and skeleton.convert_from is not None:
         parts["convert"] = [skeleton.convert_from, skeleton.layout]
     return parts
@@ -142,7 +138,7 @@ def cache_paths(
 ) -> tuple[Path, Path, Any]:
     """The raw and processed cache files of a dataset config read with ``skeleton``, and its reader."""
     reader = instantiate(dataset_cfg.reader)
-    raw_key = fingerprint({"reader": _plain(dataset_cfg.reader), "files": files_signature(reader.files())})
+    raw_key = fingerprint({"reader": plain(dataset_cfg.reader), "files": files_signature(reader.files())})
     proc_key = fingerprint({"raw": raw_key, **_proc_parts(dataset_cfg, skeleton)})
     name = dataset_cfg.name
     cache_dir = Path(cache_dir)
@@ -163,7 +159,7 @@ def load_poses(dataset_cfg: DictConfig, skeleton: Skeleton, cache_dir: str | Pat
             return load_poseset(proc_path)
         except CacheCorruptError as err:
             log.warning("%s; rebuilding it", err)
-    raw_attrs = {"dataset": dataset_cfg.name, "reader": json.dumps(_plain(dataset_cfg.reader))}
+    raw_attrs = {"dataset": dataset_cfg.name, "reader": json.dumps(plain(dataset_cfg.reader))}
     proc_attrs = {**raw_attrs, **{k: json.dumps(v) for k, v in _proc_parts(dataset_cfg, skeleton).items()}}
 
     def build_processed() -> PoseSet:
@@ -225,7 +221,7 @@ def main() -> None:
         raise SystemExit(f"usage: python -m gaitgraph.data.cache {{{'|'.join(actions)}}} [dataset=... overrides]")
     action = sys.argv.pop(1)
 
-    @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+    @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
     def run(cfg: DictConfig) -> None:
         _cli(cfg, action)
 

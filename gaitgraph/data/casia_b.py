@@ -15,15 +15,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from gaitgraph.data.errors import DatasetFormatError
+from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import PoseReader
+from gaitgraph.skeletons import COCO17_JOINTS
 
-COCO17_JOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)
 VALUE_COLUMNS = tuple(f"{j}_{c}" for j in COCO17_JOINTS for c in ("x", "y", "conf"))
 COLUMNS = ("image_name",) + VALUE_COLUMNS
 #: Sequence numbers per walking condition.

@@ -86,7 +86,7 @@ class WindowBatches:
     ``sampler="random"``: each epoch shuffles the sequences (the reference's plain random batches);
     ``sampler="pk"``: P subjects x K sequences per batch, as many batches as a random epoch would have.
     A batch is gathered from the contiguous frames array with one fancy index. Every DDP rank draws the same
-    plan from the same seed and slices its part later (:func:`shard`).
+    plan from the same seed and slices its part later (``gaitgraph.engine.distributed.shard``).
 
     Resumable mid-epoch: an epoch's plan (batch order and windows) is drawn at its start from ``rng``; the
     state holds the generator state from before that draw plus the number of batches handed out, so a resumed
@@ -164,9 +164,3 @@ class WindowBatches:
         self._epoch_start = state.get("epoch_start")
         self.position = int(state.get("position", 0))
 
-
-def shard(n: int, rank: int, world_size: int) -> slice:
-    """Rank ``rank``'s contiguous slice of a global batch of ``n`` (sizes differ by at most one)."""
-    base, extra = divmod(n, world_size)
-    start = rank * base + min(rank, extra)
-    return slice(start, start + base + (rank < extra))

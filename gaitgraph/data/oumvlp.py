@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from gaitgraph.data.errors import DatasetFormatError
+from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import PoseReader, clip_confidences, keypoint_boxes, load_json, number_rows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 
 #: Torso length after ``center_scale``: about the torso of a walker in CASIA-B's 320x240 frames, so

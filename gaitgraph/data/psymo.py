@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from gaitgraph.data.errors import DatasetFormatError
+from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import (
     PoseReader,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gaitgraph.data.errors import DatasetFormatError
+from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 
 log = logging.getLogger(__name__)

@@ -25,21 +25,20 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from gaitgraph.data import casia_b, oumvlp
+from gaitgraph.skeletons import COCO17_JOINTS, OPENPOSE18_JOINTS, OPENPOSE18_TO_COCO17
 from gaitgraph.utils import atomic_write, current_umask
 
 log = logging.getLogger(__name__)
 
 FPS = 25.0
-CASIA_B_VIEWS = tuple(range(0, 181, 18))
-CASIA_B_CONDITIONS = {"nm": 6, "bg": 2, "cl": 2}
-OUMVLP_VIEWS = tuple(range(0, 91, 15)) + tuple(range(180, 271, 15))
-COCO17_JOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
+CASIA_B_VIEWS = tuple(int(v) for v in casia_b.VIEWS)
+CASIA_B_CONDITIONS = {cond: len(seqs) for cond, seqs in casia_b.CONDITION_SEQS.items()}
+OUMVLP_VIEWS = tuple(int(v) for v in oumvlp.VIEWS)
+#: COCO-17 index per OpenPose-18 joint (the inverse of the field's conversion); -1 = neck (mid-shoulder).
+_COCO_FOR_OPENPOSE18 = tuple(
+    OPENPOSE18_TO_COCO17.index(j) if j in OPENPOSE18_TO_COCO17 else -1 for j in range(len(OPENPOSE18_JOINTS))
 )
-#: COCO-17 index per OpenPose-18 joint; -1 = neck (mid-shoulder).
-_COCO_FOR_OPENPOSE18 = (0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ def generate_casia_b(
     folders = np.array([f"./{s:03d}-{c}-{q:02d}-{v:03d}/" for s, c, q, v in
                         zip(walks.subject, walks.condition, seq, walks.view_deg)])
     names = np.char.add(np.repeat(folders, n)[keep], np.char.add(np.char.zfill(frame_no[keep].astype(str), 6), ".jpg"))
-    header = "image_name," + ",".join(f"{j}_{c}" for j in COCO17_JOINTS for c in ("x", "y", "conf"))
+    header = ",".join(casia_b.COLUMNS)
     atomic_write(out_path, lambda tmp: _write_csv(tmp, header, names, poses[keep].reshape(-1, 51)))
     log.info("wrote %s: %d sequences, %d rows", out_path, len(n), int(keep.sum()))
     return out_path
@@ -325,7 +324,7 @@ def _bystander(pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return other
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="synthetic")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="synthetic")
 def main(cfg: DictConfig) -> None:
     """Generate the synthetic sets chosen by ``cfg.format`` (casia_b, oumvlp or both)."""
     if cfg.format not in ("casia_b", "oumvlp", "both"):

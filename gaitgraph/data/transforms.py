@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.data.poseset import PoseSet
+from gaitgraph.skeletons import Skeleton
 
 FLIP_LR_MODES = ("swap", "mirror")
 
@@ -40,6 +41,22 @@ def center_window_indices(T: int, L: int) -> np.ndarray:
     idx = pad_indices(T, L)
     start = int(len(idx) / 2 - L / 2)
     return idx[start : start + L]
+
+
+def center_window_rows(lengths: np.ndarray, L: int) -> np.ndarray:
+    """[N, L] test-time window of each of N sequences of ``lengths`` (see :func:`center_window_indices`)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rows = np.empty((len(lengths), L), dtype=np.int64)
+    for T in np.unique(lengths):  # one index computation per distinct length
+        rows[lengths == T] = center_window_indices(int(T), L)
+    return rows
+
+
+def center_windows(poses: PoseSet, idx: np.ndarray, sequence_length: int) -> np.ndarray:
+    """[N, L, J, 3] test-time windows of sequences ``idx``: reflect-pad to L, then the centre L frames."""
+    idx = np.asarray(idx, dtype=np.int64)
+    rows = center_window_rows(poses.lengths[idx], sequence_length)
+    return poses.frames[poses.offsets[idx][:, None] + rows]
 
 
 def train_window_indices(lengths: np.ndarray, L: int, rng: np.random.Generator) -> np.ndarray:

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from gaitgraph.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -55,17 +57,28 @@ class DistContext:
 
     def device(self, name: str) -> torch.device:
         """This rank's device for ``trainer.device`` (auto | cpu | cuda): ``cuda:LOCAL_RANK`` on GPUs."""
-        use_cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
-        if not use_cuda:
-            return torch.device("cpu")
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"trainer.device={name} but no CUDA device is available; use trainer.device=cpu")
-        if self.local_rank >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"rank {self.rank}: LOCAL_RANK {self.local_rank} but only {torch.cuda.device_count()} GPUs visible"
-            )
-        torch.cuda.set_device(self.local_rank)
-        return torch.device("cuda", self.local_rank)
+        return resolve_device(name, self.local_rank)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The device for ``trainer.device``: ``auto`` picks CUDA when present, ``cuda`` without a GPU is an error.
+
+    On CUDA the device is ``cuda:local_rank`` (and becomes the current one), never the global rank, which exceeds
+    the GPU count on the second node and beyond.
+    """
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
+        raise ConfigError("trainer.device", name, "auto, cpu or cuda")
+    use_cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    if not use_cuda:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("trainer.device", name, "auto or cpu on this machine: no CUDA device is available")
+    if local_rank >= torch.cuda.device_count():
+        raise ConfigError(
+            "trainer.devices", local_rank + 1, f"at most {torch.cuda.device_count()} (the GPUs visible to this node)"
+        )
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
 
 
 def free_port() -> int:
@@ -137,3 +150,36 @@ def _worker_logging(rank: int, run_dir: Path) -> None:
         level=logging.INFO if rank == 0 else logging.WARNING, handlers=handlers, force=True,
         format=f"[%(asctime)s][%(name)s][%(levelname)s][rank {rank}] - %(message)s",
     )
+
+
+def shard(n: int, rank: int, world_size: int) -> slice:
+    """Rank ``rank``'s contiguous slice of a global batch of ``n`` (sizes differ by at most one)."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def gather_global_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Under DDP, the embeddings ([n, ...]: vectors or part embeddings) and labels of every rank concatenated in rank order (the global batch).
+
+    Only this rank's part carries gradient (the others are copies); with DDP averaging gradients over ranks,
+    scaling the loss by the world size gives exactly the single-process gradient of the global-batch loss.
+    Ranks may hold different batch sizes (an uneven last batch). Outside DDP the inputs come back unchanged.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return embeddings, labels
+    world, rank = dist.get_world_size(), dist.get_rank()
+    size = torch.tensor([len(labels)], device=embeddings.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    pad = longest - len(labels)
+    padded_emb = torch.cat([embeddings.detach(), embeddings.new_zeros((pad, *embeddings.shape[1:]))])
+    padded_lab = torch.cat([labels, labels.new_zeros(pad)])
+    all_emb = [torch.empty_like(padded_emb) for _ in range(world)]
+    all_lab = [torch.empty_like(padded_lab) for _ in range(world)]
+    dist.all_gather(all_emb, padded_emb)
+    dist.all_gather(all_lab, padded_lab)
+    parts = [e[: int(s.item())] for e, s in zip(all_emb, sizes)]
+    parts[rank] = embeddings
+    return torch.cat(parts), torch.cat([lab[: int(s.item())] for lab, s in zip(all_lab, sizes)])

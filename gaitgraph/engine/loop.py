@@ -9,11 +9,8 @@ from typing import Any, Callable, Iterable
 import torch
 from tqdm.auto import tqdm
 
-from gaitgraph.data.datamodule import shard
-from gaitgraph.data.features import multi_input
-from gaitgraph.data.keypoints import Skeleton
-from gaitgraph.engine.distributed import DistContext
-from gaitgraph.models.losses import gather_global_batch
+from gaitgraph.models.base import GaitModel
+from gaitgraph.engine.distributed import DistContext, gather_global_batch, shard
 
 
 @dataclass
@@ -28,8 +25,7 @@ def features_of(
     x: torch.Tensor,
     augment: Callable[..., torch.Tensor],
     generator: torch.Generator | None,
-    skeleton: Skeleton,
-    features: str,
+    network: GaitModel,
     part: slice | None = None,
 ) -> torch.Tensor:
     """Augment a whole (global) batch with ``generator``, keep rows ``part``, build the model's input.
@@ -40,15 +36,14 @@ def features_of(
     x = augment(x, generator=generator)
     if part is not None:
         x = x[part]
-    return multi_input(x, skeleton, features)
+    return network.input_features(x)
 
 
 def train_epoch(
     model: torch.nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     *,
-    skeleton: Skeleton,
-    features: str,
+    network: GaitModel,
     augment: Callable[..., torch.Tensor],
     loss_fn: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -74,9 +69,9 @@ def train_epoch(
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
         part = shard(len(y), dist.rank, dist.world_size) if dist.distributed else None
-        inputs = features_of(x, augment, generator, skeleton, features, part)
+        inputs = features_of(x, augment, generator, network, part)
         with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.dtype is not None):
-            embedding, _ = model(inputs)
+            embedding = model(inputs).embedding
         embedding, labels = gather_global_batch(embedding.float(), y if part is None else y[part])
         loss = loss_fn(embedding, labels)
         optimizer.zero_grad(set_to_none=True)

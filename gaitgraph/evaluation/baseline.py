@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.evaluation.embed import center_windows
+from gaitgraph.data.transforms import center_windows
 
 #: Sequences per chunk: bounds the temporary [chunk, L, J, 3] window array.
 _CHUNK = 4096

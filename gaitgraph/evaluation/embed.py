@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
-from gaitgraph.data.features import multi_input
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.data.transforms import center_window_indices
-
-
-def center_windows(poses: PoseSet, idx: np.ndarray, sequence_length: int) -> np.ndarray:
-    """[N, L, J, 3] test-time windows of sequences ``idx``: reflect-pad to L, then the centre L frames."""
-    idx = np.asarray(idx, dtype=np.int64)
-    lengths = poses.lengths[idx]
-    rows = np.empty((len(idx), sequence_length), dtype=np.int64)
-    for T in np.unique(lengths):  # one index computation per distinct length
-        rows[lengths == T] = center_window_indices(int(T), sequence_length)
-    return poses.frames[poses.offsets[idx][:, None] + rows]
+from gaitgraph.data.transforms import center_windows
+from gaitgraph.models.base import GaitModel
 
 
 def embed_poseset(
-    model: nn.Module,
+    model: GaitModel,
     poses: PoseSet,
     skeleton: Skeleton,
     sequence_length: int,
-    features: str = "gaitgraph2",
     tta: bool = False,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
@@ -36,7 +24,8 @@ def embed_poseset(
 ) -> np.ndarray:
     """Embeddings [S, D] of every sequence (row i = ``poses.meta`` row i); [S, 3*D] with ``tta``.
 
-    ``model`` must already sit on ``device`` and map multi-input (N, L, V, 3, 5) to (embedding, feature map).
+    ``model`` (a :class:`~gaitgraph.models.GaitModel`) must already sit on ``device``; each window's embedding is
+    ``model.embed(window)``, the model's own evaluation embedding.
     TTA concatenates, in this order, the embeddings of the original window, the time-reversed window and the
     left/right label-swapped window (``x[:, :, flip_idx]``), features recomputed for each; the distance
     L2-normalises the concatenated vector. The model's train/eval mode is restored afterwards. A model that
@@ -61,7 +50,7 @@ def embed_poseset(
                 idx = np.arange(start, min(start + batch_size, len(poses)))
                 x = torch.from_numpy(center_windows(poses, idx, sequence_length)).to(device)
                 variants = [x, x.flip(1), x.index_select(2, flip_idx)] if tta else [x]
-                parts = [net(multi_input(v, skeleton, features))[0] for v in variants]
+                parts = [net.embed(v) for v in variants]
                 out.append(torch.cat(parts, dim=1).float().cpu())
     finally:
         model.train(was_training)

@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.evaluation.baseline import pose_baseline_features
 from gaitgraph.evaluation.embed import embed_poseset
@@ -35,7 +35,6 @@ def evaluate_model(
     dataset_cfg: DictConfig,
     skeleton: Skeleton,
     *,
-    features: str,
     tta: bool,
     batch_size: int,
     device: torch.device,
@@ -43,7 +42,7 @@ def evaluate_model(
 ) -> dict[str, EvalResult]:
     """Embed ``poses`` with ``model`` and score them under every protocol of the dataset."""
     emb = embed_poseset(
-        model, poses, skeleton, dataset_cfg.sequence_length, features=features, tta=tta,
+        model, poses, skeleton, dataset_cfg.sequence_length, tta=tta,
         batch_size=batch_size, device=device,
     )
     return score(emb, poses, protocols_of(dataset_cfg), distance)

@@ -14,7 +14,8 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from gaitgraph.utils import plain
 
 MissingGallery = Literal["fail", "skip"]
 _SPEC_KEYS = {"gallery", "probes", "exclude_identical_view", "missing_gallery", "views"}
@@ -39,7 +40,7 @@ class Protocol:
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any]) -> "Protocol":
         """Build from one entry of a dataset config's ``protocols:`` mapping (dict or DictConfig)."""
-        spec = _plain(spec)
+        spec = plain(spec)
         where = f"protocol '{name}'"
         unknown = set(spec) - _SPEC_KEYS
         if unknown:
@@ -69,7 +70,7 @@ class Protocol:
 
 def load_protocols(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, Protocol]:
     """All protocols of a dataset config's ``protocols:`` mapping, in config order."""
-    return {str(name): Protocol.from_config(str(name), spec) for name, spec in _plain(specs).items()}
+    return {str(name): Protocol.from_config(str(name), spec) for name, spec in plain(specs).items()}
 
 
 def select(meta: pd.DataFrame, query: Mapping[str, list[Any]], what: str) -> np.ndarray:
@@ -106,9 +107,3 @@ def _query(query: Any, what: str) -> dict[str, list[Any]]:
         out[str(col)] = list(values) if isinstance(values, (list, tuple)) else [values]
     return out
 
-
-def _plain(obj: Any) -> Any:
-    """DictConfig/ListConfig -> plain containers."""
-    if isinstance(obj, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(obj, resolve=True)
-    return obj

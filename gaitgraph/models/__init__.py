@@ -6,20 +6,17 @@ from collections.abc import Mapping
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
+from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.compat import load_gaitgraph2_state_dict
 
-#: Keys of a model config that describe how to build or feed the model, not constructor arguments.
-NON_CONSTRUCTOR_KEYS = ("pretrained", "features")
+#: Keys of a model config that say how to build the model, not constructor arguments.
+NON_CONSTRUCTOR_KEYS = ("pretrained",)
 
 
-def build_model(model_cfg: DictConfig | Mapping, skeleton: Skeleton) -> nn.Module:
-    """Instantiate ``model_cfg`` (``_target_`` + arguments) on ``skeleton``; load ``pretrained`` weights if set.
-
-    ``features`` (the multi-input variant) is read by the data side and not passed to the model.
-    """
+def build_model(model_cfg: DictConfig | Mapping, skeleton: Skeleton) -> GaitModel:
+    """Instantiate ``model_cfg`` (``_target_`` + arguments) on ``skeleton``; load ``pretrained`` weights if set."""
     plain = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else dict(model_cfg)
     cfg = OmegaConf.create(plain)
     pretrained = cfg.get("pretrained")
@@ -32,4 +29,4 @@ def build_model(model_cfg: DictConfig | Mapping, skeleton: Skeleton) -> nn.Modul
     return model
 
 
-__all__ = ["build_model", "load_gaitgraph2_state_dict"]
+__all__ = ["GaitModel", "ModelOutput", "build_model", "load_gaitgraph2_state_dict"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -45,28 +44,3 @@ class SupConLoss(nn.Module):
         kept = per_anchor > 0
         return per_anchor[kept].mean() if kept.any() else zero
 
-
-def gather_global_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Under DDP, the embeddings and labels of every rank concatenated in rank order (the global batch).
-
-    Only this rank's part carries gradient (the others are copies); with DDP averaging gradients over ranks,
-    scaling the loss by the world size gives exactly the single-process gradient of the global-batch loss.
-    Ranks may hold different batch sizes (an uneven last batch). Outside DDP the inputs come back unchanged.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return embeddings, labels
-    world, rank = dist.get_world_size(), dist.get_rank()
-    size = torch.tensor([len(labels)], device=embeddings.device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    longest = int(max(s.item() for s in sizes))
-    pad = longest - len(labels)
-    padded_emb = F.pad(embeddings.detach(), (0, 0, 0, pad))
-    padded_lab = F.pad(labels, (0, pad))
-    all_emb = [torch.empty_like(padded_emb) for _ in range(world)]
-    all_lab = [torch.empty_like(padded_lab) for _ in range(world)]
-    dist.all_gather(all_emb, padded_emb)
-    dist.all_gather(all_lab, padded_lab)
-    parts = [e[: int(s.item())] for e, s in zip(all_emb, sizes)]
-    parts[rank] = embeddings
-    return torch.cat(parts), torch.cat([lab[: int(s.item())] for lab, s in zip(all_lab, sizes)])

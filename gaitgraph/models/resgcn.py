@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.models.attention import build_attention
+from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.graph import hop_adjacency
 
 #: Spatial kernel: hop partitions 0..MAX_GRAPH_DISTANCE of A are used (A holds one more, hop 3).
@@ -228,10 +229,11 @@ class ResGCNInputBranch(nn.Module):
         return x
 
 
-class ResGCN(nn.Module):
+class ResGCN(GaitModel):
     """GaitGraph2 ResGCN: one input branch per multi-input feature, a shared main stream, GAP and a linear head.
 
-    Input (N, T, V, I, C); returns ``(embedding (N, E), feature map (N, 256, T', V))``. The embedding is not
+    Input (N, T, V, I, C) (``features``: the multi-input variant, gaitgraph2 or corrected); returns
+    :class:`ModelOutput` with the embedding (N, E) and the last feature map (N, 256, T', V). The embedding is not
     L2-normalised (GaitGraph2); ``structure`` is the 4 stage depths, e.g. [1, 1, 1, 1] for n21. ``attention``
     (None, or a kind or original prefix of :data:`gaitgraph.models.attention.ALIASES`) adds that layer to every
     main-stream module, never to the input branches, as ResGCN v1's prefixed model names do.
@@ -248,8 +250,9 @@ class ResGCN(nn.Module):
         num_channel: int = 5,
         attention: str | None = None,
         temporal_kernel: int = 9,
+        features: str = "gaitgraph2",
     ):
-        super().__init__()
+        super().__init__(skeleton, features)
         structure = [int(s) for s in structure]
         if len(structure) != 4 or min(structure) < 1:
             raise ValueError(f"model.structure: expected 4 stage depths >= 1, found {structure}")
@@ -313,7 +316,7 @@ class ResGCN(nn.Module):
                 _fold_input_bn(module)
         return fused
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> ModelOutput:
         if x.dim() != 5 or x.shape[3] != len(self.input_branches):
             raise ValueError(
                 f"ResGCN input: expected (N, T, V, {len(self.input_branches)}, C), found {tuple(x.shape)}"
@@ -322,9 +325,8 @@ class ResGCN(nn.Module):
         x = torch.cat([branch(_channels_last(x[:, i])) for i, branch in enumerate(self.input_branches)], dim=1)
         for layer in self.main_stream:
             x = layer(x, self.A)
-        feature = x
         embedding = self.fcn(self.global_pooling(x).flatten(1))
-        return embedding, feature
+        return ModelOutput(embedding, x)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:

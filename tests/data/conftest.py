@@ -10,9 +10,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-COCO17 = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-          "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-          "right_knee", "left_ankle", "right_ankle"]
+from gaitgraph.skeletons import COCO17_JOINTS as COCO17
+
 CASIA_B_HEADER = ["image_name"] + [f"{j}_{c}" for j in COCO17 for c in ("x", "y", "conf")]
 
 

@@ -14,10 +14,10 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gaitgraph import ROOT
+from gaitgraph import CONF_DIR
 
 from gaitgraph.data import cache
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 
 BUILD_LOG = "builds.log"
@@ -59,7 +59,7 @@ def _dataset_cfg(root: Path, normalize: str = "none", delay: float = 0.0):
 
 
 def _skeleton(option: str = "coco17") -> Skeleton:
-    return instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / f"{option}.yaml"))
+    return instantiate(OmegaConf.load(CONF_DIR / "keypoints" / f"{option}.yaml"))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gaitgraph.data.casia_b import COLUMNS, CasiaBReader
-from gaitgraph.data.errors import DatasetFormatError
+from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.synthetic import generate_casia_b
 
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from gaitgraph.data import cache
-from gaitgraph.data.keypoints import Skeleton, openpose18_to_coco17
+from gaitgraph.skeletons import Skeleton, openpose18_to_coco17
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.preprocess import convert_layout
 from gaitgraph.data.synthetic import generate_oumvlp
@@ -124,7 +124,7 @@ def test_train_and_evaluate_a_coco17_model_on_openpose_files(oumvlp_data: Path, 
     assert state["model"]["A"].shape[-2:] == (17, 17), "the model must be built on the COCO-17 graph"
     assert state["config"]["keypoints"]["convert_from"] == "openpose18"
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         eval_cfg = compose("evaluate", overrides=[f"ckpt_path={ckpt}", *paths])
     with open_dict(eval_cfg):
         eval_cfg.paths.output_dir = str(tmp_path / "eval")

@@ -7,12 +7,12 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gaitgraph import ROOT
-from gaitgraph.data.keypoints import openpose18_to_coco17
+from gaitgraph import CONF_DIR
+from gaitgraph.skeletons import openpose18_to_coco17
 
 
 def _skeleton(option: str):
-    return instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / f"{option}.yaml"))
+    return instantiate(OmegaConf.load(CONF_DIR / "keypoints" / f"{option}.yaml"))
 
 
 def test_conversion_maps_every_openpose_joint_to_the_same_named_coco_joint():

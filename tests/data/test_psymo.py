@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from gaitgraph.data.errors import DatasetFormatError
+from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.psymo import PsyMoReader
 
 

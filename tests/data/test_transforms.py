@@ -8,9 +8,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from gaitgraph import CONF_DIR
 from gaitgraph.data.transforms import BatchAugment, center_window_indices, pad_indices, train_window_indices
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = CONF_DIR
 
 
 @pytest.fixture(scope="module")

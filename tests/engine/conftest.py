@@ -8,10 +8,11 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph import CONF_DIR
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = CONF_DIR
 
 
 def coco17() -> Skeleton:

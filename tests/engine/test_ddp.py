@@ -9,10 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from gaitgraph.data.datamodule import WindowBatches, shard
+from gaitgraph.data.datamodule import WindowBatches
+from gaitgraph.engine.distributed import shard
 from gaitgraph.data.transforms import BatchAugment
 from gaitgraph.engine.distributed import DistContext, spawn
 from gaitgraph.engine.loop import train_epoch
+from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.losses import SupConLoss
 from gaitgraph.models.resgcn import ResGCN
 
@@ -26,33 +28,33 @@ from .conftest import coco17, toy_poses
 ATOL = 1e-5
 
 
-class Linear(nn.Module):
+class Linear(GaitModel):
     """A BatchNorm-free model: DDP must reproduce the single-process gradient of the global SupCon exactly."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, skeleton) -> None:
+        super().__init__(skeleton, "gaitgraph2")
         self.fc = nn.Linear(16 * 17 * 15, 8)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return self.fc(x.flatten(1) / 100.0), None
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        return ModelOutput(self.fc(x.flatten(1) / 100.0))
 
 
-class Halves(nn.Module):
+class Halves(GaitModel):
     """Forward the two rank shards of a batch separately (per-shard BatchNorm), concatenate the embeddings."""
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
+    def __init__(self, model: GaitModel) -> None:
+        super().__init__(model.skeleton, model.features)
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return torch.cat([self.model(x[shard(len(x), r, 2)])[0] for r in range(2)]), None
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        return ModelOutput(torch.cat([self.model(x[shard(len(x), r, 2)]).embedding for r in range(2)]))
 
 
 def _train(ctx: DistContext, out_dir: Path, model_name: str) -> float:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     skeleton = coco17()
-    model = Linear() if model_name == "linear" else ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 32)
+    model = Linear(skeleton) if model_name == "linear" else ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 32)
     net = model
     if ctx.distributed:
         model = nn.parallel.DistributedDataParallel(model)
@@ -63,7 +65,7 @@ def _train(ctx: DistContext, out_dir: Path, model_name: str) -> float:
     # SGD: unlike Adam it is not scale-invariant, so a wrongly scaled or partial gradient shows.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1 if model_name == "linear" else 0.01)
     stats = train_epoch(
-        model, batches, skeleton=skeleton, features="gaitgraph2", augment=BatchAugment(skeleton),
+        model, batches, network=net, augment=BatchAugment(skeleton),
         loss_fn=SupConLoss(0.01), optimizer=optimizer, scheduler=None, step_scheduler_per_batch=True,
         device=torch.device("cpu"), disable_progress=True, generator=generator, dist=ctx,
     )

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from gaitgraph.data.features import multi_input
+from gaitgraph.models.features import multi_input
 from gaitgraph.engine.memory import checkpoint_activations
 from gaitgraph.models.losses import SupConLoss
 from gaitgraph.models.resgcn import ResGCN

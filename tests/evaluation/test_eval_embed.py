@@ -10,13 +10,14 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from gaitgraph import ROOT
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph import CONF_DIR
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.evaluation.baseline import pose_baseline_features
 from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import evaluate
 from gaitgraph.evaluation.protocols import Protocol
+from gaitgraph.models.base import GaitModel, ModelOutput
 
 L = 6
 # Centre windows by hand (reference §4: PadSequence then SelectSequenceCenter):
@@ -26,7 +27,7 @@ WINDOWS = [[2, 3, 4, 5, 6, 7], [1, 0, 1, 2, 3, 2]]
 
 @pytest.fixture(scope="module")
 def skeleton() -> Skeleton:
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
     cfg.pop("_target_")
     return Skeleton(**cfg)
 
@@ -41,23 +42,23 @@ def coded_poses(n_joints: int, lengths=(10, 4)) -> PoseSet:
     return PoseSet.from_sequences(seqs, meta)
 
 
-class FirstFrameX(nn.Module):
+class FirstFrameX(GaitModel):
     """Stand-in model: embedding = joint-branch x of the first window frame, per joint."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, skeleton: Skeleton) -> None:
+        super().__init__(skeleton, "gaitgraph2")
         self.calls: list[tuple[bool, bool]] = []
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> ModelOutput:
         assert x.shape[1:] == (L, 17, 3, 5)
         self.calls.append((self.training, torch.is_inference_mode_enabled()))
-        return x[:, 0, :, 0, 0], x
+        return ModelOutput(x[:, 0, :, 0, 0], x)
 
 
 @pytest.mark.parametrize("batch_size", [1, 256])
 def test_embed_tta_order_and_concatenation(skeleton: Skeleton, batch_size: int) -> None:
     poses = coded_poses(17)
-    model = FirstFrameX().train()
+    model = FirstFrameX(skeleton).train()
     emb = embed_poseset(model, poses, skeleton, L, tta=True, batch_size=batch_size, progress=False)
     joints = np.arange(17)
     flip = np.asarray(skeleton.flip_idx)
@@ -72,10 +73,10 @@ def test_embed_tta_order_and_concatenation(skeleton: Skeleton, batch_size: int) 
 
 def test_embed_without_tta_and_errors(skeleton: Skeleton) -> None:
     poses = coded_poses(17)
-    emb = embed_poseset(FirstFrameX(), poses, skeleton, L, progress=False)
+    emb = embed_poseset(FirstFrameX(skeleton), poses, skeleton, L, progress=False)
     assert emb.shape == (2, 17) and emb[1, 0] == 1000 + 100 * WINDOWS[1][0]
     with pytest.raises(ValueError, match="18 joints"):
-        embed_poseset(FirstFrameX(), coded_poses(18), skeleton, L, progress=False)
+        embed_poseset(FirstFrameX(skeleton), coded_poses(18), skeleton, L, progress=False)
 
 
 def test_baseline_features_are_the_window_coordinates() -> None:

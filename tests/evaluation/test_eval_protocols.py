@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from gaitgraph import ROOT
+from gaitgraph import CONF_DIR
 from gaitgraph.evaluation.protocols import Protocol, load_protocols, select
 
 
 
 def test_psymo10_config_loads() -> None:
-    cfg = OmegaConf.load(ROOT / "conf" / "dataset" / "psymo10.yaml")
+    cfg = OmegaConf.load(CONF_DIR / "dataset" / "psymo10.yaml")
     protocols = load_protocols(cfg.protocols)
     p = protocols["psymo10"]
     assert p.gallery == {"condition": ["nm"], "seq": [0]}

@@ -6,9 +6,10 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph import CONF_DIR
+from gaitgraph.skeletons import Skeleton
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = CONF_DIR
 
 
 def load_skeleton(name: str) -> Skeleton:

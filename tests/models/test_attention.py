@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from gaitgraph import ROOT
+from gaitgraph import CONF_DIR
 from gaitgraph.models import build_model
 from gaitgraph.models.attention import (
     ChannelAttention,
@@ -293,7 +293,7 @@ def test_resgcn_with_attention_trains_and_fuses(skeleton, kind):
     att_convs = [m for block in model.main_stream for m in block.att.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(not m.bias.any() for m in att_convs)  # _init_parameters reaches the attention layers
     x = torch.randn(2, 12, skeleton.num_joints, 3, 5)
-    emb, feat = model(x)
+    emb, feat, _ = model(x)
     assert emb.shape == (2, 128) and feat.shape == (2, 256, 3, skeleton.num_joints)
     emb.square().sum().add(feat.mean()).backward()
     for name, p in model.named_parameters():
@@ -301,7 +301,7 @@ def test_resgcn_with_attention_trains_and_fuses(skeleton, kind):
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
     model.eval()
     with torch.no_grad():
-        emb, _ = model(x)
+        emb, _, _ = model(x)
         torch.testing.assert_close(model(x[:1])[0], emb[:1], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(model.fused_for_inference()(x)[0], emb, rtol=1e-4, atol=1e-4)
 
@@ -324,7 +324,7 @@ def test_parameter_counts_n21_coco(coco17):
 
 @pytest.mark.parametrize("value, kind", [("psa", "part_share"), ("frame", "frame")])
 def test_model_config_selects_the_attention(coco17, value, kind):
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "resgcn_n21_r8.yaml")
+    cfg = OmegaConf.load(CONF_DIR / "model" / "resgcn_n21_r8.yaml")
     assert cfg.attention is None  # GaitGraph2 default
     cfg.attention = value
     model = build_model(cfg, coco17)

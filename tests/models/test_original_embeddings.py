@@ -15,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gaitgraph import ROOT
+from gaitgraph import CONF_DIR
 from gaitgraph.models.resgcn import ResGCN
 
 RECORD = Path(__file__).parent / "data" / "original_embeddings.npz"
@@ -37,7 +37,7 @@ CASES = {
 
 def build(case: str) -> ResGCN:
     keypoints, structure, reduction, attention = CASES[case]
-    skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / f"{keypoints}.yaml"))
+    skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / f"{keypoints}.yaml"))
     return ResGCN(skeleton, structure, "Bottleneck", reduction, 128, attention=attention).double()
 
 
@@ -76,11 +76,11 @@ def test_embeddings_equal_the_original_network(case):
     x = seeded_input(model.A.shape[-1])
     with torch.no_grad():
         model.eval()
-        eval_embedding, eval_feature = model(x)
+        eval_embedding, eval_feature, _ = model(x)
         # the folded inference copy (evaluation's fast path) gives the same embeddings up to float64 rounding
-        fused, _ = model.fused_for_inference()(x)
+        fused, _, _ = model.fused_for_inference()(x)
         model.train()  # batch statistics, as in the original's training forward (updates running statistics)
-        train_embedding, _ = model(x)
+        train_embedding, _, _ = model(x)
     np.testing.assert_allclose(eval_embedding.numpy(), record[f"{case}/eval"], rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(eval_feature.sum(dim=(2, 3)).numpy(), record[f"{case}/feature_sum"], rtol=1e-9,
                                atol=1e-9)

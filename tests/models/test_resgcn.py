@@ -6,10 +6,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gaitgraph import CONF_DIR
 from gaitgraph.models import build_model
 from gaitgraph.models.resgcn import ResGCN
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "model"
+CONF = CONF_DIR / "model"
 #: Parsed from docs/gaitgraph2-state-dict.md (original GaitGraph2 state_dicts): "key shape kind" per line.
 EXPECTED = {
     "n21_r8": (330, "85b0f3199d9c75cfb5e814ae0e27b45f671c5cf36cce784c6716b309e3b7f950"),
@@ -48,9 +49,9 @@ def test_state_dict_equals_original(request, name, fixture, params):
 @pytest.mark.parametrize("name", ["n21_r8", "n39_r8", "n51_r4", "n75_r4"])
 def test_configs_build_and_shapes(coco17, name):
     model = _cfg_model(name, coco17).eval()
-    emb, feat = model(torch.randn(2, 60, 17, 3, 5))
+    emb, feat, _ = model(torch.randn(2, 60, 17, 3, 5))
     assert emb.shape == (2, 128) and feat.shape == (2, 256, 15, 17)
-    emb1, _ = model(torch.randn(1, 30, 17, 3, 5))
+    emb1, _, _ = model(torch.randn(1, 30, 17, 3, 5))
     assert emb1.shape == (1, 128)  # 2-D also for one sample
 
 
@@ -61,7 +62,7 @@ def test_init_and_gradients(coco17):
     assert torch.count_nonzero(model.main_stream[0].tcn.bn_up.weight) == 0
     assert model.fcn.weight.std().item() == pytest.approx(0.001, rel=0.1)
     assert torch.equal(model.input_branches[1].A, model.A)
-    emb, feat = model(torch.randn(4, 20, 17, 3, 5))
+    emb, feat, _ = model(torch.randn(4, 20, 17, 3, 5))
     assert feat.shape == (4, 256, 5, 17)
     emb.pow(2).sum().backward()
     edge_grad = model.input_branches[0].layers[0].edge.grad

@@ -107,7 +107,7 @@ def test_train_step_matches_reference(coco17, kind):
     model = _model(coco17, kind, torch.float64).train()
     ref = copy.deepcopy(model)
     x = _input(model)
-    emb, feat = model(x)
+    emb, feat, _ = model(x)
     ref_emb, ref_feat = _ref_forward(ref, x)
     torch.testing.assert_close(emb, ref_emb, **TOL64)
     torch.testing.assert_close(feat, ref_feat, **TOL64)
@@ -130,9 +130,9 @@ def test_eval_and_fused_match_reference(coco17, kind):
     x = _input(model)
     with torch.no_grad():
         ref_emb, ref_feat = _ref_forward(model, x)
-        emb, feat = model(x)
+        emb, feat, _ = model(x)
     with torch.inference_mode():
-        fused_emb, fused_feat = fused(x)
+        fused_emb, fused_feat, _ = fused(x)
     for got in ((emb, feat), (fused_emb, fused_feat)):
         torch.testing.assert_close(got[0], ref_emb, **TOL)
         torch.testing.assert_close(got[1], ref_feat, **TOL)

@@ -1,10 +1,15 @@
-"""Multi-input features of GaitGraph2: joint, velocity and bone branches of 5 channels each (reference §2.1)."""
+"""Input features of the model families, by name (``model.features``): pure functions of a pose batch.
+
+GaitGraph2's multi-input features: joint, velocity and bone branches of 5 channels each (reference §2.1)."""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import torch
 
-from gaitgraph.data.keypoints import Skeleton
+from gaitgraph.skeletons import Skeleton
 
 VARIANTS = ("gaitgraph2", "corrected")
 #: Channels per branch; the model's ``num_channel``.
@@ -54,3 +59,9 @@ def multi_input(x: torch.Tensor, skeleton: Skeleton, variant: str = "gaitgraph2"
     velocity[..., conf_channel] = conf
     bone[..., conf_channel] = conf
     return out
+
+
+#: ``model.features`` name -> function of ``(poses (N, T, V, 3), skeleton)`` giving the model's input.
+FEATURES: dict[str, Callable[[torch.Tensor, Skeleton], torch.Tensor]] = {
+    variant: partial(multi_input, variant=variant) for variant in VARIANTS
+}

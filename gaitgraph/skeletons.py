@@ -1,4 +1,7 @@
-"""Joint layouts (COCO-17, OpenPose-18) as carried by the ``keypoints`` config group."""
+"""Joint layouts (COCO-17, OpenPose-18) as carried by the ``keypoints`` config group.
+
+The ground layer: readers, models, evaluation and the engine all describe poses with a :class:`Skeleton`, and
+this module imports nothing of the platform."""
 
 from __future__ import annotations
 
@@ -7,7 +10,19 @@ from typing import Callable
 
 import numpy as np
 
-#: OpenPose-18 index for each COCO-17 joint (the field's conversion, reference §2.4).
+#: COCO-17 joint order (CASIA-B HRNet release, PsyMo AlphaPose, the FastPoseGait/OpenGait pose pickles).
+COCO17_JOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+    "right_knee", "left_ankle", "right_ankle",
+)
+#: OpenPose-18 joint order (both OUMVLP-Pose releases).
+OPENPOSE18_JOINTS: tuple[str, ...] = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "right_eye", "left_eye", "right_ear", "left_ear",
+)
+#: OpenPose-18 index for each COCO-17 joint (the field's conversion, docs/formats.md).
 OPENPOSE18_TO_COCO17: tuple[int, ...] = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
 
 

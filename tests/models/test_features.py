@@ -6,9 +6,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gaitgraph.data.features import multi_input
+from gaitgraph import CONF_DIR
+from gaitgraph.models.features import multi_input
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "keypoints"
+CONF = CONF_DIR / "keypoints"
 
 
 def _skeleton(name):

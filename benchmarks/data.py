@@ -2,7 +2,7 @@
 
 Each step runs in its own subprocess so that its peak RSS (the child's ``ru_maxrss``) belongs to
 that step alone; ``import`` is the bare interpreter + imports baseline for reading the others.
-``python -m gaitgraph.bench.data [full|small] [out.json]``.
+``python -m benchmarks.data [full|small] [out.json]``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import ROOT_DIR
 from gaitgraph.utils import write_json
 
 #: Synthetic generator arguments per scale; "full" is CASIA-B's size (124 x 10 x 11, ~100 frames).
@@ -43,8 +44,8 @@ def run(scale: str = "full", out_json: Path | None = None) -> dict:
 
 
 def _in_subprocess(step: str, work: str, scale: str) -> dict:
-    code = f"from gaitgraph.bench.data import _step; _step({step!r}, {work!r}, {scale!r})"
-    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    code = f"from benchmarks.data import _step; _step({step!r}, {work!r}, {scale!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT_DIR, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -83,12 +84,12 @@ def _epoch_data(poses) -> dict:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from gaitgraph import ROOT
+    from gaitgraph import CONF_DIR
     from gaitgraph.data.datamodule import WindowBatches
-    from gaitgraph.data.features import multi_input
+    from gaitgraph.models.features import multi_input
 
-    skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
-    augment = instantiate(OmegaConf.load(ROOT / "conf" / "augmentation" / "gaitgraph2.yaml"), _partial_=True)(
+    skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
+    augment = instantiate(OmegaConf.load(CONF_DIR / "augmentation" / "gaitgraph2.yaml"), _partial_=True)(
         skeleton=skeleton
     )
     batches = WindowBatches(poses, EPOCH["sequence_length"], EPOCH["batch_size"], seed=0)

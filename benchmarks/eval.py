@@ -4,7 +4,7 @@ CASIA-B: 50 test subjects x 110 sequences (~100 frames each) of synthetic walker
 format, embedded by an untrained resgcn-n21-r8 on CPU (speed does not depend on the weights), without and
 with TTA. OUMVLP: random 128-d embeddings of 10,000 subjects x 14 views x 2 sequences, scored under both
 OUMVLP protocols of conf/dataset/oumvlp.yaml. Every timing is the median of ``repeats`` runs.
-``python -m gaitgraph.bench.eval [out.json] [repeats]``.
+``python -m benchmarks.eval [out.json] [repeats]``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gaitgraph import ROOT
+from gaitgraph import CONF_DIR
 from gaitgraph.data.casia_b import CasiaBReader
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.synthetic import generate_casia_b
@@ -50,7 +50,7 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def _protocols(dataset: str) -> dict:
-    return load_protocols(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "dataset" / f"{dataset}.yaml").protocols))
+    return load_protocols(OmegaConf.to_container(OmegaConf.load(CONF_DIR / "dataset" / f"{dataset}.yaml").protocols))
 
 
 def casia_b_test_set(work: Path, n_subjects: int = CASIA_B_TEST_SUBJECTS, frames: int = 100, seed: int = 0) -> PoseSet:
@@ -61,8 +61,8 @@ def casia_b_test_set(work: Path, n_subjects: int = CASIA_B_TEST_SUBJECTS, frames
 
 def bench_casia_b(poses: PoseSet, repeats: int = 1, batch_size: int = 64) -> dict[str, Any]:
     """Embed + score time of the CASIA-B protocol, without and with TTA."""
-    skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
-    model_cfg = OmegaConf.load(ROOT / "conf" / "model" / "resgcn_n21_r8.yaml")
+    skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
+    model_cfg = OmegaConf.load(CONF_DIR / "model" / "resgcn_n21_r8.yaml")
     torch.manual_seed(0)
     model = build_model(model_cfg, skeleton).eval()
     protocol = _protocols("casia_b")["casia_b"]

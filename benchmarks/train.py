@@ -7,7 +7,7 @@ the platform's defaults (large tensors on transparent huge pages, ``gaitgraph/__
 ``trainer.host_malloc`` from conf/trainer/default.yaml, ``gaitgraph/engine/host_malloc.py``); and glibc keeping
 every freed block; with and without activation recomputation (``trainer.activation_checkpointing``).
 A few warm-up steps, then the median step time.
-``python -m gaitgraph.bench.train [out.json] [cpu|cuda]``.
+``python -m benchmarks.train [out.json] [cpu|cuda]``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from gaitgraph import ROOT
+from benchmarks import ROOT_DIR
+from gaitgraph import CONF_DIR
 from gaitgraph.utils import write_json
 
 #: torch's CPU allocator on plain 4 KiB pages (what torch does without the package default).
@@ -53,7 +54,7 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
     for name in variants or list(VARIANTS):
         env_extra, recompute, malloc = VARIANTS[name]
         if malloc == "config":
-            malloc = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "trainer" / "default.yaml").host_malloc)
+            malloc = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml").host_malloc)
         results[name] = _in_subprocess(device, recompute, env_extra, malloc)
         results[name].update(env=env_extra, host_malloc=malloc)
     out = {"recipe": {**RECIPE, "model": "resgcn-n21-r8", "keypoints": "coco17", "optimizer": "AdamW+OneCycle",
@@ -64,8 +65,8 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
 
 
 def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str], malloc: dict | None) -> dict:
-    code = f"from gaitgraph.bench.train import measure; measure({device!r}, {recompute!r}, {malloc!r})"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    code = f"from benchmarks.train import measure; measure({device!r}, {recompute!r}, {malloc!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT_DIR, capture_output=True, text=True,
                           env={**os.environ, **env_extra})
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -115,8 +116,8 @@ def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = 
     configure_malloc(**(malloc or {}))
     torch.manual_seed(0)
     dev = torch.device(device)
-    skeleton = instantiate(OmegaConf.load(ROOT / "conf" / "keypoints" / "coco17.yaml"))
-    augment_cfg = OmegaConf.load(ROOT / "conf" / "augmentation" / "gaitgraph2.yaml")
+    skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
+    augment_cfg = OmegaConf.load(CONF_DIR / "augmentation" / "gaitgraph2.yaml")
     augment = BatchAugment(skeleton, **{k: v for k, v in OmegaConf.to_container(augment_cfg).items()
                                         if not k.startswith("_")})
     model = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128).to(dev)

@@ -1,0 +1,102 @@
+"""Errors a user can act on. Every entry point prints one of these as a short paragraph, without a traceback
+(``HYDRA_FULL_ERROR=1`` shows it), and exits non-zero; see :mod:`gaitgraph.cli`.
+
+Each message says what went wrong, where (file, row, config key, step) and what to do about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class GaitGraphError(Exception):
+    """Base of the platform's own errors (the ones :mod:`gaitgraph.cli` reports without a traceback)."""
+
+    #: Short name of the kind of mistake, printed before the message.
+    kind = "error"
+
+
+class DatasetFormatError(GaitGraphError, ValueError):
+    """A pose file does not match its documented format (docs/formats.md).
+
+    The message always names the file, the location inside it (row, JSON key, frame), what the
+    format expects there and what was found, plus an optional hint (e.g. how to obtain the data).
+    """
+
+    kind = "data error"
+
+    def __init__(
+        self,
+        path: str | Path,
+        location: str,
+        expected: str,
+        found: str,
+        hint: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.location = location
+        self.expected = expected
+        self.found = found
+        self.hint = hint
+        msg = f"{self.path}: {location}: expected {expected}, found {found}"
+        if hint:
+            msg += f"\n  hint: {hint}"
+        super().__init__(msg)
+
+
+class ConfigError(GaitGraphError, ValueError):
+    """A configuration value is invalid: names the key, the value found and what is allowed."""
+
+    kind = "config error"
+
+    def __init__(self, key: str, value: Any, allowed: str, hint: str | None = None) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        msg = f"{key}={_short(value)}: expected {allowed}"
+        if hint:
+            msg += f"\n  hint: {hint}"
+        super().__init__(msg)
+
+
+class CheckpointError(GaitGraphError, ValueError):
+    """A checkpoint cannot be used: unreadable, unsafe, of another model, or of another recipe."""
+
+    kind = "checkpoint error"
+
+
+class RunDirInUseError(GaitGraphError):
+    """A fresh run was started in a directory that already holds another run's checkpoints or results."""
+
+    kind = "run directory in use"
+
+
+class NonFiniteError(GaitGraphError, FloatingPointError):
+    """Training produced a NaN or infinite loss, gradient or metric; the last good checkpoint is untouched."""
+
+    kind = "training diverged"
+
+
+class MemoryBudgetError(GaitGraphError, MemoryError):
+    """The estimated peak memory of a run exceeds what the machine or GPU has."""
+
+    kind = "not enough memory"
+
+
+class DiskFullError(GaitGraphError, OSError):
+    """A write failed for lack of space (or a file-size limit); nothing half-written was left behind."""
+
+    kind = "disk full"
+
+
+class StudyError(GaitGraphError):
+    """An Optuna study cannot take this sweep (e.g. its search space differs from the study's)."""
+
+    kind = "study error"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of a value, cut to ``limit`` characters so a message never carries a whole file or list."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,56 @@
+"""The contract every model family keeps; the engine and the evaluation use nothing else of a model.
+
+A model is built on a :class:`~gaitgraph.skeletons.Skeleton` and owns its input pipeline:
+
+- :meth:`GaitModel.input_features` turns a batch of poses ``(N, T, V, 3)`` (x, y, confidence after the
+  dataset's preprocessing) into what :meth:`forward` takes (each family its own features, e.g. GaitGraph2's
+  joint/velocity/bone branches);
+- :meth:`forward` returns a :class:`ModelOutput`;
+- :meth:`GaitModel.embed` gives the evaluation embedding of a batch of poses (a family may differ from
+  ``forward(input_features(poses)).embedding``, e.g. by averaging with the time-reversed sequence).
+
+Features are kept apart from ``forward`` so that the state_dict and the forward of each network stay exactly
+those of its reference implementation (released weights load by name, recorded outputs compare bit for bit).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from gaitgraph.models.features import FEATURES
+from gaitgraph.skeletons import Skeleton
+
+
+class ModelOutput(NamedTuple):
+    """What a model's forward returns.
+
+    embedding: ``[N, D]``, or ``[N, D, P]`` for part-based models (P parts of D channels).
+    feature_map: the last feature map ``[N, C, T', V]`` (class-activation pictures), when the family has one.
+    logits: classification logits ``[N, classes]`` (models with a BNNeck classifier), else None.
+    """
+
+    embedding: torch.Tensor
+    feature_map: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+class GaitModel(nn.Module):
+    """Base of every model family: the skeleton it was built for and its named input features."""
+
+    def __init__(self, skeleton: Skeleton, features: str) -> None:
+        super().__init__()
+        if features not in FEATURES:
+            raise ValueError(f"model.features: expected one of {sorted(FEATURES)}, found {features!r}")
+        self.skeleton = skeleton
+        self.features = features
+
+    def input_features(self, poses: torch.Tensor) -> torch.Tensor:
+        """``(N, T, V, 3)`` poses -> this model's input (no parameters: safe outside autocast and DDP)."""
+        return FEATURES[self.features](poses, self.skeleton)
+
+    def embed(self, poses: torch.Tensor) -> torch.Tensor:
+        """The evaluation embedding of ``(N, T, V, 3)`` poses (call in eval mode, under ``inference_mode``)."""
+        return self(self.input_features(poses)).embedding
