@@ -31,7 +31,7 @@ from tqdm import tqdm  # noqa: E402
 from gaitgraph.skeletons import Skeleton  # noqa: E402
 from gaitgraph.data.poseset import PoseSet  # noqa: E402
 from gaitgraph.data.transforms import center_window_rows  # noqa: E402
-from gaitgraph.evaluate import load_run  # noqa: E402
+from gaitgraph.engine.restore import load_run  # noqa: E402
 from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from gaitgraph.evaluate import effective_group, read_checkpoint
+from gaitgraph.engine.restore import effective_group, read_checkpoint
 from gaitgraph.train import train
 
 from .conftest import compose_train, run_module

@@ -1,0 +1,115 @@
+"""Restore a trained run for inference: read a checkpoint, rebuild its model with the stored config and weights,
+and load the test split it is scored on (used by ``gaitgraph.evaluate``, ``gaitgraph.visualize`` and
+``gaitgraph.predict``).
+
+The model, keypoints and dataset configs come from the checkpoint's stored (resolved) config, so a checkpoint is
+evaluated exactly as it was trained. On the command line, choosing a group (``dataset=casia_b``) replaces the
+stored config by the local one; editing keys (``dataset.sequence_length=60``) edits the stored one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from gaitgraph.data.cache import load_poses
+from gaitgraph.data.datamodule import resolve_split, split_by_subjects
+from gaitgraph.data.poseset import PoseSet
+from gaitgraph.engine.checkpoint import load_checkpoint
+from gaitgraph.engine.distributed import resolve_device
+from gaitgraph.models import build_model
+from gaitgraph.skeletons import Skeleton
+
+#: Config groups taken from the checkpoint unless the command line chooses or edits them.
+STORED_GROUPS = ("model", "keypoints", "dataset")
+_REQUIRED_KEYS = ("model", "config")
+
+
+def read_checkpoint(path: str | Path | None) -> dict[str, Any]:
+    """A ``gaitgraph.train`` checkpoint (``model`` state_dict + resolved ``config``), loaded weights-only on CPU."""
+    if path is None:
+        raise ValueError("ckpt_path is required, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.pt")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path {path}: no such file")
+    try:
+        state = load_checkpoint(path)
+    except Exception as err:  # torch raises many types for non-checkpoint files
+        raise ValueError(f"ckpt_path {path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+    found = sorted(state) if isinstance(state, dict) else type(state).__name__
+    if not isinstance(state, dict) or any(k not in state for k in _REQUIRED_KEYS):
+        raise ValueError(
+            f"ckpt_path {path}: expected a gaitgraph.train checkpoint, a dict with keys {list(_REQUIRED_KEYS)}; found {found}"
+        )
+    missing = [g for g in STORED_GROUPS if g not in state["config"]]
+    if missing:
+        raise ValueError(f"ckpt_path {path}: key 'config' lacks the groups {missing}; found {sorted(state['config'])}")
+    return state
+
+
+def effective_group(group: str, composed: DictConfig, stored: dict[str, Any], overrides: Sequence[str]) -> DictConfig:
+    """The config of ``group`` to use: the stored one, unless the command line chose (``group=x``) or edited
+    (``group.key=v``) it; an edit takes its value from the composed config and applies it to the stored one."""
+    keys = [o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))]
+    if group in keys:
+        return composed[group]
+    out = OmegaConf.create(stored[group])
+    for key in keys:
+        if key.startswith(f"{group}."):
+            sub = key[len(group) + 1 :]
+            OmegaConf.update(out, sub, OmegaConf.select(composed[group], sub), force_add=True)
+    return out
+
+
+@dataclass
+class LoadedRun:
+    """A checkpoint's model on its device, with the configs and test split it is evaluated on."""
+
+    model: torch.nn.Module
+    skeleton: Skeleton
+    model_cfg: DictConfig
+    dataset_cfg: DictConfig
+    test: PoseSet
+    device: torch.device
+    state: dict[str, Any]
+
+
+def load_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> LoadedRun:
+    """Read ``cfg.ckpt_path``, build its model with the stored weights and load the test split.
+
+    ``overrides``: the command-line overrides (default: those of the running Hydra app, none under compose).
+    """
+    if overrides is None:
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    state = read_checkpoint(cfg.ckpt_path)
+    groups = {g: effective_group(g, cfg, state["config"], overrides) for g in STORED_GROUPS}
+    model_cfg, dataset_cfg = groups["model"], groups["dataset"]
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    device = resolve_device(cfg.trainer.device)
+    skeleton = instantiate(groups["keypoints"])
+
+    build_cfg = OmegaConf.to_container(model_cfg, resolve=True)
+    build_cfg["pretrained"] = None  # the checkpoint holds the weights
+    model = build_model(build_cfg, skeleton)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(
+            f"ckpt_path {cfg.ckpt_path}: its weights do not fit model {model_cfg.get('_target_')} on keypoints "
+            f"'{skeleton.layout}' ({err})"
+        ) from err
+    model.to(device).eval()
+
+    poses = load_poses(dataset_cfg, skeleton, cfg.paths.cache_dir)
+    test = split_by_subjects(poses, resolve_split(dataset_cfg)).get("test")
+    if test is None or len(test) == 0:
+        raise ValueError(f"dataset '{dataset_cfg.name}': split.test_subjects selects no sequence")
+    return LoadedRun(model, skeleton, model_cfg, dataset_cfg, test, device, state)
