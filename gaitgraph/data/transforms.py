@@ -1,21 +1,25 @@
 """GaitGraph2 sequence windows and batch augmentations (reference §4), pure and vectorised.
 
 Windows are frame indices (relative to each sequence's first frame) so a dataset can gather them straight
-from the contiguous PoseSet frames; augmentations run on a whole (N, L, V, 3) batch on its device.
+from the contiguous PoseSet frames; augmentations are small transforms of a whole (N, L, V, 3) batch on its
+device, applied in order by :class:`Compose` (the ``augmentation`` config group lists them).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.skeletons import Skeleton
+from gaitgraph.errors import ConfigError
 
 FLIP_LR_MODES = ("swap", "mirror")
+#: One augmentation step: ``(batch, generator) -> batch``.
+Transform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
 
 def pad_indices(T: int, L: int) -> np.ndarray:
@@ -78,73 +82,127 @@ def train_window_indices(lengths: np.ndarray, L: int, rng: np.random.Generator) 
     return out
 
 
-class BatchAugment:
-    """GaitGraph2's training augmentations on a batch (N, L, V, 3) of (x, y, conf), per-sample random choices.
+class Compose:
+    """An augmentation pipeline: transforms applied in the given order to a batch (N, L, V, 3) of (x, y, conf).
 
-    Order as the reference: time flip (p), frame shuffle (ablation), left/right flip (p), uniform joint noise
-    (per joint, constant over time, x/y), uniform point noise (every value, then conf clamped to [0, 1]), random
-    global move (dx ~ U(-mx, mx), dy ~ U(-my, my)). Amplitudes are in the data's units (raw pixels in the
-    reference). ``flip_lr_mode``: ``swap`` = left/right joint labels only (reference); ``mirror`` = also mirror x
-    about each frame's mean x. Returns a new tensor; the input is never modified.
+    ``transforms`` is an ordered mapping name -> transform (a YAML mapping keeps its order, and a name lets one
+    transform be changed, ``augmentation.transforms.joint_noise.amplitude=0.2``, or dropped,
+    ``~augmentation.transforms.point_noise``), or a plain sequence. Each transform is a callable
+    ``(x, generator) -> x`` on the batch's device; the input batch is never modified.
     """
 
-    def __init__(
-        self,
-        skeleton: Skeleton,
-        flip_sequence_p: float = 0.5,
-        flip_lr_p: float = 0.5,
-        flip_lr_mode: str = "swap",
-        joint_noise: float = 0.1,
-        point_noise: float = 0.05,
-        random_move: Sequence[float] = (3.0, 1.0),
-        shuffle_sequence: bool = False,
-    ):
-        if flip_lr_mode not in FLIP_LR_MODES:
-            raise ValueError(f"augmentation.flip_lr_mode: expected one of {FLIP_LR_MODES}, found {flip_lr_mode!r}")
-        move = [float(m) for m in random_move]
-        if len(move) != 2:
-            raise ValueError(f"augmentation.random_move: expected [max_dx, max_dy], found {list(random_move)}")
-        self.flip_idx = torch.tensor(skeleton.flip_idx, dtype=torch.long)
-        self.flip_sequence_p = float(flip_sequence_p)
-        self.flip_lr_p = float(flip_lr_p)
-        self.flip_lr_mode = flip_lr_mode
-        self.joint_noise = float(joint_noise)
-        self.point_noise = float(point_noise)
-        self.random_move = move
-        self.shuffle_sequence = bool(shuffle_sequence)
+    def __init__(self, transforms: Mapping[str, Transform | None] | Sequence[Transform] | None = None) -> None:
+        items = transforms.values() if isinstance(transforms, Mapping) else (transforms or [])
+        self.transforms = [t for t in items if t is not None]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[-1] != 3 or x.shape[2] != len(self.flip_idx):
-            raise ValueError(f"BatchAugment: expected (N, L, {len(self.flip_idx)}, 3), found {tuple(x.shape)}")
-        n, length, v, _ = x.shape
-
-        def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(*shape, generator=generator, device=x.device, dtype=x.dtype)
-
-        def uniform(amplitude: torch.Tensor | float, *shape: int) -> torch.Tensor:
-            return (rand(*shape) * 2 - 1) * amplitude
-
-        def chosen(p: float) -> torch.Tensor:
-            return (rand(n) < p).view(n, 1, 1, 1)
-
+        if x.dim() != 4 or x.shape[-1] != 3:
+            raise ValueError(f"augmentation: expected a batch (N, L, V, 3), found {tuple(x.shape)}")
         out = x.clone()
-        if self.flip_sequence_p > 0:
-            out = torch.where(chosen(self.flip_sequence_p), out.flip(1), out)
-        if self.shuffle_sequence:
-            order = rand(n, length).argsort(dim=1)
-            out = out.gather(1, order.view(n, length, 1, 1).expand_as(out))
-        if self.flip_lr_p > 0:
-            flipped = out[:, :, self.flip_idx.to(x.device)]
-            if self.flip_lr_mode == "mirror":
-                mirrored_x = 2 * flipped[..., :1].mean(dim=2, keepdim=True) - flipped[..., :1]
-                flipped = torch.cat([mirrored_x, flipped[..., 1:]], dim=-1)
-            out = torch.where(chosen(self.flip_lr_p), flipped, out)
-        if self.joint_noise > 0:
-            out[..., :2] += uniform(self.joint_noise, n, 1, v, 2)
-        if self.point_noise > 0:
-            out += uniform(self.point_noise, n, length, v, 3)
-            out[..., 2].clamp_(0.0, 1.0)
-        if any(self.random_move):
-            amplitude = torch.tensor(self.random_move, device=x.device, dtype=x.dtype)
-            out[..., :2] += uniform(amplitude, n, 1, 1, 2)
+        for transform in self.transforms:
+            out = transform(out, generator)
         return out
+
+
+def _rand(x: torch.Tensor, generator: torch.Generator | None, *shape: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def _uniform(x: torch.Tensor, generator: torch.Generator | None, amplitude: torch.Tensor | float, *shape: int
+             ) -> torch.Tensor:
+    return (_rand(x, generator, *shape) * 2 - 1) * amplitude
+
+
+def _chosen(x: torch.Tensor, generator: torch.Generator | None, p: float) -> torch.Tensor:
+    """[N, 1, 1, 1] mask: which samples a transform of probability ``p`` applies to."""
+    return (_rand(x, generator, len(x)) < p).view(len(x), 1, 1, 1)
+
+
+def _probability(name: str, p: float) -> float:
+    if not 0.0 <= float(p) <= 1.0:
+        raise ConfigError(f"augmentation {name}.p", p, "a probability in [0, 1]")
+    return float(p)
+
+
+class FlipSequence:
+    """Reverse the frame order of each sample with probability ``p`` (GaitGraph2's time flip)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = _probability("FlipSequence", p)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.where(_chosen(x, generator, self.p), x.flip(1), x) if self.p > 0 else x
+
+
+class ShuffleSequence:
+    """Put every sample's frames in a random order (GaitGraph2's frame-shuffle ablation)."""
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n, length = x.shape[:2]
+        order = _rand(x, generator, n, length).argsort(dim=1)
+        return x.gather(1, order.view(n, length, 1, 1).expand_as(x))
+
+
+class FlipLeftRight:
+    """Swap left and right joints of each sample with probability ``p``.
+
+    ``mode``: ``swap`` = the joint labels only (GaitGraph2); ``mirror`` = also mirror x about each frame's mean x.
+    ``flip_idx``: the skeleton's left/right permutation (``${keypoints.flip_idx}`` in the configs).
+    """
+
+    def __init__(self, flip_idx: Sequence[int], p: float = 0.5, mode: str = "swap") -> None:
+        if mode not in FLIP_LR_MODES:
+            raise ConfigError("augmentation FlipLeftRight.mode", mode, f"one of {', '.join(FLIP_LR_MODES)}")
+        self.flip_idx = torch.tensor([int(j) for j in flip_idx], dtype=torch.long)
+        self.p = _probability("FlipLeftRight", p)
+        self.mode = mode
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.p == 0:
+            return x
+        if x.shape[2] != len(self.flip_idx):
+            raise ValueError(f"FlipLeftRight: {len(self.flip_idx)} joints in flip_idx, the batch has {x.shape[2]}")
+        flipped = x[:, :, self.flip_idx.to(x.device)]
+        if self.mode == "mirror":
+            mirrored_x = 2 * flipped[..., :1].mean(dim=2, keepdim=True) - flipped[..., :1]
+            flipped = torch.cat([mirrored_x, flipped[..., 1:]], dim=-1)
+        return torch.where(_chosen(x, generator, self.p), flipped, x)
+
+
+class JointNoise:
+    """Shift each joint's x, y by a uniform offset in [-amplitude, amplitude], the same in every frame."""
+
+    def __init__(self, amplitude: float = 0.1) -> None:
+        self.amplitude = float(amplitude)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.amplitude > 0:
+            n, _, v, _ = x.shape
+            x[..., :2] += _uniform(x, generator, self.amplitude, n, 1, v, 2)
+        return x
+
+
+class PointNoise:
+    """Add uniform noise in [-amplitude, amplitude] to every value (confidence too, then clamped to [0, 1])."""
+
+    def __init__(self, amplitude: float = 0.05) -> None:
+        self.amplitude = float(amplitude)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.amplitude > 0:
+            x += _uniform(x, generator, self.amplitude, *x.shape)
+            x[..., 2].clamp_(0.0, 1.0)
+        return x
+
+
+class RandomMove:
+    """Move each sample as a whole by dx ~ U(-max_dx, max_dx), dy ~ U(-max_dy, max_dy) (the data's units)."""
+
+    def __init__(self, max_dx: float = 3.0, max_dy: float = 1.0) -> None:
+        self.amplitude = (float(max_dx), float(max_dy))
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if any(self.amplitude):
+            amplitude = torch.tensor(self.amplitude, device=x.device, dtype=x.dtype)
+            x[..., :2] += _uniform(x, generator, amplitude, len(x), 1, 1, 2)
+        return x

@@ -4,19 +4,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from gaitgraph import CONF_DIR
-from gaitgraph.data.transforms import BatchAugment, center_window_indices, pad_indices, train_window_indices
+from gaitgraph.data.transforms import (
+    Compose, FlipLeftRight, FlipSequence, JointNoise, PointNoise, RandomMove, ShuffleSequence, center_window_indices,
+    pad_indices, train_window_indices,
+)
+from gaitgraph.errors import ConfigError
+from gaitgraph.utils import build
 
-CONF = CONF_DIR
+from ..conftest import compose_train, skeleton
 
 
 @pytest.fixture(scope="module")
 def coco17():
-    return instantiate(OmegaConf.load(CONF / "keypoints" / "coco17.yaml"))
+    return skeleton("coco17")
 
 
 def _reference_pad(x: torch.Tensor, L: int) -> torch.Tensor:
@@ -74,16 +75,16 @@ def _batch(n=64, length=12, v=17):
     return x
 
 
-def test_none_config_is_identity_and_input_untouched(coco17):
-    aug = instantiate(OmegaConf.load(CONF / "augmentation" / "none.yaml"), skeleton=coco17)
+def test_none_config_is_identity_and_input_untouched():
+    aug = build(compose_train(["augmentation=none"]).augmentation)
     x = _batch()
     y = aug(x)
     assert torch.equal(y, x) and y.data_ptr() != x.data_ptr()
 
 
-def test_time_flip(coco17):
+def test_time_flip():
     x = _batch()
-    y = BatchAugment(coco17, 0.5, 0, "swap", 0, 0, (0, 0))(x, torch.Generator().manual_seed(0))
+    y = Compose([FlipSequence(0.5)])(x, torch.Generator().manual_seed(0))
     flipped = torch.tensor([torch.equal(y[i], x[i].flip(0)) for i in range(len(x))])
     kept = torch.tensor([torch.equal(y[i], x[i]) for i in range(len(x))])
     assert (flipped ^ kept).all() and 10 < flipped.sum() < 54
@@ -92,55 +93,69 @@ def test_time_flip(coco17):
 def test_lr_swap_and_mirror(coco17):
     x = _batch()
     flip = torch.tensor(coco17.flip_idx)
-    y = BatchAugment(coco17, 0, 1.0, "swap", 0, 0, (0, 0))(x)
+    y = Compose([FlipLeftRight(coco17.flip_idx, p=1.0)])(x)
     assert torch.equal(y, x[:, :, flip])
-    m = BatchAugment(coco17, 0, 1.0, "mirror", 0, 0, (0, 0))(x)
+    m = Compose([FlipLeftRight(coco17.flip_idx, p=1.0, mode="mirror")])(x)
     mean_x = x[..., 0].mean(dim=2, keepdim=True)
     torch.testing.assert_close(m[..., 0], (2 * mean_x - x[..., 0])[:, :, flip], rtol=0, atol=1e-4)
     assert torch.equal(m[..., 1:], x[:, :, flip, 1:])
 
 
-def test_joint_noise_constant_over_time(coco17):
+def test_joint_noise_constant_over_time():
     x = _batch()
-    d = BatchAugment(coco17, 0, 0, "swap", 0.1, 0, (0, 0))(x) - x
+    d = Compose([JointNoise(0.1)])(x) - x
     assert torch.count_nonzero(d[..., 2]) == 0
     torch.testing.assert_close(d[:, 1:, :, :2], d[:, :1, :, :2].expand(-1, 11, -1, -1))
     assert d.abs().max() <= 0.1 + 1e-5 and d[:, 0, :, :2].std() > 0.04  # uniform in (-0.1, 0.1)
 
 
-def test_point_noise_and_conf_clamp(coco17):
+def test_point_noise_and_conf_clamp():
     x = _batch()
     x[..., 2] = torch.where(x[..., 2] > 0.5, torch.ones_like(x[..., 2]), torch.zeros_like(x[..., 2]))
-    y = BatchAugment(coco17, 0, 0, "swap", 0, 0.05, (0, 0))(x)
+    y = Compose([PointNoise(0.05)])(x)
     d = y - x
     assert d[..., :2].abs().max() <= 0.05 + 1e-5 and torch.count_nonzero(d[..., :2]) > 0.99 * d[..., :2].numel()
     assert y[..., 2].min() >= 0 and y[..., 2].max() <= 1
     assert (y[..., 2][x[..., 2] == 1] <= 1).all() and (y[..., 2][x[..., 2] == 1] < 1).any()
 
 
-def test_random_move_is_global(coco17):
+def test_random_move_is_global():
     x = _batch()
-    d = BatchAugment(coco17, 0, 0, "swap", 0, 0, (3.0, 1.0))(x) - x
+    d = Compose([RandomMove(3.0, 1.0)])(x) - x
     torch.testing.assert_close(d, d[:, :1, :1].expand_as(d))
     assert torch.count_nonzero(d[..., 2]) == 0
     assert d[..., 0].abs().max() <= 3 and d[..., 1].abs().max() <= 1 and d[:, 0, 0, 0].abs().max() > 1.5
 
 
-def test_shuffle_is_a_permutation(coco17):
+def test_shuffle_is_a_permutation():
     x = _batch()
-    y = BatchAugment(coco17, 0, 0, "swap", 0, 0, (0, 0), shuffle_sequence=True)(x)
+    y = Compose([ShuffleSequence()])(x)
     assert not torch.equal(y, x)
     assert torch.equal(y.sort(dim=1).values, x.sort(dim=1).values)
 
 
-def test_generator_reproducible_and_configs(coco17):
-    with initialize_config_dir(config_dir=str(CONF / "augmentation"), version_base="1.3"):
-        ref, mirror = compose("gaitgraph2"), compose("mirror")
-    assert mirror.flip_lr_mode == "mirror" and mirror.joint_noise == ref.joint_noise == 0.1
-    aug = instantiate(ref, skeleton=coco17, _partial_=False)
+def test_gaitgraph2_pipeline_keeps_the_original_order_and_is_reproducible():
+    cfg = compose_train([])
+    assert list(cfg.augmentation.transforms) == ["flip_sequence", "flip_lr", "joint_noise", "point_noise",
+                                                 "random_move"]
+    aug = build(cfg.augmentation)
+    assert [type(t) for t in aug.transforms] == [FlipSequence, FlipLeftRight, JointNoise, PointNoise, RandomMove]
     x = _batch()
     a = aug(x, torch.Generator().manual_seed(5))
     b = aug(x, torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and not torch.equal(a, x)
-    with pytest.raises(ValueError, match="flip_lr_mode"):
-        BatchAugment(coco17, flip_lr_mode="bogus")
+    # Order matters: a move before the per-joint noise draws other numbers for each step.
+    swapped = Compose([aug.transforms[0], aug.transforms[1], aug.transforms[4], aug.transforms[2], aug.transforms[3]])
+    assert not torch.equal(swapped(x, torch.Generator().manual_seed(5)), a)
+
+
+def test_pipeline_overrides_and_bad_values():
+    mirror = compose_train(["augmentation=mirror", "augmentation.transforms.joint_noise.amplitude=0.2",
+                            "~augmentation.transforms.point_noise"])
+    aug = build(mirror.augmentation)
+    assert [type(t) for t in aug.transforms] == [FlipSequence, FlipLeftRight, JointNoise, RandomMove]
+    assert aug.transforms[1].mode == "mirror" and aug.transforms[2].amplitude == 0.2
+    with pytest.raises(ConfigError, match="mode"):
+        FlipLeftRight([0], mode="bogus")
+    with pytest.raises(ConfigError, match=r"p=1\.5"):
+        FlipSequence(1.5)
