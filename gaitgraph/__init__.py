@@ -30,3 +30,6 @@ ROOT = project_root()
 
 # `${gg.root:}` lets conf/paths resolve data and outputs wherever the command is started from.
 OmegaConf.register_new_resolver("gg.root", lambda: str(project_root()), replace=True)
+
+# The typed config schemas (trainer/schema, ...) must be in Hydra's ConfigStore before any config is composed.
+import gaitgraph.schema  # noqa: E402,F401

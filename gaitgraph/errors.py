@@ -16,6 +16,11 @@ class GaitGraphError(Exception):
     #: Short name of the kind of mistake, printed before the message.
     kind = "error"
 
+    def __reduce__(self) -> tuple:
+        # Subclasses take other constructor arguments than their message: rebuild without calling __init__, so
+        # an error raised in a spawned DDP rank reaches the parent process intact.
+        return (_restore, (type(self), self.args, self.__dict__))
+
 
 class DatasetFormatError(GaitGraphError, ValueError):
     """A pose file does not match its documented format (docs/formats.md).
@@ -54,7 +59,7 @@ class ConfigError(GaitGraphError, ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
-        msg = f"{key}={_short(value)}: expected {allowed}"
+        msg = f"{key}={short_repr(value)}: expected {allowed}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
@@ -96,7 +101,14 @@ class StudyError(GaitGraphError):
     kind = "study error"
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def _restore(cls: type, args: tuple, state: dict) -> GaitGraphError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
     """``repr`` of a value, cut to ``limit`` characters so a message never carries a whole file or list."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -12,13 +12,13 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import hydra
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
+from gaitgraph.cli import config_choices, entry
 from gaitgraph.engine.restore import load_run
 from gaitgraph.evaluation import pipeline
+from gaitgraph.loggers import tracker_session
 from gaitgraph.utils import run_dir_of, write_json
 
 log = logging.getLogger(__name__)
@@ -28,24 +28,20 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
     """Embed the test split with the checkpoint, score every protocol, report; return the mean rank-1
     of ``cfg.metric_protocol`` (the dataset's first protocol by default)."""
     run_dir = run_dir_of(cfg)
-    console = Console()
     run = load_run(cfg, overrides)
     log.info("evaluating %s on %d test sequences", cfg.ckpt_path, len(run.test))
-
-    logger = instantiate(cfg.logger)
-    logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=cfg.task_name, tags=["evaluate"])
-    exit_code = 1
-    try:
+    with tracker_session(cfg, run_dir, config_choices(), job_type="eval") as tracker:
         results = pipeline.evaluate_model(
             run.model, run.test, run.dataset_cfg, run.skeleton, tta=cfg.tta,
             batch_size=cfg.trainer.eval_batch_size, device=run.device, distance=cfg.distance,
         )
         title = f"{run.dataset_cfg.name} test, rank-1 % ({Path(cfg.ckpt_path).name}{', TTA' if cfg.tta else ''})"
-        written = pipeline.report(results, run_dir / "eval", title, console=console)
+        written = pipeline.report(results, run_dir / "eval", title, console=Console())
         protocol, metric = pipeline.selection_metric(results, cfg.metric_protocol)
         write_json(
             {
                 "metric": metric,
+                "metric_name": "test/rank1",
                 "metric_protocol": protocol,
                 "tta": bool(cfg.tta),
                 "distance": cfg.distance,
@@ -55,21 +51,18 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
             },
             run_dir / "metrics.json",
         )
-        logger.log_metrics({"test/mean_rank1": metric})
+        tracker.log_metrics({"test/mean_rank1": metric})
         for name, result in results.items():
-            logger.log_table(f"test/{name}/table", result.table)
-            logger.log_image(f"test/{name}/heatmap", written[name]["png"])
-        console.print(f"mean rank-1 ({protocol}{', TTA' if cfg.tta else ''}): {metric * 100:.1f}%")
-        console.print(f"run directory: {run_dir}")
-        exit_code = 0
+            tracker.log_table(f"test/{name}/table", result.table)
+            tracker.log_image(f"test/{name}/heatmap", written[name]["png"])
+        log.info("mean rank-1 (%s%s): %.1f%%", protocol, ", TTA" if cfg.tta else "", metric * 100)
+        log.info("run directory: %s", run_dir)
         return metric
-    finally:
-        logger.finish(exit_code)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@entry("evaluate")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point."""
+    """Hydra entry point (``gaitgraph-eval``)."""
     return evaluate(cfg)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from gaitgraph.errors import ConfigError
 
 #: COCO-17 joint order (CASIA-B HRNet release, PsyMo AlphaPose, the FastPoseGait/OpenGait pose pickles).
 COCO17_JOINTS: tuple[str, ...] = (
@@ -62,17 +63,16 @@ class Skeleton:
         n = len(self.joints)
         for name, idx in (("connect_joint", self.connect_joint), ("flip_idx", self.flip_idx)):
             if len(idx) != n:
-                raise ValueError(f"keypoints '{self.layout}': {name} has {len(idx)} entries, expected {n}")
+                raise ConfigError(f"keypoints.{name}", idx, f"{n} entries, one per joint of layout '{self.layout}'")
         if sorted(self.flip_idx) != list(range(n)):
-            raise ValueError(f"keypoints '{self.layout}': flip_idx is not a permutation of 0..{n - 1}")
+            raise ConfigError("keypoints.flip_idx", self.flip_idx, f"a permutation of 0..{n - 1}")
         if self.convert_from is not None:
             self.convert_from = str(self.convert_from)
             if (self.convert_from, self.layout) not in CONVERSIONS:
                 known = ", ".join(f"{a} -> {b}" for a, b in CONVERSIONS)
-                raise ValueError(
-                    f"keypoints.convert_from: no conversion from '{self.convert_from}' to layout '{self.layout}'; "
-                    f"known conversions: {known} (or convert_from: null when the files are already '{self.layout}')"
-                )
+                raise ConfigError("keypoints.convert_from", self.convert_from,
+                                  f"a known conversion to '{self.layout}' ({known}), or null when the files are "
+                                  f"already '{self.layout}'")
 
     @property
     def num_joints(self) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -12,7 +14,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from gaitgraph.errors import CheckpointError, DiskFullError, GaitGraphError
+
+#: Out of space, quota exceeded, or over a file-size limit (RLIMIT_FSIZE).
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -40,10 +49,25 @@ def plain(cfg: Any) -> Any:
     return cfg
 
 
+def build(cfg: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, except that a platform error raised while building (a bad value the object
+    itself rejects) reaches the caller as itself, not wrapped in Hydra's InstantiationException."""
+    try:
+        return instantiate(cfg, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, GaitGraphError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``path``, then rename it into place.
 
     No reader ever sees a half-written file under the final name, and a failed write leaves nothing behind.
+    A write that fails for lack of space raises :class:`~gaitgraph.errors.DiskFullError` naming the file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +77,46 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            free = shutil.disk_usage(path.parent).free
+            raise DiskFullError(
+                f"{path}: the write failed for lack of space ({free / 2**20:.0f} MiB free on that file system, "
+                f"or a file-size limit); nothing was written and any earlier {path.name} is intact. Free some "
+                "space or point paths.output_root / paths.cache_dir elsewhere."
+            ) from err
         raise
     return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint read on the CPU with the safe unpickler; :class:`CheckpointError` if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(err).__name__}: {reason}). It may be truncated, or not a "
+            "gaitgraph checkpoint; files that need more than tensors and plain containers are never unpickled."
+        ) from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(state).__name__}")
+    return state
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is an out-of-space or file-size-limit failure."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+            return True
+        if any(text in str(err) for text in ("No space left on device", "errno = 28", "File too large")):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def current_umask() -> int:

@@ -32,6 +32,8 @@ from gaitgraph.skeletons import Skeleton  # noqa: E402
 from gaitgraph.data.poseset import PoseSet  # noqa: E402
 from gaitgraph.data.transforms import center_window_rows  # noqa: E402
 from gaitgraph.engine.restore import load_run  # noqa: E402
+from gaitgraph.cli import entry  # noqa: E402
+from gaitgraph.errors import ConfigError, short_repr  # noqa: E402
 from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,8 @@ def select_sequences(meta: pd.DataFrame, select: dict[str, Any]) -> np.ndarray:
     """Row indices of ``meta`` matching every non-null ``select`` filter (a value or a list), at most ``limit``."""
     unknown = set(select) - {*SELECT_KEYS, "limit"}
     if unknown:
-        raise ValueError(f"select: unknown keys {sorted(unknown)}; expected some of {[*SELECT_KEYS, 'limit']}")
+        raise ConfigError(f"select.{sorted(unknown)[0]}", select[sorted(unknown)[0]],
+                          f"a key of select: {', '.join([*SELECT_KEYS, 'limit'])}")
     mask = np.ones(len(meta), dtype=bool)
     for key in SELECT_KEYS:
         wanted = select.get(key)
@@ -147,12 +150,12 @@ def select_sequences(meta: pd.DataFrame, select: dict[str, Any]) -> np.ndarray:
         try:
             values = [cast(w) for w in wanted]
         except ValueError as err:
-            raise ValueError(f"select.{key}: the test split's {key} values are integers, found {wanted!r}") from err
+            raise ConfigError(f"select.{key}", wanted, f"integers (the test split's {key} values)") from None
         mask &= column.isin(values).to_numpy()
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         present = {k: sorted(map(str, meta[k].unique()))[:20] for k in SELECT_KEYS}
-        raise ValueError(f"select {dict(select)} matches no test sequence; test values: {present}")
+        raise ConfigError("select", dict(select), f"a choice matching a test sequence; present: {short_repr(present, 200)}")
     limit = select.get("limit")
     return rows[: int(limit)] if limit else rows
 
@@ -207,7 +210,7 @@ def visualize(cfg: DictConfig, overrides: Sequence[str] | None = None) -> list[P
     return written
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="visualize")
+@entry("visualize")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     visualize(cfg)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from gaitgraph import CONF_DIR
+from gaitgraph.skeletons import Skeleton
 
 # optuna 2.10 on SQLAlchemy 1.4 warns about 2.0 on every storage call.
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
@@ -20,6 +23,12 @@ def compose_train(overrides: list[str] | None = None, return_hydra_config: bool 
     """Compose conf/train.yaml with overrides through Hydra's compose API."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides or [], return_hydra_config=return_hydra_config)
+
+
+@functools.lru_cache(maxsize=None)
+def skeleton(name: str = "coco17") -> Skeleton:
+    """The ``keypoints=<name>`` skeleton as a run builds it (defaults lists included)."""
+    return instantiate(compose_train([f"keypoints={name}"]).keypoints)
 
 
 def config_options(group: str) -> list[str]:

@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from gaitgraph.engine.restore import effective_group, read_checkpoint
+from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.train import train
 
 from .conftest import compose_train, run_module
@@ -65,22 +66,22 @@ def test_entry_point_errors_name_the_problem(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.pt"
     bogus.write_text("not a checkpoint")
     bad = run_module(["gaitgraph.evaluate", f"ckpt_path={bogus}", f"paths.output_root={tmp_path}"], cwd=tmp_path)
-    assert bad.returncode != 0 and "not a readable torch checkpoint" in bad.stderr and str(bogus) in bad.stderr
+    assert bad.returncode != 0 and "not a readable checkpoint" in bad.stderr and str(bogus) in bad.stderr
 
 
 def test_read_checkpoint_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="ckpt_path is required"):
+    with pytest.raises(ConfigError, match="ckpt_path=None: expected a checkpoint file"):
         read_checkpoint(None)
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
         read_checkpoint(tmp_path / "absent.pt")
     (tmp_path / "text.pt").write_text("hello")
-    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         read_checkpoint(tmp_path / "text.pt")
     torch.save({"state_dict": {}}, tmp_path / "lightning.pt")
-    with pytest.raises(ValueError, match=r"keys \['model', 'config'\]; found \['state_dict'\]"):
+    with pytest.raises(CheckpointError, match=r"keys \['model', 'config'\]; found keys \['state_dict'\]"):
         read_checkpoint(tmp_path / "lightning.pt")
     torch.save({"model": {}, "config": {"model": {}}}, tmp_path / "partial.pt")
-    with pytest.raises(ValueError, match=r"lacks the groups \['keypoints', 'dataset'\]"):
+    with pytest.raises(CheckpointError, match=r"lacks the groups \['keypoints', 'dataset'\]"):
         read_checkpoint(tmp_path / "partial.pt")
 
 

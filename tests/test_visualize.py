@@ -13,6 +13,7 @@ from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from gaitgraph.models import build_model
+from gaitgraph.errors import ConfigError
 from gaitgraph.visualize import activation_map, bones, draw_frames, select_sequences, write_gif
 
 from .conftest import compose_train, run_module
@@ -80,9 +81,9 @@ def test_select_sequences_filters_and_limits() -> None:
     assert select_sequences(meta, {"condition": "nm"}).tolist() == [0, 2, 3]
     assert select_sequences(meta, {"subject": [7], "view": "45_1"}).tolist() == [3]
     assert select_sequences(meta, {"subject": "7", "limit": 1}).tolist() == [2]  # CLI strings cast to the column
-    with pytest.raises(ValueError, match="matches no test sequence"):
+    with pytest.raises(ConfigError, match=r"select=\{'subject': 9\}: expected a choice matching a test sequence"):
         select_sequences(meta, {"subject": 9})
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ConfigError, match="select.angle=0: expected a key of select"):
         select_sequences(meta, {"angle": 0})
 
 

@@ -28,10 +28,12 @@ from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gaitgraph.skeletons import Skeleton
+from gaitgraph.cli import USAGE_EXIT, entry
 from gaitgraph.data.poseset import META_COLUMNS, PoseSet
 from gaitgraph.data.preprocess import convert_layout, normalize
-from gaitgraph.utils import atomic_write, plain
+from gaitgraph.errors import ConfigError
+from gaitgraph.skeletons import Skeleton
+from gaitgraph.utils import atomic_write, build, plain
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +151,8 @@ def load_poses(dataset_cfg: DictConfig, skeleton: Skeleton, cache_dir: str | Pat
     """The dataset's preprocessed PoseSet, from the cache when it is there (built otherwise)."""
     if dataset_cfg.layout != skeleton.file_layout:
         reads = f"reads '{skeleton.file_layout}' files" if skeleton.convert_from else f"has layout '{skeleton.layout}'"
-        raise ValueError(
-            f"dataset '{dataset_cfg.name}' holds {dataset_cfg.layout} poses but keypoints {reads}: "
-            f"choose a matching keypoints= option"
-        )
+        raise ConfigError("keypoints", skeleton.layout, f"a layout for this dataset: dataset '{dataset_cfg.name}' "
+                          f"holds {dataset_cfg.layout} poses but keypoints {reads}; choose a matching keypoints= option")
     raw_path, proc_path, reader = cache_paths(dataset_cfg, cache_dir, skeleton)
     if proc_path.exists() and not rebuild:
         try:
@@ -197,12 +197,13 @@ def _cli(cfg: DictConfig, action: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    skeleton = instantiate(cfg.keypoints)
+    skeleton = build(cfg.keypoints)
     if action == "build":
         load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir, rebuild=bool(cfg.get("rebuild", False)))
     _, proc_path, _ = cache_paths(cfg.dataset, cfg.paths.cache_dir, skeleton)
     if not proc_path.exists():
-        raise SystemExit(f"no cache for dataset={cfg.dataset.name} yet ({proc_path}); run with 'build' first")
+        raise ConfigError("dataset", cfg.dataset.name, f"a dataset with a cache; none yet at {proc_path}: run "
+                          "`python -m gaitgraph.data.cache build dataset=...` first")
     info = describe(proc_path)
     table = Table(title=f"cache: {cfg.dataset.name}")
     table.add_column("key")
@@ -214,14 +215,13 @@ def _cli(cfg: DictConfig, action: str) -> None:
 
 def main() -> None:
     """Entry point: ``python -m gaitgraph.data.cache build|info [overrides...]``."""
-    import hydra
-
     actions = ("build", "info")
     if len(sys.argv) < 2 or sys.argv[1] not in actions:
-        raise SystemExit(f"usage: python -m gaitgraph.data.cache {{{'|'.join(actions)}}} [dataset=... overrides]")
+        print(f"usage: python -m gaitgraph.data.cache {{{'|'.join(actions)}}} [dataset=... overrides]", file=sys.stderr)
+        sys.exit(USAGE_EXIT)
     action = sys.argv.pop(1)
 
-    @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+    @entry("train")
     def run(cfg: DictConfig) -> None:
         _cli(cfg, action)
 

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import train_window_indices
+from gaitgraph.errors import ConfigError
 
 SAMPLERS = ("random", "pk")
 
@@ -18,17 +19,28 @@ def resolve_split(dataset_cfg: Any) -> dict[str, list[int]]:
     """The dataset's subject lists; a ``null`` list comes from the reader's own split file.
 
     OUMVLP-Pose ships its split as ID_list.csv (``OumvlpReader.split_subjects()``); a reader without such
-    a file must get every list from the config.
+    a file must get every list from the config. ``split.val_from_train: N`` moves the N highest training ids into
+    the validation list (for datasets whose published split has no validation part).
     """
+    split = _listed_split(dataset_cfg)
+    n_val = int(dataset_cfg.split.get("val_from_train") or 0)
+    if n_val:
+        train = sorted(split["train_subjects"])
+        if n_val >= len(train):
+            raise ConfigError("dataset.split.val_from_train", n_val, f"fewer than the {len(train)} training subjects")
+        split["train_subjects"], moved = train[:-n_val], train[-n_val:]
+        split["val_subjects"] = sorted(set(split.get("val_subjects", [])) | set(moved))
+    return split
+
+
+def _listed_split(dataset_cfg: Any) -> dict[str, list[int]]:
     split = {k: v for k, v in dict(dataset_cfg.split).items() if k.endswith("_subjects")}
     if any(v is None for v in split.values()):
         reader = instantiate(dataset_cfg.reader)
         if not hasattr(reader, "split_subjects"):
             missing = [k for k, v in split.items() if v is None]
-            raise ValueError(
-                f"dataset '{dataset_cfg.name}': split {missing} is null but its reader has no split file; "
-                "list the subjects in the dataset config"
-            )
+            raise ConfigError(f"dataset.split.{missing[0]}", None,
+                              "a list of subject ids (the reader of this dataset has no split file to take it from)")
         shipped = reader.split_subjects()
         split = {k: (shipped.get(k.removesuffix("_subjects"), []) if v is None else v) for k, v in split.items()}
     return {k: [int(s) for s in v] for k, v in split.items()}
@@ -45,7 +57,8 @@ def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int]]) -> dic
         for b in names[i + 1 :]:
             overlap = chosen[a] & chosen[b]
             if overlap:
-                raise ValueError(f"split: subjects {sorted(overlap)[:10]} are in both '{a}' and '{b}'")
+                raise ConfigError(f"dataset.split.{b}_subjects", sorted(overlap)[:10],
+                                  f"subjects not in dataset.split.{a}_subjects (splits must be disjoint)")
     subject = poses.meta["subject"].to_numpy()
     return {name: poses.select(np.isin(subject, sorted(ids))) for name, ids in chosen.items()}
 
@@ -65,9 +78,9 @@ def pk_plan(labels: np.ndarray, p: int, k: int, n_batches: int, rng: np.random.G
     """
     subjects, inverse = np.unique(labels, return_inverse=True)
     if p > len(subjects):
-        raise ValueError(f"trainer.pk.p: expected <= {len(subjects)} (training subjects), found {p}")
+        raise ConfigError("trainer.pk.p", p, f"at most {len(subjects)}, the number of training subjects")
     if p < 1 or k < 1:
-        raise ValueError(f"trainer.pk: expected p >= 1 and k >= 1, found p={p}, k={k}")
+        raise ConfigError("trainer.pk", {"p": p, "k": k}, "p >= 1 and k >= 1")
     members = [np.flatnonzero(inverse == s) for s in range(len(subjects))]
     passes = -(-n_batches * p // len(subjects))
     queue = np.concatenate([rng.permutation(len(subjects)) for _ in range(passes)])
@@ -91,6 +104,9 @@ class WindowBatches:
     Resumable mid-epoch: an epoch's plan (batch order and windows) is drawn at its start from ``rng``; the
     state holds the generator state from before that draw plus the number of batches handed out, so a resumed
     run redraws the identical plan and skips the batches already trained on.
+
+    ``limit``: at most this many batches per epoch (the rest of the plan is skipped); ``fixed``: every epoch
+    repeats the first epoch's plan and windows (the same few batches, to overfit them on purpose).
     """
 
     def __init__(
@@ -102,31 +118,36 @@ class WindowBatches:
         drop_last: bool = False,
         sampler: str = "random",
         pk: tuple[int, int] | None = None,
+        limit: int | None = None,
+        fixed: bool = False,
     ) -> None:
         if sampler not in SAMPLERS:
-            raise ValueError(f"trainer.sampler: expected one of {SAMPLERS}, found {sampler!r}")
+            raise ConfigError("trainer.sampler", sampler, f"one of {', '.join(SAMPLERS)}")
         if sampler == "pk" and pk is None:
-            raise ValueError("trainer.sampler=pk needs trainer.pk.p and trainer.pk.k")
+            raise ConfigError("trainer.pk", None, "p and k (subjects and sequences per batch) for trainer.sampler=pk")
         self.poses = poses
         self.sequence_length = sequence_length
         self.batch_size = batch_size if sampler == "random" else pk[0] * pk[1]
         self.drop_last = drop_last
         self.sampler = sampler
         self.pk = pk
+        self.limit = limit
+        self.fixed = fixed
         self.rng = np.random.default_rng(seed)
+        self._first_state = self.rng.bit_generator.state
         self.frames = torch.from_numpy(poses.frames)
         self.subjects = poses.meta["subject"].to_numpy()
         self.labels = torch.tensor(self.subjects, dtype=torch.int64)
         if len(self) == 0:
-            raise ValueError(
-                f"training batches: {len(poses)} sequences make no batch of {self.batch_size} with drop_last=true"
-            )
+            raise ConfigError("trainer.batch_size", self.batch_size,
+                              f"at most {len(poses)} (the training sequences) with trainer.drop_last=true")
         self._epoch_start: dict[str, Any] | None = None
         self.position = 0  # batches of the current epoch already handed out
 
     def __len__(self) -> int:
         n = len(self.poses)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return batches if self.limit is None else min(batches, self.limit)
 
     @property
     def in_epoch(self) -> bool:
@@ -136,13 +157,15 @@ class WindowBatches:
     def plan(self) -> list[np.ndarray]:
         """Draw one epoch's sequence indices per batch from ``rng``."""
         if self.sampler == "random":
-            return random_plan(len(self.poses), self.batch_size, self.drop_last, self.rng)
+            return random_plan(len(self.poses), self.batch_size, self.drop_last, self.rng)[: len(self)]
         return pk_plan(self.subjects, self.pk[0], self.pk[1], len(self), self.rng)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.in_epoch:
             self.rng.bit_generator.state = self._epoch_start  # resume: redraw the same plan, skip what was done
         else:
+            if self.fixed:
+                self.rng.bit_generator.state = self._first_state
             self._epoch_start, self.position = self.rng.bit_generator.state, 0
         plan = self.plan()
         flat = np.concatenate(plan)

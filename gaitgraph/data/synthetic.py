@@ -21,11 +21,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from gaitgraph.cli import entry
 from gaitgraph.data import casia_b, oumvlp
+from gaitgraph.errors import ConfigError
 from gaitgraph.skeletons import COCO17_JOINTS, OPENPOSE18_JOINTS, OPENPOSE18_TO_COCO17
 from gaitgraph.utils import atomic_write, current_umask
 
@@ -324,11 +325,11 @@ def _bystander(pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return other
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="synthetic")
+@entry("synthetic")
 def main(cfg: DictConfig) -> None:
     """Generate the synthetic sets chosen by ``cfg.format`` (casia_b, oumvlp or both)."""
     if cfg.format not in ("casia_b", "oumvlp", "both"):
-        raise ValueError(f"format must be casia_b, oumvlp or both, got {cfg.format!r}")
+        raise ConfigError("format", cfg.format, "casia_b, oumvlp or both")
     out = Path(cfg.out_dir)
     if cfg.format in ("casia_b", "both"):
         path = generate_casia_b(out / "casia-b" / "casia-b_pose_coco.csv", seed=cfg.seed, **cfg.casia_b)

@@ -1,52 +1,189 @@
-"""Atomic checkpoints that load with ``torch.load(weights_only=True)``."""
+"""Checkpoints that are never lost: finite, atomic, the previous one kept; safe loading; exact-or-refused resume.
+
+- :class:`Checkpointer` writes ``<run dir>/checkpoints/<name>`` only from a state whose tensors are all finite,
+  through a temporary file and an atomic rename; before ``last.pt`` is replaced, the old one becomes
+  ``previous.pt``, so a crash at any moment leaves at least one readable checkpoint.
+- :func:`~gaitgraph.utils.load_checkpoint` reads with ``torch.load(weights_only=True)`` and turns every failure
+  into a :class:`~gaitgraph.errors.CheckpointError` naming the file.
+- :func:`resume_checkpoint` finds what ``trainer.resume`` points at, falls back to ``previous.pt`` (saying so) when
+  ``last.pt`` is unreadable, and refuses a checkpoint whose recipe differs from the current config
+  (:func:`recipe_differences`).
+- :func:`check_run_dir` refuses a fresh run in a directory that holds another run's checkpoints or results.
+"""
 
 from __future__ import annotations
 
-import random
+import io
+import logging
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
-from gaitgraph.utils import atomic_write
+from gaitgraph.engine.state import CHECKPOINT_FORMAT
+from gaitgraph.errors import CheckpointError, NonFiniteError, RunDirInUseError, short_repr
+from gaitgraph.utils import atomic_write, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+LAST, PREVIOUS, BEST = "last.pt", "previous.pt", "best.pt"
+#: What makes a run directory "used": a fresh run there would replace these.
+RUN_OUTPUTS = (f"checkpoints/{LAST}", f"checkpoints/{PREVIOUS}", f"checkpoints/{BEST}", "metrics.json")
+#: Config keys that say how a run is operated, not what it trains: they may change on resume.
+OPERATIONAL_KEYS = (
+    "paths", "logger", "task_name", "tta", "baseline", "hparams_search", "callbacks", "local",
+    "trainer.resume", "trainer.overwrite", "trainer.checkpoint_every_steps", "trainer.num_threads",
+    "trainer.eval_batch_size", "trainer.host_malloc", "trainer.memory",
+)
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` via a temp file and an atomic rename (never half-written)."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+def non_finite_keys(state: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every floating tensor (or float) in a nested state that holds NaN or infinity."""
+    if isinstance(state, torch.Tensor):
+        return [prefix] if state.is_floating_point() and not bool(torch.isfinite(state).all()) else []
+    if isinstance(state, float):
+        return [prefix] if not math.isfinite(state) else []
+    if isinstance(state, dict):
+        items: Iterable = state.items()
+    elif isinstance(state, (list, tuple)):
+        items = enumerate(state)
+    else:
+        return []
+    return [k for key, value in items for k in non_finite_keys(value, f"{prefix}.{key}" if prefix else str(key))]
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint on the CPU with the safe unpickler."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+class Checkpointer:
+    """Writes checkpoints into one folder; remembers the last good one for error messages."""
 
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.last_good: tuple[Path, int] | None = None  # (path, step) of the newest checkpoint written
 
-def rng_state() -> dict[str, Any]:
-    """Python and torch RNG states (numpy randomness lives in explicit Generators we save ourselves)."""
-    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    def save(self, state: dict[str, Any], name: str) -> Path:
+        """Write ``state`` as ``name``; refuse a non-finite state (the files on disk stay as they were).
 
+        The model, optimizer and scaler tensors are checked (the only parts that can turn non-finite);
+        the history's NaN placeholders for "not measured" are allowed.
+        """
+        bad = [k for part in ("model", "optimizer", "scaler") for k in non_finite_keys(state.get(part), part)]
+        if bad:
+            kept = f"; the last good checkpoint {self.last_good[0]} (step {self.last_good[1]}) is untouched" if (
+                self.last_good) else ""
+            raise NonFiniteError(
+                f"step {state.get('step')}: the training state holds NaN or infinite values ({', '.join(bad[:3])}"
+                f"{' ...' if len(bad) > 3 else ''}), so {name} was not written{kept}. Lower the learning rate "
+                "or set trainer.grad_clip, then resume from the last good checkpoint or start again."
+            )
+        path = self.folder / name
+        # Serialised in memory first: a full disk then fails in a plain file write (a clear OSError) instead of
+        # inside torch's zip writer ("unexpected pos ...").
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getbuffer()
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(data)
+            if name == LAST and path.exists():  # the new file is complete: move the old one aside
+                path.replace(self.folder / PREVIOUS)
+
+        atomic_write(path, write)
+        self.last_good = (path, int(state.get("step", 0)))
+        return path
 
 
 def resume_path(resume: str | None, run_dir: str | Path) -> Path | None:
     """The checkpoint ``trainer.resume`` points at: ``null`` = fresh start; ``auto`` = the run dir's
-    ``checkpoints/last.pt`` when it exists (fresh start otherwise); anything else = that file, which must exist.
+    ``checkpoints/last.pt`` (or ``previous.pt`` when only that one exists), fresh start when there is none;
+    anything else = that file, which must exist.
     """
     if resume in (None, "", "null", "none"):
         return None
     if resume == "auto":
-        last = Path(run_dir) / "checkpoints" / "last.pt"
-        return last if last.is_file() else None
+        folder = Path(run_dir) / "checkpoints"
+        for name in (LAST, PREVIOUS):
+            if (folder / name).is_file():
+                return folder / name
+        return None
     path = Path(resume)
     if not path.is_file():
-        raise FileNotFoundError(f"trainer.resume: checkpoint {path} does not exist (use null, auto or a file)")
+        raise CheckpointError(f"trainer.resume={resume}: no such file (use null, auto or a checkpoint path)")
     return path
+
+
+def resume_checkpoint(path: Path, current: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint to resume from: ``path``, or its ``previous.pt`` when ``path`` is unreadable; its recipe
+    must equal ``current``'s (see :func:`recipe_differences`)."""
+    try:
+        saved = load_checkpoint(path)
+    except CheckpointError as err:
+        fallback = path.with_name(PREVIOUS)
+        if path.name != LAST or not fallback.is_file():
+            raise
+        log.warning("%s; resuming from the previous checkpoint %s instead", err, fallback)
+        saved = load_checkpoint(fallback)
+        path = fallback
+    if saved.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {saved.get('format')!r}, this version resumes format {CHECKPOINT_FORMAT}; "
+            "evaluate it with gaitgraph.evaluate or start a new run (model.pretrained can start from its weights)"
+        )
+    diffs = recipe_differences(saved.get("config", {}), current)
+    if diffs:
+        shown = "; ".join(f"{k}: {short_repr(a, 40)} -> {short_repr(b, 40)}" for k, a, b in diffs[:8])
+        more = f" (and {len(diffs) - 8} more)" if len(diffs) > 8 else ""
+        raise CheckpointError(
+            f"{path}: cannot resume, the recipe differs from the one it was trained with: {shown}{more}. "
+            "Resume with the stored settings (see the run's .hydra/config.yaml), or start a new run in another "
+            "directory (model.pretrained=<checkpoint> starts from its weights). A finished run is not extended."
+        )
+    log.info("resuming from %s (epoch %d, step %d)", path, saved["epoch"], saved["step"])
+    return saved
+
+
+def recipe_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, stored value, current value)`` for every config key that defines the recipe and differs.
+
+    Everything counts as recipe (data, keypoints, model, loss, optimizer, schedule, batch, sequence length,
+    augmentation, epochs, seed, ...) except :data:`OPERATIONAL_KEYS`.
+    """
+    a, b = _flatten(stored), _flatten(current)
+    keys = sorted(set(a) | set(b))
+    missing = object()
+    return [
+        (k, a.get(k, "<absent>"), b.get(k, "<absent>"))
+        for k in keys
+        if not _operational(k) and a.get(k, missing) != b.get(k, missing)
+    ]
+
+
+def check_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
+    """Refuse a fresh run (``resume`` null) where another run's checkpoints or results are; with
+    ``overwrite`` remove them instead (said in the log). Nothing is changed when refusing."""
+    if resume not in (None, "", "null", "none"):
+        return
+    used = [rel for rel in RUN_OUTPUTS if (Path(run_dir) / rel).exists()]
+    if not used:
+        return
+    if overwrite:
+        for rel in used:
+            (Path(run_dir) / rel).unlink()
+        log.warning("trainer.overwrite=true: removed %s of an earlier run in %s", ", ".join(used), run_dir)
+        return
+    raise RunDirInUseError(
+        f"{run_dir} already holds a run ({', '.join(used)}); nothing was changed. To continue it: "
+        "trainer.resume=auto; to keep it: choose another hydra.run.dir; to replace it: trainer.overwrite=true."
+    )
+
+
+def _operational(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}

@@ -19,7 +19,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gaitgraph.errors import ConfigError
+from gaitgraph.errors import ConfigError, GaitGraphError
+from gaitgraph.models.base import ModelOutput
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # ranks on this machine (they share its memory)
 
     @property
     def is_main(self) -> bool:
@@ -99,29 +101,61 @@ def launched_by_torchrun() -> bool:
     return all(v in os.environ for v in TORCHRUN_VARS) and int(os.environ["WORLD_SIZE"]) > 1
 
 
+def torchrun_rank() -> int:
+    """This process's global rank under torchrun (0 outside it)."""
+    return int(os.environ.get("RANK", 0))
+
+
 def join_torchrun(device_name: str) -> DistContext:
     """Join the launcher's process group (MASTER_ADDR/PORT, RANK, WORLD_SIZE come from its environment)."""
-    ctx = DistContext(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+    env = os.environ
+    ctx = DistContext(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"]),
+                      int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"])))
     if not dist.is_initialized():
         dist.init_process_group(backend_for(device_name), rank=ctx.rank, world_size=ctx.world_size)
     return ctx
+
+
+def launch(fn: Callable[..., Any], devices: int, device_name: str, args: tuple, run_dir: Path) -> Any:
+    """Run ``fn(ctx, *args)`` on every rank of this run and return rank 0's result: as one rank of a
+    ``torchrun`` launch, in ``devices`` spawned processes, or in this process."""
+    if launched_by_torchrun():
+        ctx = join_torchrun(device_name)
+        if not ctx.is_main:  # every rank runs Hydra's logging set-up; one voice in train.log
+            logging.getLogger().setLevel(logging.WARNING)
+        try:
+            return fn(ctx, *args)
+        finally:
+            dist.destroy_process_group()
+    if devices > 1:
+        return spawn(fn, devices, device_name, args, run_dir)
+    return fn(DistContext(), *args)
 
 
 def spawn(fn: Callable[..., Any], world_size: int, device_name: str, args: tuple, run_dir: Path) -> Any:
     """Run ``fn(ctx, *args)`` in ``world_size`` fresh processes; returns rank 0's return value.
 
     ``fn`` must be importable (module level) and ``args`` picklable: the children are spawned, not forked.
+    A platform error (:class:`~gaitgraph.errors.GaitGraphError`) raised on rank 0 is raised again here, so
+    the entry point reports it as if it had happened in this process.
     """
     if backend_for(device_name) == "nccl" and world_size > torch.cuda.device_count():
-        raise RuntimeError(f"trainer.devices={world_size} but only {torch.cuda.device_count()} GPUs are visible")
+        raise ConfigError("trainer.devices", world_size, f"at most {torch.cuda.device_count()} (the visible GPUs)")
     port = free_port()
     results = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(
-        _spawned, args=(world_size, port, device_name, fn, args, run_dir, results), nprocs=world_size, join=True
-    )
+    try:
+        mp.spawn(
+            _spawned, args=(world_size, port, device_name, fn, args, run_dir, results), nprocs=world_size, join=True
+        )
+    except mp.ProcessExitedException:
+        if results.empty():
+            raise
     if results.empty():
         raise RuntimeError("rank 0 finished without a result")
-    return results.get()
+    outcome, value = results.get()
+    if outcome == "error":
+        raise value
+    return value
 
 
 def _spawned(
@@ -130,12 +164,16 @@ def _spawned(
 ) -> None:
     _worker_logging(rank, run_dir)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world_size))
     dist.init_process_group(backend_for(device_name), rank=rank, world_size=world_size)
     try:
-        value = fn(DistContext(rank, world_size, rank), *args)
+        value = fn(DistContext(rank, world_size, rank, world_size), *args)
         if rank == 0:
-            results.put(value)
+            results.put(("ok", value))
+    except GaitGraphError as err:
+        if rank == 0:  # handed to the parent, which raises it again; the other ranks just stop
+            results.put(("error", err))
+        raise SystemExit(1) from None
     finally:
         dist.destroy_process_group()
 
@@ -183,3 +221,12 @@ def gather_global_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple
     parts = [e[: int(s.item())] for e, s in zip(all_emb, sizes)]
     parts[rank] = embeddings
     return torch.cat(parts), torch.cat([lab[: int(s.item())] for lab, s in zip(all_lab, sizes)])
+
+
+def gather_output(output: ModelOutput, labels: torch.Tensor) -> tuple[ModelOutput, torch.Tensor]:
+    """The global batch of a model output in float32 (losses are computed in full precision even under
+    autocast): embedding and logits of every rank (see :func:`gather_global_batch`), the feature map dropped
+    (no loss reads it). Outside DDP only the precision changes."""
+    embedding, global_labels = gather_global_batch(output.embedding.float(), labels)
+    logits = None if output.logits is None else gather_global_batch(output.logits.float(), labels)[0]
+    return ModelOutput(embedding, None, logits), global_labels

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from gaitgraph.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,9 @@ def configure_malloc(mmap_threshold_mb: int | None = None, trim_threshold_mb: in
         return {}
     for name, value in wanted.items():
         if not 0 <= value <= MAX_MB:
-            raise ValueError(f"trainer.host_malloc.{name}: expected 0..{MAX_MB} MiB, found {value}")
+            raise ConfigError(f"trainer.host_malloc.{name}", value, f"0..{MAX_MB} MiB")
         if libc.mallopt(MALLOPT_PARAMS[name], value * _MIB) != 1:
-            raise ValueError(f"trainer.host_malloc.{name}: glibc's mallopt rejected {value} MiB")
+            raise ConfigError(f"trainer.host_malloc.{name}", value, "a value glibc's mallopt accepts")
     log.info("glibc malloc: %s", ", ".join(f"{k}={v}" for k, v in wanted.items()))
     return wanted
 

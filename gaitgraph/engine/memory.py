@@ -17,6 +17,9 @@ from torch.utils.checkpoint import checkpoint
 
 from gaitgraph.models.resgcn import ResGCNModule
 
+#: The modules whose activations are recomputed: each keeps only its input for the backward pass.
+RECOMPUTED_MODULES: tuple[type[nn.Module], ...] = (ResGCNModule,)
+
 
 @contextlib.contextmanager
 def _frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
@@ -57,10 +60,11 @@ class _Recomputed:
 
 
 def checkpoint_activations(model: nn.Module) -> int:
-    """Recompute every ResGCN module of ``model`` in the backward pass; returns how many were wrapped."""
+    """Recompute every module of :data:`RECOMPUTED_MODULES` in ``model`` in the backward pass; returns how many
+    were wrapped (0: the model has no such module)."""
     wrapped = 0
     for module in model.modules():
-        if isinstance(module, ResGCNModule) and not isinstance(module.forward, _Recomputed):
+        if isinstance(module, RECOMPUTED_MODULES) and not isinstance(module.forward, _Recomputed):
             module.forward = _Recomputed(module)
             wrapped += 1
     return wrapped

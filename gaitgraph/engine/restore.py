@@ -16,16 +16,16 @@ from typing import Any, Sequence
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.engine.checkpoint import load_checkpoint
 from gaitgraph.engine.distributed import resolve_device
 from gaitgraph.models import build_model
+from gaitgraph.errors import CheckpointError, ConfigError, short_repr
 from gaitgraph.skeletons import Skeleton
+from gaitgraph.utils import build, load_checkpoint
 
 #: Config groups taken from the checkpoint unless the command line chooses or edits them.
 STORED_GROUPS = ("model", "keypoints", "dataset")
@@ -35,22 +35,15 @@ _REQUIRED_KEYS = ("model", "config")
 def read_checkpoint(path: str | Path | None) -> dict[str, Any]:
     """A ``gaitgraph.train`` checkpoint (``model`` state_dict + resolved ``config``), loaded weights-only on CPU."""
     if path is None:
-        raise ValueError("ckpt_path is required, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.pt")
+        raise ConfigError("ckpt_path", None, "a checkpoint file, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.pt")
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path {path}: no such file")
-    try:
-        state = load_checkpoint(path)
-    except Exception as err:  # torch raises many types for non-checkpoint files
-        raise ValueError(f"ckpt_path {path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from err
-    found = sorted(state) if isinstance(state, dict) else type(state).__name__
-    if not isinstance(state, dict) or any(k not in state for k in _REQUIRED_KEYS):
-        raise ValueError(
-            f"ckpt_path {path}: expected a gaitgraph.train checkpoint, a dict with keys {list(_REQUIRED_KEYS)}; found {found}"
-        )
+    state = load_checkpoint(path)
+    if any(k not in state for k in _REQUIRED_KEYS):
+        raise CheckpointError(f"ckpt_path {path}: expected a gaitgraph.train checkpoint, a dict with keys "
+                              f"{list(_REQUIRED_KEYS)}; found keys {short_repr(sorted(state))}")
     missing = [g for g in STORED_GROUPS if g not in state["config"]]
     if missing:
-        raise ValueError(f"ckpt_path {path}: key 'config' lacks the groups {missing}; found {sorted(state['config'])}")
+        raise CheckpointError(f"ckpt_path {path}: its stored config lacks the groups {missing}")
     return state
 
 
@@ -94,7 +87,7 @@ def load_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> LoadedR
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
-    skeleton = instantiate(groups["keypoints"])
+    skeleton = build(groups["keypoints"])
 
     build_cfg = OmegaConf.to_container(model_cfg, resolve=True)
     build_cfg["pretrained"] = None  # the checkpoint holds the weights
@@ -102,14 +95,16 @@ def load_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> LoadedR
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
-        raise ValueError(
+        raise CheckpointError(
             f"ckpt_path {cfg.ckpt_path}: its weights do not fit model {model_cfg.get('_target_')} on keypoints "
-            f"'{skeleton.layout}' ({err})"
-        ) from err
+            f"'{skeleton.layout}' ({short_repr(str(err).splitlines()[0], 200)}); choose the model and keypoints "
+            "it was trained with, or leave them to the checkpoint's stored config"
+        ) from None
     model.to(device).eval()
 
     poses = load_poses(dataset_cfg, skeleton, cfg.paths.cache_dir)
     test = split_by_subjects(poses, resolve_split(dataset_cfg)).get("test")
     if test is None or len(test) == 0:
-        raise ValueError(f"dataset '{dataset_cfg.name}': split.test_subjects selects no sequence")
+        raise ConfigError("dataset.split.test_subjects", OmegaConf.select(dataset_cfg, "split.test_subjects"),
+                          f"subjects that have sequences in dataset '{dataset_cfg.name}'")
     return LoadedRun(model, skeleton, model_cfg, dataset_cfg, test, device, state)

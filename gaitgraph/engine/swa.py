@@ -12,6 +12,7 @@ import copy
 from typing import Any, Iterable
 
 import torch
+from gaitgraph.errors import ConfigError
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
 
@@ -23,7 +24,7 @@ class WeightAveraging:
         anneal_epochs: int = 10,
     ):
         if not 0.0 <= start_fraction < 1.0:
-            raise ValueError(f"trainer.swa.start_fraction: expected in [0, 1), found {start_fraction}")
+            raise ConfigError("trainer.swa.start_fraction", start_fraction, "a fraction in [0, 1)")
         self.start_epoch = int(start_fraction * epochs)
         self.lr = lr
         self.anneal_epochs = int(anneal_epochs)

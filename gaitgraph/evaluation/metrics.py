@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gaitgraph.evaluation.protocols import Protocol, select
+from gaitgraph.errors import ConfigError, NonFiniteError
 
 DISTANCES = ("euclidean", "cosine")
 #: Elements of the [probes x gallery] key block (8 MB of floats): small enough that the comparison passes
@@ -106,12 +107,13 @@ def evaluate(
     (probe view, gallery view) pair; ``progress`` shows a bar over probe views (worth it at OUMVLP scale on CPU).
     """
     if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, found {distance!r}")
+        raise ConfigError("distance", distance, f"one of {', '.join(DISTANCES)}")
     emb = torch.as_tensor(embeddings).detach()
     if emb.ndim != 2 or emb.shape[0] != len(meta):
         raise ValueError(f"embeddings must be [S, D] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}")
     if not bool(torch.isfinite(emb).all()):
-        raise ValueError("embeddings contain NaN or inf values")
+        raise NonFiniteError("the model's embeddings contain NaN or infinite values: its weights diverged (evaluate an "
+                             "earlier checkpoint, or retrain with a lower learning rate or trainer.grad_clip)")
     emb = F.normalize(emb.float(), dim=1)
     device = emb.device
     meta = meta.reset_index(drop=True)

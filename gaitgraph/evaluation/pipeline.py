@@ -17,6 +17,7 @@ from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import EvalResult, evaluate
 from gaitgraph.evaluation.protocols import Protocol, load_protocols
 from gaitgraph.evaluation.report import print_result, save_results
+from gaitgraph.errors import ConfigError
 
 
 def protocols_of(dataset_cfg: DictConfig) -> dict[str, Protocol]:
@@ -71,7 +72,7 @@ def selection_metric(results: dict[str, EvalResult], protocol: str | None) -> tu
     """(protocol name, mean rank-1) of the chosen protocol, the first one by default."""
     name = protocol or next(iter(results))
     if name not in results:
-        raise KeyError(f"metric_protocol '{name}' is not one of the dataset's protocols {list(results)}")
+        raise ConfigError("metric_protocol", name, f"null or one of the dataset's protocols: {', '.join(results)}")
     return name, float(results[name].mean_rank1)
 
 

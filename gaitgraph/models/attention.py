@@ -12,6 +12,7 @@ per channel and sample, so they need N >= 2, as in the original.
 from __future__ import annotations
 
 import torch
+from gaitgraph.errors import ConfigError
 from torch import nn
 
 #: Kind names accepted by ``model.attention``, and the original model-name prefixes as aliases.
@@ -154,7 +155,7 @@ def build_attention(kind: str, channels: int, parts: list[list[int]], num_joints
     """The attention layer ``kind`` (a name or original prefix of ``ALIASES``) for a module with ``channels``."""
     name = ALIASES.get(kind) if isinstance(kind, str) else None
     if name is None:
-        raise ValueError(f"model.attention: expected null or one of {sorted(ALIASES)}, found {kind!r}")
+        raise ConfigError("model.attention", kind, f"null or one of {', '.join(sorted(ALIASES))}")
     if name == "part":
         return PartAttention(channels, parts, num_joints)
     if name == "part_share":

@@ -22,6 +22,7 @@ from torch import nn
 
 from gaitgraph.models.features import FEATURES
 from gaitgraph.skeletons import Skeleton
+from gaitgraph.errors import ConfigError
 
 
 class ModelOutput(NamedTuple):
@@ -43,7 +44,7 @@ class GaitModel(nn.Module):
     def __init__(self, skeleton: Skeleton, features: str) -> None:
         super().__init__()
         if features not in FEATURES:
-            raise ValueError(f"model.features: expected one of {sorted(FEATURES)}, found {features!r}")
+            raise ConfigError("model.features", features, f"one of {', '.join(sorted(FEATURES))}")
         self.skeleton = skeleton
         self.features = features
 

@@ -8,11 +8,14 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from gaitgraph.errors import CheckpointError
+from gaitgraph.utils import load_checkpoint
+
 
 def _unwrap(obj: object, source: str) -> Mapping[str, torch.Tensor]:
     """The state_dict inside a plain dict, a Lightning checkpoint ({"state_dict": ...}) or a G1 one ({"model": ...})."""
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{source}: expected a state_dict or checkpoint dict, found {type(obj).__name__}")
+        raise CheckpointError(f"{source}: expected a state_dict or checkpoint dict, found {type(obj).__name__}")
     for key in ("state_dict", "model"):
         if key in obj and isinstance(obj[key], Mapping):
             return obj[key]
@@ -33,18 +36,10 @@ def _strip_prefix(state: Mapping[str, torch.Tensor], expected: set[str]) -> dict
     return {k[len(best) :]: v for k, v in state.items() if k.startswith(best)}
 
 
-def _load(path: str) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - G1/Lightning checkpoints pickle hyper-parameter objects
-        # The user named this file as their checkpoint; allow full unpickling for those formats.
-        return torch.load(path, map_location="cpu", weights_only=False)
-
-
 def load_gaitgraph2_state_dict(model: nn.Module, path_or_dict: str | os.PathLike | Mapping) -> nn.Module:
     """Strictly load original-named weights into ``model``; raise listing missing/unexpected keys and shape clashes."""
     source = "state_dict" if isinstance(path_or_dict, Mapping) else os.fspath(path_or_dict)
-    obj = path_or_dict if isinstance(path_or_dict, Mapping) else _load(source)
+    obj = path_or_dict if isinstance(path_or_dict, Mapping) else load_checkpoint(source)
     own = model.state_dict()
     state = _strip_prefix(_unwrap(obj, source), set(own))
     missing = sorted(set(own) - set(state))
@@ -55,14 +50,13 @@ def load_gaitgraph2_state_dict(model: nn.Module, path_or_dict: str | os.PathLike
         if k in state and tuple(own[k].shape) != tuple(state[k].shape)
     ]
     if missing or unexpected or shapes:
-        lines = [f"{source}: weights do not match the model"]
-        for label, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                more = " ..." if len(keys) > 20 else ""
-                lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:20])}{more}")
+        parts = [f"{label} keys ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
         if shapes:
-            lines.append("  shape mismatches: " + "; ".join(shapes[:20]))
-        lines.append("  hint: check model.structure/reduction/num_input and the keypoint layout (V) of the checkpoint")
-        raise ValueError("\n".join(lines))
+            parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
+        raise CheckpointError(
+            f"{source}: its weights do not match the model ({'; '.join(parts)}); check model.structure, reduction, "
+            "num_input and the keypoint layout (V) the checkpoint was trained with"
+        )
     model.load_state_dict(state, strict=True)
     return model

@@ -1,10 +1,16 @@
-"""Supervised contrastive loss as GaitGraph2 trains with it (PML SupConLoss + LpDistance, reference §5)."""
+"""Training losses. Each is an ``nn.Module`` called as ``loss(output, labels)`` with a :class:`ModelOutput` and the
+labels of the GLOBAL batch (under DDP the engine gathers every rank's outputs first).
+
+Supervised contrastive loss as GaitGraph2 trains with it (PML SupConLoss + LpDistance, reference §5)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gaitgraph.models.base import ModelOutput
+from gaitgraph.errors import ConfigError
 
 
 class SupConLoss(nn.Module):
@@ -19,10 +25,12 @@ class SupConLoss(nn.Module):
     def __init__(self, temperature: float = 0.01):
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"loss.temperature: expected > 0, found {temperature}")
+            raise ConfigError("loss.temperature", temperature, "a number > 0")
         self.temperature = temperature
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of a (global) batch: ``output.embedding`` [N, D] with its ``labels`` [N]."""
+        embeddings = output.embedding
         if embeddings.dim() != 2 or labels.shape != embeddings.shape[:1]:
             raise ValueError(
                 f"SupConLoss: expected embeddings (N, D) and labels (N,), found {tuple(embeddings.shape)} "

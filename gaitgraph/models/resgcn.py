@@ -19,6 +19,7 @@ from gaitgraph.skeletons import Skeleton
 from gaitgraph.models.attention import build_attention
 from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.graph import hop_adjacency
+from gaitgraph.errors import ConfigError
 
 #: Spatial kernel: hop partitions 0..MAX_GRAPH_DISTANCE of A are used (A holds one more, hop 3).
 MAX_GRAPH_DISTANCE = 2
@@ -186,7 +187,7 @@ class ResGCNModule(nn.Module):
     ):
         super().__init__()
         if block not in BLOCKS:
-            raise ValueError(f"model.block: expected one of {BLOCKS}, found {block!r}")
+            raise ConfigError("model.block", block, f"one of {', '.join(BLOCKS)}")
         module_res = not initial and block == "Basic"
         block_res = not initial and block == "Bottleneck"
         self.edge = nn.Parameter(torch.ones_like(A))
@@ -255,7 +256,7 @@ class ResGCN(GaitModel):
         super().__init__(skeleton, features)
         structure = [int(s) for s in structure]
         if len(structure) != 4 or min(structure) < 1:
-            raise ValueError(f"model.structure: expected 4 stage depths >= 1, found {structure}")
+            raise ConfigError("model.structure", structure, "4 stage depths >= 1")
         A = torch.from_numpy(hop_adjacency(skeleton.num_joints, skeleton.links, MAX_HOP))
         self.register_buffer("A", A)
         self.input_branches = nn.ModuleList(

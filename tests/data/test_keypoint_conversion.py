@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ def oumvlp_data(tmp_path_factory) -> Path:
 
 
 def _load(data: Path, cache_dir: Path, keypoints: str, *overrides: str) -> tuple[PoseSet, Path, Path]:
-    cfg = compose_train(["dataset=oumvlp", f"keypoints={keypoints}", f"paths.data_dir={data}",
+    cfg = compose_train(["dataset=oumvlp", f"keypoints={keypoints}", f"paths.data_dir={data}", "dataset.split.val_from_train=0",
                          f"paths.cache_dir={cache_dir}", *overrides])
     skeleton = instantiate(cfg.keypoints)
     poses = cache.load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir)
@@ -114,11 +116,13 @@ def test_wrong_combination_fails_clearly(tmp_path: Path, dataset: str, keypoints
 
 def test_train_and_evaluate_a_coco17_model_on_openpose_files(oumvlp_data: Path, tmp_path: Path):
     paths = [f"paths.data_dir={oumvlp_data}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=none"]
-    cfg = compose_train(["dataset=oumvlp", "keypoints=openpose_coco17", "dataset.sequence_length=8",
+    cfg = compose_train(["dataset=oumvlp", "keypoints=openpose_coco17", "dataset.sequence_length=8", "dataset.split.val_from_train=0",
                          "trainer.epochs=1", "trainer.batch_size=16", "baseline=false", *paths])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
-    metric = train(cfg)
+    train(cfg)
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metric = summary["test"][summary["metric_protocol"]]["mean_rank1"]
     ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
     state = torch.load(ckpt, weights_only=False)
     assert state["model"]["A"].shape[-2:] == (17, 17), "the model must be built on the COCO-17 graph"

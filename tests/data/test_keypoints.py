@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from gaitgraph import CONF_DIR
 from gaitgraph.skeletons import openpose18_to_coco17
 
-
-def _skeleton(option: str):
-    return instantiate(OmegaConf.load(CONF_DIR / "keypoints" / f"{option}.yaml"))
+from ..conftest import skeleton as _skeleton
 
 
 def test_conversion_maps_every_openpose_joint_to_the_same_named_coco_joint():

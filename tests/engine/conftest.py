@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from gaitgraph import CONF_DIR
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.data.transforms import Compose
+from gaitgraph.utils import build
 
-CONF = CONF_DIR
+from ..conftest import compose_train, skeleton
+
+
+def gaitgraph2_augmentation() -> Compose:
+    """The packaged ``augmentation=gaitgraph2`` pipeline, built on COCO-17 as a run builds it."""
+    return build(compose_train([]).augmentation)
 
 
 def coco17() -> Skeleton:
-    return instantiate(OmegaConf.load(CONF / "keypoints" / "coco17.yaml"))
+    return skeleton("coco17")
 
 
 def toy_poses(subjects: int = 6, per_subject: tuple[int, ...] = (5,), seed: int = 0) -> PoseSet:

@@ -50,7 +50,7 @@ def test_configured_thresholds_reuse_freed_blocks_instead_of_refaulting():
 
 def test_nothing_to_set_is_a_no_op_and_bad_values_name_the_option():
     assert configure_malloc(None, None) == {}
-    with pytest.raises(ValueError, match=r"trainer.host_malloc.mmap_threshold_mb: expected 0\.\.\d+ MiB, found -1"):
+    with pytest.raises(ValueError, match=r"trainer.host_malloc.mmap_threshold_mb=-1: expected 0\.\.\d+ MiB"):
         configure_malloc(-1, None)
     with pytest.raises(ValueError, match="trainer.host_malloc.trim_threshold_mb"):
         configure_malloc(None, MAX_MB + 1)

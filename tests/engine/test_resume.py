@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from gaitgraph.engine.checkpoint import resume_path
+from gaitgraph.errors import CheckpointError
 
 # 288 PsyMo-10 training sequences / 32 = 9 steps per epoch; a mid-epoch checkpoint every 2 steps.
 TINY = [
@@ -42,7 +43,7 @@ def test_resume_path(tmp_path: Path):
     last.parent.mkdir()
     last.write_bytes(b"x")
     assert resume_path("auto", tmp_path) == last
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(CheckpointError, match="missing.pt: no such file"):
         resume_path(str(tmp_path / "missing.pt"), tmp_path)
 
 

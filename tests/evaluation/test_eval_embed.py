@@ -7,10 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
-from gaitgraph import CONF_DIR
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.evaluation.baseline import pose_baseline_features
@@ -18,6 +16,8 @@ from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import evaluate
 from gaitgraph.evaluation.protocols import Protocol
 from gaitgraph.models.base import GaitModel, ModelOutput
+
+from ..conftest import skeleton as load_skeleton
 
 L = 6
 # Centre windows by hand (reference §4: PadSequence then SelectSequenceCenter):
@@ -27,9 +27,7 @@ WINDOWS = [[2, 3, 4, 5, 6, 7], [1, 0, 1, 2, 3, 2]]
 
 @pytest.fixture(scope="module")
 def skeleton() -> Skeleton:
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
-    cfg.pop("_target_")
-    return Skeleton(**cfg)
+    return load_skeleton("coco17")
 
 
 def coded_poses(n_joints: int, lengths=(10, 4)) -> PoseSet:

@@ -13,6 +13,7 @@ import yaml
 from gaitgraph.evaluation import metrics
 from gaitgraph.evaluation.metrics import EvalResult, evaluate
 from gaitgraph.evaluation.protocols import Protocol
+from gaitgraph.errors import NonFiniteError
 
 CASIA_SPEC = {
     "gallery": {"condition": ["nm"], "seq": [1, 2, 3, 4]},
@@ -212,7 +213,7 @@ def test_input_errors() -> None:
     protocol = Protocol.from_config("c", CASIA_SPEC)
     with pytest.raises(ValueError, match="metadata rows"):
         evaluate(np.ones((3, 4)), meta, protocol)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(NonFiniteError, match="NaN"):
         evaluate(np.full((len(meta), 4), np.nan), meta, protocol)
     with pytest.raises(ValueError, match="distance"):
         evaluate(np.ones((len(meta), 4)), meta, protocol, distance="manhattan")

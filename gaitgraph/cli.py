@@ -1,0 +1,112 @@
+"""What every command line entry point shares: Hydra's main with the packaged configs, and one short paragraph
+for every mistake a user can make. (Ground layer: imports nothing of the platform but errors and utils, so the
+data layer's own commands, ``python -m gaitgraph.data.cache``, use it too.)
+
+A :class:`~gaitgraph.errors.GaitGraphError` (bad data, config, checkpoint, full disk, memory, a used run
+directory, a diverged run) is printed as ``<kind>: <message>`` on stderr and in the run's log, and the process
+exits with status 2 -- no traceback. ``HYDRA_FULL_ERROR=1`` re-raises it with the traceback, as Hydra does for its
+own errors. Inside a sweep the error is raised on, so the sweeper records the trial as failed and goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.tree import Tree
+
+from gaitgraph.errors import GaitGraphError
+from gaitgraph.utils import atomic_write
+
+log = logging.getLogger("gaitgraph")
+
+#: Exit status of a user mistake (argparse's convention; 1 stays for crashes).
+USAGE_EXIT = 2
+#: Hydra's search path for the configs shipped inside the package.
+CONFIG_PATH = "pkg://gaitgraph.conf"
+
+
+def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """Decorate a task function ``fn(cfg)`` into a Hydra command reading ``gaitgraph/conf/<config_name>.yaml``."""
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        @functools.wraps(task)
+        def run(cfg: DictConfig) -> Any:
+            try:
+                return task(cfg)
+            except GaitGraphError as err:
+                report(err)
+                if _in_sweep() or _full_error():
+                    raise
+                sys.exit(USAGE_EXIT)
+
+        return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(run)
+
+    return decorate
+
+
+def report(err: GaitGraphError) -> None:
+    """Print the error as one paragraph on stderr, and into the run's log when there is one."""
+    text = f"{err.kind}: {err}"
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:  # train.log keeps the story; the console gets it once, below
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    print(text, file=sys.stderr, flush=True)
+
+
+def exit_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For code that runs outside a task function (Hydra callbacks, plain scripts): the same one paragraph."""
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GaitGraphError as err:
+            if _full_error():
+                raise
+            report(err)
+            sys.exit(USAGE_EXIT)
+
+    return guarded
+
+
+def config_choices() -> dict[str, str]:
+    """The chosen option of every config group (empty outside a Hydra app, e.g. under the compose API)."""
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {k: str(v) for k, v in choices.items() if not k.startswith("hydra") and v not in (None, "null")}
+
+
+def print_config_tree(cfg: DictConfig, run_dir: Path) -> None:
+    """Print the composed config as a tree (one branch per group) and save it as ``<run dir>/config_tree.txt``."""
+    tree = Tree("config", guide_style="dim")
+    for key, node in cfg.items():
+        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else f"{node!r}\n"
+        tree.add(f"[bold]{key}[/bold]").add(Syntax(text.rstrip(), "yaml", background_color="default"))
+    Console().print(tree)
+    buffer = io.StringIO()
+    Console(file=buffer, width=120, color_system=None).print(tree)
+    atomic_write(run_dir / "config_tree.txt", lambda tmp: tmp.write_text(buffer.getvalue()))
+
+
+def _in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _full_error() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+

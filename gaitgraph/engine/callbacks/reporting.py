@@ -1,0 +1,88 @@
+"""What a run tells while it trains: metrics to the trackers, one line per epoch in train.log, progress bars."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from gaitgraph.engine.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from gaitgraph.engine.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+class MetricLogging(Callback):
+    """Every step's ``train/*`` values and every epoch's record go to the logger (rank 0), and the epoch record
+    as one line to the log (train.log): loss, samples/s and any validation score with its best so far."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        self.logger.log_metrics(metrics, step=trainer.state.step)
+
+    def on_train_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        self.logger.log_metrics(dict(record), step=trainer.state.step)
+        log.info("epoch %d/%d: %s", record["epoch"], trainer.epochs, describe(record))
+
+
+def describe(record: dict[str, Any]) -> str:
+    """``train/loss_epoch 3.214, val/rank1 55.0% (best 60.0%), 1234 samples/s`` from an epoch record."""
+    parts = []
+    for key, value in record.items():
+        if key in ("epoch", "train/epoch_seconds") or not isinstance(value, float) or key.endswith("_best"):
+            continue
+        if "rank1" in key or "mAP" in key:
+            best = record.get(f"{key}_best")
+            parts.append(f"{key} {value * 100:.1f}%" + (f" (best {best * 100:.1f}%)" if best is not None else ""))
+        elif key.endswith("samples_per_s"):
+            parts.append(f"{value:.0f} samples/s")
+        elif math.isfinite(value):
+            parts.append(f"{key} {value:.4g}")
+    return ", ".join(parts)
+
+
+class Progress(Callback):
+    """An epoch bar and a batch bar (rank 0); the postfixes show the loss, learning rate and validation rank-1."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.epochs: tqdm | None = None
+        self.batches: tqdm | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.epochs = tqdm(total=trainer.epochs, initial=trainer.state.epoch, desc="epochs", dynamic_ncols=True,
+                           disable=not self.enabled)
+
+    def on_train_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        batches = trainer.state.batches
+        self.batches = tqdm(total=len(batches), initial=batches.position if batches.in_epoch else 0,
+                            desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True, disable=not self.enabled)
+
+    def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        self.batches.update(1)
+        self.batches.set_postfix(loss=f"{metrics['train/loss']:.3f}", lr=f"{metrics['train/lr']:.2e}",
+                                 sps=f"{metrics['train/samples_per_s']:.0f}")
+
+    def on_train_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        self.batches.close()
+        postfix = {"loss": f"{record['train/loss_epoch']:.3f}"}
+        postfix.update({k.split("/")[0]: f"{v * 100:.1f}%" for k, v in record.items() if k.endswith("rank1")})
+        self.epochs.set_postfix(postfix)
+        self.epochs.update(1)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._close()
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        for bar in (self.batches, self.epochs):
+            if bar is not None:
+                bar.close()

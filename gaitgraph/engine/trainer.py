@@ -1,0 +1,176 @@
+"""The training loop: global batches -> augmentation -> this rank's shard -> model -> loss -> optimiser step.
+
+Everything optional (checkpoints, validation and selection, weight averaging, logging, progress, profiling) is a
+:class:`~gaitgraph.engine.callbacks.Callback`; everything resume restores is in the
+:class:`~gaitgraph.engine.state.TrainState`. The loop itself only trains and refuses to go on from a non-finite
+loss: that step is never applied, so every checkpoint on disk stays finite.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from gaitgraph.engine.callbacks.base import Callback
+from gaitgraph.engine.checkpoint import Checkpointer
+from gaitgraph.engine.distributed import DistContext, gather_output, shard
+from gaitgraph.engine.state import TrainState
+from gaitgraph.errors import NonFiniteError
+from gaitgraph.models.base import GaitModel
+
+
+@dataclass
+class Precision:
+    """Mixed precision: ``dtype`` None = float32; fp16 needs ``scaler`` (a GradScaler), bf16 does not."""
+
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+
+class Trainer:
+    """Runs ``epochs`` epochs of ``state`` and calls ``callbacks`` around each step and epoch.
+
+    ``model`` is what the forward runs through (the network, or its DDP wrapper); ``state.model`` is the plain
+    network that is saved, averaged and evaluated. The scheduler is stepped every batch when ``step_per_batch``,
+    else every epoch, unless a callback sets :attr:`scheduler_enabled` to False (weight averaging does).
+    """
+
+    def __init__(
+        self,
+        state: TrainState,
+        *,
+        model: torch.nn.Module,
+        loss_fn: torch.nn.Module,
+        augment: Callable[..., torch.Tensor],
+        epochs: int,
+        device: torch.device,
+        checkpointer: Checkpointer,
+        callbacks: Sequence[Callback] = (),
+        ctx: DistContext | None = None,
+        precision: Precision | None = None,
+        grad_clip: float | None = None,
+        step_per_batch: bool = True,
+    ) -> None:
+        self.state = state
+        self.model = model
+        self.loss_fn = loss_fn
+        self.augment = augment
+        self.epochs = epochs
+        self.device = device
+        self.checkpointer = checkpointer
+        self.callbacks = list(callbacks)
+        self.ctx = ctx or DistContext()
+        self.precision = precision or Precision()
+        self.grad_clip = grad_clip
+        self.step_per_batch = step_per_batch
+        self.scheduler_enabled = True
+
+    @property
+    def network(self) -> GaitModel:
+        """The plain network (never the DDP wrapper)."""
+        return self.state.model
+
+    def fit(self) -> None:
+        """Train from where the state stands (epoch 0, or a resumed position) to ``epochs``."""
+        try:
+            self._call("on_fit_start")
+            for epoch in range(self.state.epoch, self.epochs):
+                self._epoch(epoch)
+            self._call("on_fit_end")
+        except BaseException as err:
+            self._call("on_exception", err)
+            raise
+
+    def _epoch(self, epoch: int) -> None:
+        state = self.state
+        if not state.batches.in_epoch:
+            state.start_epoch_counters()
+        self._call("on_train_epoch_start", epoch)
+        self.model.train()
+        for x, y in state.batches:
+            start = time.perf_counter()
+            loss, lr, n = self._step(x, y)
+            state.step += 1
+            state.epoch_loss_sum += loss * n
+            state.epoch_samples += n
+            state.epoch_seconds += time.perf_counter() - start
+            rate = state.epoch_samples / max(state.epoch_seconds, 1e-9)
+            self._call("on_train_batch_end", {"train/loss": loss, "train/lr": lr, "train/samples_per_s": rate})
+        if state.scheduler is not None and not self.step_per_batch and self.scheduler_enabled:
+            state.scheduler.step()
+        state.epoch = epoch + 1
+        record = {
+            "epoch": epoch + 1,
+            "train/loss_epoch": state.epoch_loss_sum / max(state.epoch_samples, 1),
+            "train/samples_per_s": state.epoch_samples / max(state.epoch_seconds, 1e-9),
+            "train/epoch_seconds": state.epoch_seconds,
+        }
+        state.history.append(record)
+        self._call("on_train_epoch_end", record)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, int]:
+        """One optimisation step on a global batch; returns (loss, the learning rate it used, global batch size)."""
+        state, ctx, precision = self.state, self.ctx, self.precision
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        # The global batch is augmented on every rank (cheap) so a run's random numbers do not depend on the
+        # number of ranks; each rank then keeps its shard.
+        x = self.augment(x, generator=state.augment_rng)
+        part = shard(len(y), ctx.rank, ctx.world_size) if ctx.distributed else slice(None)
+        inputs = self.network.input_features(x[part])
+        with torch.autocast(self.device.type, dtype=precision.dtype, enabled=precision.dtype is not None):
+            output = self.model(inputs)
+        output, labels = gather_output(output, y[part])
+        loss = self.loss_fn(output, labels)
+        value = loss.item()
+        if not torch.isfinite(loss):
+            raise NonFiniteError(self._non_finite_message(value))
+        lr = state.optimizer.param_groups[0]["lr"]
+        state.optimizer.zero_grad(set_to_none=True)
+        # DDP averages gradients over ranks while each rank's loss reaches only its own shard's outputs.
+        scaled = loss * ctx.world_size
+        if precision.scaler is not None:
+            precision.scaler.scale(scaled).backward()
+            precision.scaler.unscale_(state.optimizer)
+        else:
+            scaled.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if precision.scaler is not None:
+            precision.scaler.step(state.optimizer)
+            precision.scaler.update()
+        else:
+            state.optimizer.step()
+        if state.scheduler is not None and self.step_per_batch and self.scheduler_enabled:
+            state.scheduler.step()
+        return value, lr, len(y)
+
+    def _non_finite_message(self, value: float) -> str:
+        state = self.state
+        where = f"step {state.step + 1} (epoch {state.epoch + 1}, batch {state.batches.position})"
+        if self.checkpointer.last_good:
+            path, step = self.checkpointer.last_good
+            kept = f"The last good checkpoint is {path} (step {step}), untouched: resume it with trainer.resume=auto"
+        else:
+            kept = "No checkpoint was written yet: start again"
+        return (f"the training loss became {value} at {where}; that step was not applied. {kept} after lowering "
+                "optimizer.optimizer.lr or setting trainer.grad_clip.")
+
+    def save_checkpoint(self, name: str) -> Path | None:
+        """Write the whole TrainState as ``checkpoints/<name>`` (rank 0 only; returns the path there)."""
+        if not self.ctx.is_main:
+            return None
+        return self.checkpointer.save(self.state.state_dict(), name)
+
+    def training_inputs(self) -> Iterator[torch.Tensor]:
+        """Model inputs of one pass over the training batches (augmented as in training), e.g. to recompute the
+        BatchNorm statistics of averaged weights."""
+        for x, _ in self.state.batches:
+            yield self.network.input_features(self.augment(x.to(self.device), generator=self.state.augment_rng))
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)

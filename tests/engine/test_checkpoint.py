@@ -1,0 +1,122 @@
+"""Checkpoints are never lost: finite states only, atomic, the previous one kept, a full disk reported; resume
+falls back to the previous checkpoint and refuses another recipe; a used run directory is refused."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from gaitgraph.engine import checkpoint as ckpt
+from gaitgraph.engine.checkpoint import Checkpointer, check_run_dir, recipe_differences, resume_checkpoint
+from gaitgraph.engine.state import CHECKPOINT_FORMAT
+from gaitgraph.errors import CheckpointError, DiskFullError, NonFiniteError, RunDirInUseError
+from gaitgraph.utils import load_checkpoint
+
+
+def _state(step: int, value: float = 1.0, config: dict | None = None) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "model": {"w": torch.full((3,), value)}, "optimizer": {"state": {}},
+            "scaler": None, "step": step, "epoch": 0, "config": config or {"trainer": {"epochs": 2}}}
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_a_non_finite_state_is_never_written_and_the_last_good_one_stays(tmp_path: Path):
+    writer = Checkpointer(tmp_path)
+    writer.save(_state(3), "last.pt")
+    before = _digest(tmp_path)
+    with pytest.raises(NonFiniteError, match=r"step 4: .*model\.w.*last\.pt was not written.*last\.pt \(step 3\)"):
+        writer.save(_state(4, float("nan")), "last.pt")
+    assert _digest(tmp_path) == before
+    optimizer_nan = {**_state(5), "optimizer": {"state": {0: {"exp_avg": torch.tensor([float("inf")])}}}}
+    with pytest.raises(NonFiniteError, match="optimizer.state.0.exp_avg"):
+        writer.save(optimizer_nan, "last.pt")
+    assert _digest(tmp_path) == before
+
+
+def test_the_previous_last_is_kept_and_resume_falls_back_to_it(tmp_path: Path, caplog):
+    writer = Checkpointer(tmp_path / "checkpoints")
+    writer.save(_state(1, 1.0), "last.pt")
+    writer.save(_state(2, 2.0), "last.pt")
+    folder = tmp_path / "checkpoints"
+    assert torch.load(folder / "previous.pt", weights_only=True)["step"] == 1
+    assert torch.load(folder / "last.pt", weights_only=True)["step"] == 2
+    # A truncated newest checkpoint: resume says so and takes the previous one.
+    data = (folder / "last.pt").read_bytes()
+    (folder / "last.pt").write_bytes(data[: len(data) // 2])
+    assert ckpt.resume_path("auto", tmp_path) == folder / "last.pt"
+    with caplog.at_level(logging.WARNING):
+        saved = resume_checkpoint(folder / "last.pt", _state(0)["config"])
+    assert saved["step"] == 1 and "resuming from the previous checkpoint" in caplog.text
+    (folder / "last.pt").unlink()
+    assert ckpt.resume_path("auto", tmp_path) == folder / "previous.pt"
+
+
+def test_a_full_disk_names_the_file_and_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch):
+    writer = Checkpointer(tmp_path)
+    writer.save(_state(1), "last.pt")
+    before = _digest(tmp_path)
+
+    def full(self: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(DiskFullError, match=r"last\.pt: the write failed for lack of space.*intact"):
+        writer.save(_state(2), "last.pt")
+    monkeypatch.undo()
+    assert _digest(tmp_path) == before  # no temp file left behind either
+
+
+def test_recipe_differences_ignore_operational_keys():
+    stored = {"trainer": {"epochs": 6, "batch_size": 96, "resume": None, "num_threads": None},
+              "logger": {"mode": "offline"}, "model": {"structure": [1, 1, 1, 1]}, "paths": {"output_root": "/a"}}
+    current = {"trainer": {"epochs": 8, "batch_size": 64, "resume": "auto", "num_threads": 2},
+               "logger": {"mode": "online"}, "model": {"structure": [2, 1, 1, 1]}, "paths": {"output_root": "/b"},
+               "optimized_metric": "val/rank1"}
+    keys = [k for k, _, _ in recipe_differences(stored, current)]
+    assert keys == ["model.structure", "optimized_metric", "trainer.batch_size", "trainer.epochs"]
+
+
+def test_resume_refuses_another_recipe_listing_the_keys(tmp_path: Path):
+    Checkpointer(tmp_path).save(_state(1, config={"trainer": {"epochs": 6, "batch_size": 96}}), "last.pt")
+    with pytest.raises(CheckpointError, match=r"recipe differs.*trainer\.batch_size: 96 -> 64; trainer\.epochs: 6 -> 8"):
+        resume_checkpoint(tmp_path / "last.pt", {"trainer": {"epochs": 8, "batch_size": 64}})
+    torch.save({**_state(1), "format": 1}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="checkpoint format 1"):
+        resume_checkpoint(tmp_path / "old.pt", _state(0)["config"])
+
+
+def test_a_used_run_directory_is_refused_unless_resumed_or_overwritten(tmp_path: Path):
+    check_run_dir(tmp_path, None, False)  # empty: fine
+    Checkpointer(tmp_path / "checkpoints").save(_state(1), "last.pt")
+    (tmp_path / "metrics.json").write_text("{}")
+    before = _digest(tmp_path / "checkpoints")
+    with pytest.raises(RunDirInUseError, match=r"checkpoints/last\.pt, metrics\.json.*trainer\.resume=auto.*"
+                                               r"trainer\.overwrite=true"):
+        check_run_dir(tmp_path, None, False)
+    assert _digest(tmp_path / "checkpoints") == before
+    check_run_dir(tmp_path, "auto", False)  # resuming it is what the directory is for
+    check_run_dir(tmp_path, None, True)
+    assert not (tmp_path / "checkpoints" / "last.pt").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_unreadable_and_unsafe_files_are_checkpoint_errors(tmp_path: Path):
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="text.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "text.pt")
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"model": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="evil.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
