@@ -1,4 +1,4 @@
-"""Supervised contrastive loss as GaitGraph2 trains with it (PML SupConLoss + LpDistance, reference §5)."""
+"""SupCon loss as GaitGraph2 trains with it (PML SupConLoss + LpDistance, docs/original-network.md#supcon-loss)."""
 
 from __future__ import annotations
 
