@@ -23,7 +23,7 @@ OPENPOSE18_JOINTS: tuple[str, ...] = (
     "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
     "right_eye", "left_eye", "right_ear", "left_ear",
 )
-#: OpenPose-18 index for each COCO-17 joint (the field's conversion, docs/formats.md).
+#: OpenPose-18 index for each COCO-17 joint (the field's conversion, docs/formats.md#openpose-18-to-coco-17).
 OPENPOSE18_TO_COCO17: tuple[int, ...] = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
 
 

@@ -1,4 +1,4 @@
-"""``python -m gaitgraph.visualize ckpt_path=...``: class-activation GIFs of test sequences (reference §7).
+"""``python -m gaitgraph.visualize ckpt_path=...``: class-activation GIFs (docs/original-network.md#activation-maps).
 
 For each chosen test sequence the model sees its test-time window (reflect-padded, centre crop of
 ``dataset.sequence_length`` frames); every window frame is drawn with each joint coloured (plasma, 0..1)
@@ -38,7 +38,7 @@ from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-#: Joints (and bones touching them) below this confidence are not drawn (reference §7).
+#: Joints (and bones touching them) below this confidence are not drawn (docs/original-network.md#activation-maps).
 MIN_CONFIDENCE = 0.025
 #: Marker area of a joint with activation 1 (points^2).
 MAX_MARKER = 128.0
@@ -46,7 +46,7 @@ SELECT_KEYS = ("subject", "view", "condition", "seq")
 
 
 def activation_map(fcn_weight: np.ndarray, feature: np.ndarray, n_frames: int) -> np.ndarray:
-    """[n_frames, V] activation in [0, 1] of one sequence (reference §7).
+    """[n_frames, V] activation in [0, 1] of one sequence (docs/original-network.md#activation-maps).
 
     ``result = relu(einsum("kc,ctv->ktv", fcn_weight [K, C], feature [C, T', V])) / global max``; frame t
     takes ``max_k result[k, t * T' // n_frames, v]``, i.e. ``t // 4`` for GaitGraph2's T = 60, T' = 15.

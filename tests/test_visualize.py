@@ -1,4 +1,4 @@
-"""Activation maps and their drawing (reference §7), and ``python -m gaitgraph.visualize`` end to end."""
+"""Activation maps, their drawing (docs/original-network.md#activation-maps) and ``gaitgraph.visualize`` end to end."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Synthetic gait data in the CASIA-B CSV and OUMVLP-Pose folder formats (formats.md).
+"""Synthetic gait data in the CASIA-B CSV and OUMVLP-Pose folder formats (docs/formats.md#synthetic-generator).
 
 A 3D stick walker carries identity: every subject has its own limb lengths, stride, cadence,
 arm swing, posture lean and head size; gait is sinusoidal (hip, knee, arm swing, vertical bob).

@@ -1,4 +1,4 @@
-"""GaitGraph2 sequence windows and batch augmentations (reference §4), pure and vectorised.
+"""GaitGraph2 sequence windows and batch augmentations (docs/original-network.md#augmentations), pure and vectorised.
 
 Windows are frame indices (relative to each sequence's first frame) so a dataset can gather them straight
 from the contiguous PoseSet frames; augmentations are small transforms of a whole (N, L, V, 3) batch on its

@@ -2,7 +2,7 @@
 
 A CPU training step allocates and frees GBs of activations. glibc serves every block above its mmap threshold
 (at most 32 MiB) with a fresh mapping and returns it to the kernel on free, so the next step faults and zeroes
-the same memory again (pitfalls.md: most of a step's time at batch 768). Raising the threshold keeps the
+the same memory again (most of a step's time at batch 768, docs/pitfalls.md). Raising the threshold keeps the
 mid-sized blocks in the heap for reuse, and a high trim threshold stops glibc from handing the heap's top back
 between steps. The largest blocks stay mappings: keeping those too is faster still, but the heap then
 fragments and peak RSS doubles (scripts/benchmark.py train measures both).

@@ -1,4 +1,4 @@
-"""Stochastic weight averaging as GaitGraph2 used it on OUMVLP (PyTorch Lightning 1.6 defaults, reference §1.3).
+"""SWA as GaitGraph2 used it on OUMVLP (PyTorch Lightning 1.6 defaults, docs/original-network.md#training-recipe).
 
 From epoch ``int(start_fraction * epochs)`` on, the step scheduler is replaced by SWALR (cosine annealing over
 ``anneal_epochs`` epochs from the current lr to ``lr``; ``lr=None`` keeps the current lr), the weights are

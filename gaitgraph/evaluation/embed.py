@@ -1,4 +1,4 @@
-"""Test-time embeddings of a PoseSet, with GaitGraph2's TTA (reference §6.3)."""
+"""Test-time embeddings of a PoseSet, with GaitGraph2's TTA (docs/protocols.md#test-time-augmentation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rank-1 and mAP of a gallery/probe protocol over embeddings (reference §6).
+"""Rank-1 and mAP of a gallery/probe protocol over embeddings (docs/protocols.md#metrics).
 
 Scoring, per probe condition c, probe view p and gallery view g: every probe of (c, p) is matched
 against the gallery sequences AT VIEW g ONLY. Rank-1 is correct when the nearest gallery sequence has
@@ -9,7 +9,7 @@ Ties: the gallery is ordered by (distance, position in ``meta``); the first gall
 order wins a tied rank-1, and tied sequences are ranked in meta order for AP as well. The result does not
 depend on the order of the probes.
 
-Aggregation (CASIA-B table, reference §6.1): the per-probe-view value is the mean of the cell values over
+Aggregation (CASIA-B table, docs/protocols.md#casia-b): the per-probe-view value is the mean of the cell values over
 gallery views (identical view left out when ``exclude_identical_view``), a condition's value is the mean
 over probe views, and ``mean_rank1`` (the selection metric) is the mean over conditions. Cells without
 probes (only possible with ``missing_gallery: skip`` or absent data) are NaN and left out of the means.

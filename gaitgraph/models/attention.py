@@ -1,4 +1,4 @@
-"""The six optional attention layers of ResGCN v1 main-stream modules (reference §2.5; unused by GaitGraph2).
+"""ResGCN v1's six optional main-stream attention layers, unused by GaitGraph2 (docs/original-network.md#attention).
 
 Each layer owns the same submodules as ResGCN v1's ``attentions.py`` (``fcn``, ``part_pool``, ``conv``, ``bn``,
 with the same Sequential indices and shapes), so a module's attention state_dict keys read

@@ -1,6 +1,6 @@
 """Input features of the model families, by name (``model.features``): pure functions of a pose batch.
 
-GaitGraph2's multi-input features: joint, velocity and bone branches of 5 channels each (reference §2.1)."""
+GaitGraph2's joint, velocity and bone branches of 5 channels each: docs/original-network.md#multi-input-features."""
 
 from __future__ import annotations
 

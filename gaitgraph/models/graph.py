@@ -1,4 +1,4 @@
-"""Hop-distance adjacency of a skeleton graph (GaitGraph2 "distance" partitioning, reference §2.4)."""
+"""Hop-distance adjacency of a skeleton ("distance" partitioning, docs/original-network.md#graph-partitioning)."""
 
 from __future__ import annotations
 

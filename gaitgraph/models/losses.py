@@ -1,7 +1,7 @@
 """Training losses. Each is an ``nn.Module`` called as ``loss(output, labels)`` with a :class:`ModelOutput` and the
 labels of the GLOBAL batch (under DDP the engine gathers every rank's outputs first).
 
-Supervised contrastive loss as GaitGraph2 trains with it (PML SupConLoss + LpDistance, reference §5)."""
+Supervised contrastive loss as GaitGraph2 trains with it (PML SupConLoss + LpDistance, docs/original-network.md#supcon-loss)."""
 
 from __future__ import annotations
 

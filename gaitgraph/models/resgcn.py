@@ -1,6 +1,6 @@
-"""ResGCN v1 as GaitGraph2 uses it (reference §2.2-2.3).
+"""ResGCN v1 as GaitGraph2 uses it (docs/original-network.md#resgcn-structure).
 
-Module and parameter names equal the original ``state_dict`` (docs/gaitgraph2-state-dict.md), so released
+Module and parameter names equal the original ``state_dict`` (docs/original-network.md#state-dict-layout), so released
 weights load by name. Tensors inside the network are (N, C, T, V) in channels_last memory format (physically
 (N, T, V, C)): the CPU (9, 1) temporal convolutions run about 1.5x faster on it, and the graph aggregation over
 joints is one batched matmul on that layout without copies. ReLU and residual adds work in place on fresh
@@ -171,7 +171,7 @@ def _add_residuals(
 
 
 class ResGCNModule(nn.Module):
-    """Spatial block then temporal block with a learnable edge mask; residual rules of reference §2.3."""
+    """Spatial then temporal block, a learnable edge mask; residuals: docs/original-network.md#modules-and-blocks."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Fixtures that write small pose files in the exact public formats (formats.md) into tmp_path."""
+"""Fixtures that write small pose files in the exact public formats (docs/formats.md) into tmp_path."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def test_real_psymo10(psymo10_dir, caplog):
     assert meta.condition.value_counts().to_dict() == {
         "nm": 120, "bg": 60, "cl": 60, "ph": 60, "txt": 60, "wsf": 60, "wss": 60}
     assert set(meta.loc[meta.condition == "nm", "seq"]) == {0, 1}
-    assert poses.frames.shape == (31172, 17, 3)  # distinct frames over all files (README §3)
+    assert poses.frames.shape == (31172, 17, 3)  # distinct frames over all files (data/psymo10/README.md §3)
     shortest = meta.loc[meta.n_frames.idxmin()]
     assert shortest.source == "skeletons/6/006_90_1_0_wss.json" and shortest.n_frames == 14
     assert meta.n_frames.max() == 68
@@ -40,7 +40,7 @@ def test_real_psymo10(psymo10_dir, caplog):
 def test_real_psymo10_short_drop(psymo10_dir, caplog):
     with caplog.at_level(logging.WARNING):
         poses = PsyMoReader(psymo10_dir, min_frames=30).read()
-    assert len(poses) == 477  # 14, 25 and 26 frames (README §3)
+    assert len(poses) == 477  # 14, 25 and 26 frames (data/psymo10/README.md §3)
     drops = [m for m in caplog.messages if "dropped" in m]
     assert len(drops) == 1 and "006_90_1_0_wss" in drops[0] and "dropped 3 of 480" in drops[0]
 

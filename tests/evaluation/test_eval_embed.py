@@ -20,7 +20,7 @@ from gaitgraph.models.base import GaitModel, ModelOutput
 from ..conftest import skeleton as load_skeleton
 
 L = 6
-# Centre windows by hand (reference §4: PadSequence then SelectSequenceCenter):
+# Centre windows by hand (docs/original-network.md#sequence-windows: PadSequence then SelectSequenceCenter):
 # T=10 -> frames 2..7; T=4 -> reflect pad [1,0,1,2,3,2,1] cut to 6, centre start 0 -> [1,0,1,2,3,2].
 WINDOWS = [[2, 3, 4, 5, 6, 7], [1, 0, 1, 2, 3, 2]]
 
