@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Sequence
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from gaitgraph.engine.restore import load_run
 from gaitgraph.evaluation import pipeline
+from gaitgraph.loggers import build_logger
 from gaitgraph.utils import run_dir_of, write_json
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,9 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
     run = load_run(cfg, overrides)
     log.info("evaluating %s on %d test sequences", cfg.ckpt_path, len(run.test))
 
-    logger = instantiate(cfg.logger)
-    logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=cfg.task_name, tags=["evaluate"])
+    logger = build_logger(cfg.logger)
+    logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=cfg.task_name, tags=["evaluate"],
+                 job_type="eval")
     exit_code = 1
     try:
         results = pipeline.evaluate_model(

@@ -86,7 +86,7 @@ def test_trial_wandb_offline_run_holds_expected_keys(first_sweep):
     runs = sorted((sweep_dir / "1" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "one W&B run per trial (finish() closes each)"
     run = read_offline_run(runs[0])
-    assert run.group == STUDY
+    assert run.group == STUDY and run.job_type == "sweep"
     assert {"hparams_search:optuna_small", "model:resgcn_n21_r8", "dataset:psymo10"} <= set(run.tags)
     overrides = yaml.safe_load((sweep_dir / "1" / ".hydra" / "overrides.yaml").read_text())
     lr = next(float(o.split("=", 1)[1]) for o in overrides if o.startswith("optimizer.optimizer.lr="))
