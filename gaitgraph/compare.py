@@ -32,9 +32,15 @@ from rich.console import Console
 from rich.table import Table
 
 from gaitgraph.compare_plots import (
-    References, plot_importances, plot_optuna, plot_per_trial, plot_vs_param, safe_name,
+    References,
+    plot_importances,
+    plot_optuna,
+    plot_per_trial,
+    plot_vs_param,
+    safe_name,
 )
 from gaitgraph.evaluation.tables import show
+
 # Importing the package registers the ${gg.root:} resolver that the saved job configs use.
 from gaitgraph.sweeps import study_location
 from gaitgraph.utils import atomic_write

@@ -13,10 +13,15 @@ import pytest
 import yaml
 from PIL import Image
 
-import gaitgraph.compare_plots as compare_plots
-from gaitgraph import ROOT
+from gaitgraph import ROOT, compare_plots
 from gaitgraph.compare import (
-    compare, correlation_importances, load_sweep, parse_override, rank_runs, references, sweep_space,
+    compare,
+    correlation_importances,
+    load_sweep,
+    parse_override,
+    rank_runs,
+    references,
+    sweep_space,
 )
 from gaitgraph.compare_plots import expected_size
 

@@ -11,7 +11,12 @@ from rich.console import Console
 
 from gaitgraph.evaluation.metrics import evaluate
 from gaitgraph.evaluation.protocols import Protocol
-from gaitgraph.evaluation.report import paper_frame, print_result, save_result, table_text
+from gaitgraph.evaluation.report import (
+    paper_frame,
+    print_result,
+    save_result,
+    table_text,
+)
 from gaitgraph.evaluation.tables import latex, markdown, pct
 from gaitgraph.utils import markdown_table
 
