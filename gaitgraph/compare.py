@@ -1,11 +1,15 @@
-"""Compare the runs of one multirun/sweep folder: ranked table (terminal + CSV) and plots.
+"""Compare the runs below a folder (a sweep, several sweeps, or ad-hoc runs): ranked tables and plots.
 
     python scripts/compare_runs.py outputs/multirun/<date>/<time>
 
-Every job folder (one holding ``.hydra/overrides.yaml``) is a row: its swept hyper-parameters (the
-overrides whose value differs between jobs), status (``ok`` with a ``metrics.json``, else ``failed``) and
-metric. Writes ``<dir>/comparison/``: runs.csv, metric_per_trial.png, metric_vs_<param>.png and, when the
-sweep's Optuna study is found, param_importances.png.
+Every job folder (one holding ``.hydra/overrides.yaml``) is a run. Runs are grouped by Optuna study and dataset
+and ranked within their group only: numbers of different datasets or protocols are never ranked together.
+Per group: the runs' swept hyper-parameters (the sweeper's search space, the study's distributions, or a
+command-line sweep like ``a=1,2``; other overrides that differ are shown as context), status (``ok`` with a
+``metrics.json``, else ``failed``) and metric. Writes ``<dir>/comparison/`` (one sub-folder per group when
+there are several): runs.csv, metric_per_trial.png, metric_vs_<param>.png for swept parameters (log axis for
+log-sampled ones), and from the group's Optuna study, when found: param_importances.png, optuna_history.png
+and optuna_slice.png. Plots draw the chance level and the pose baseline that metrics.json records.
 """
 
 from __future__ import annotations
@@ -13,38 +17,66 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from gaitgraph.compare_plots import (
+    References,
+    plot_importances,
+    plot_optuna,
+    plot_per_trial,
+    plot_vs_param,
+    safe_name,
+)
+from gaitgraph.evaluation.tables import show
 
 # Importing the package registers the ${gg.root:} resolver that the saved job configs use.
-from gaitgraph.sweeps import study_location  # noqa: E402
-from gaitgraph.utils import atomic_write  # noqa: E402
+from gaitgraph.sweeps import study_location
+from gaitgraph.utils import atomic_write
 
 log = logging.getLogger(__name__)
 OUT = "comparison"
-FIXED_COLUMNS = ("rank", "job", "status", "metric", "train_seconds", "run_dir")
+FIXED_COLUMNS = ("study", "dataset", "rank", "job", "status", "metric", "train_seconds", "run_dir")
+
+
+@dataclass
+class Group:
+    """The runs of one (study, dataset): ranked among themselves."""
+
+    study: str | None
+    dataset: str
+    runs: pd.DataFrame  # FIXED_COLUMNS + params + context, ranked
+    params: list[str]  # swept hyper-parameters (plotted)
+    log_params: set[str]  # those sampled log-uniform
+    context: list[str]  # other overrides that differ between runs (table only)
+    storage: tuple[str, str] | None  # (study_name, storage URL)
+    refs: References = field(default_factory=References)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """``<study or 'runs'>-<dataset>``: the group's folder name."""
+        return safe_name(f"{self.study or 'runs'}-{self.dataset}")
 
 
 @dataclass
 class Sweep:
-    """One multirun folder, read."""
+    """Every run below a folder, read and grouped."""
 
     root: Path
-    runs: pd.DataFrame  # one row per job, ranked; columns FIXED_COLUMNS + params
-    params: list[str]  # the swept hyper-parameters
-    study: tuple[str, str] | None  # (study_name, storage URL) when the jobs came from an optuna* sweep
+    runs: pd.DataFrame  # all runs, ranked within their group
+    groups: list[Group]
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -69,97 +101,161 @@ def rank_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return ordered
 
 
-def swept_params(overrides: list[dict[str, object]]) -> list[str]:
-    """The override keys whose values are not the same in every job (fixed overrides are context)."""
+def varying_overrides(overrides: list[dict[str, object]]) -> list[str]:
+    """The override keys whose values are not the same in every job."""
     keys = sorted({k for o in overrides for k in o})
     return [k for k in keys if len({repr(o.get(k)) for o in overrides}) > 1]
 
 
-def _job_key(path: Path) -> tuple[int, str]:
-    return (int(path.name), "") if path.name.isdigit() else (1 << 30, path.name)
+def sweep_space(specs: Iterable[str]) -> dict[str, bool]:
+    """``key -> log-sampled`` for the sweeps among Hydra override strings (``a=1,2``, ``choice(...)``,
+    ``tag(log, interval(...))``); plain values (fixed for every job) are left out."""
+    parser = OverridesParser.create()
+    space = {}
+    for spec in specs:
+        try:
+            override = parser.parse_override(str(spec))
+        except HydraException:  # not in Hydra's override grammar: no sweep we can read
+            continue
+        if override.is_sweep_override():
+            space[override.key_or_group] = "log" in getattr(override.value(), "tags", set())
+    return space
+
+
+def study_space(study: Any) -> dict[str, bool]:
+    """``param -> log-sampled`` from an Optuna study's trial distributions."""
+    space: dict[str, bool] = {}
+    for trial in study.trials:
+        for name, dist in trial.distributions.items():
+            log_dist = type(dist).__name__ in ("LogUniformDistribution", "IntLogUniformDistribution")
+            space[name] = space.get(name, False) or log_dist or bool(getattr(dist, "log", False))
+    return space
+
+
+def _job_key(job: str) -> tuple:
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in Path(job).parts)
+
+
+def _read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+def _job_space(job_dir: Path) -> dict[str, bool]:
+    """What the job's sweeper searched: ``hydra.sweeper.params`` and the sweep's command-line sweeps."""
+    hydra_cfg = (_read_yaml(job_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
+    params = (hydra_cfg.get("sweeper") or {}).get("params") or {}
+    multirun = ((_read_yaml(job_dir.parent / "multirun.yaml") or {}).get("hydra") or {})
+    task = (multirun.get("overrides") or {}).get("task") or []
+    return sweep_space([f"{k}={v}" for k, v in params.items()] + list(task))
+
+
+def read_job(root: Path, job_dir: Path) -> dict[str, Any]:
+    """One run: its overrides, config facts, sweep space and metrics.json (empty when it failed)."""
+    overrides = dict(parse_override(o) for o in _read_yaml(job_dir / ".hydra" / "overrides.yaml") or [])
+    config = OmegaConf.load(job_dir / ".hydra" / "config.yaml") if (job_dir / ".hydra/config.yaml").is_file() \
+        else OmegaConf.create()
+    metrics_file = job_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    location = study_location(config)
+    dataset = OmegaConf.select(config, "dataset.name", default=None, throw_on_resolution_failure=False)
+    return {"job": job_dir.relative_to(root).as_posix(), "run_dir": str(job_dir), "overrides": overrides,
+            "metrics": metrics, "space": _job_space(job_dir), "storage": location,
+            "study": location[0] if location else None, "dataset": str(dataset or "unknown")}
+
+
+def references(metrics: list[dict[str, Any]]) -> tuple[References, list[str]]:
+    """The metric's name, chance level and pose baseline recorded in the runs' metrics.json (``metric_name``,
+    ``chance``, ``baseline`` = the baseline's summary per protocol), with a note for each one absent."""
+    name = next((str(m["metric_name"]) for m in metrics if m.get("metric_name")), "metric")
+    chance = next((float(m["chance"]) for m in metrics if isinstance(m.get("chance"), (int, float))), None)
+    baseline = next((b for b in map(_baseline_of, metrics) if b is not None), None)
+    notes = []
+    if chance is None:
+        notes.append("chance line: skipped (no run's metrics.json records 'chance')")
+    if baseline is None:
+        notes.append("baseline line: skipped (no run's metrics.json records a 'baseline'; runs with baseline=false)")
+    return References(f"{name} (%)", chance, baseline), notes
+
+
+def _baseline_of(metrics: dict[str, Any]) -> float | None:
+    """The pose baseline's mean rank-1 under the run's metric protocol (a number, or per-protocol summaries)."""
+    baseline = metrics.get("baseline")
+    if isinstance(baseline, (int, float)):
+        return float(baseline)
+    if not isinstance(baseline, dict) or not baseline:
+        return None
+    entry = baseline.get(metrics.get("metric_protocol")) or (next(iter(baseline.values())) if len(baseline) == 1 else None)
+    value = entry.get("mean_rank1") if isinstance(entry, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def open_study(study_name: str, url: str) -> Any:
+    """The Optuna study a sweep wrote; LookupError with the reason when it cannot be opened."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise LookupError(f"study storage {url} does not exist")
+    try:
+        return optuna.load_study(study_name=study_name, storage=url)
+    except Exception as err:  # noqa: BLE001 - unreachable server, missing study: both only skip the plots
+        raise LookupError(f"cannot open study {study_name!r} at {url}: {err}") from err
+
+
+def build_group(study: str | None, dataset: str, jobs: list[dict[str, Any]]) -> tuple[Group, Any]:
+    """One group's ranked runs, swept parameters and references; also its Optuna study (None when not found)."""
+    varying = varying_overrides([j["overrides"] for j in jobs])
+    space: dict[str, bool] = {}
+    for job in jobs:
+        space |= job["space"]
+    refs, notes = references([j["metrics"] for j in jobs])
+    storage, opened = jobs[0]["storage"], None
+    if storage is not None:
+        try:
+            opened = open_study(*storage)
+            space |= study_space(opened)
+        except LookupError as err:
+            notes.append(f"Optuna study: skipped ({err})")
+    params = [k for k in sorted(space) if k in varying]
+    context = [k for k in varying if k not in space]
+    rows = []
+    for job in jobs:
+        metric = job["metrics"].get("metric")
+        ok = isinstance(metric, (int, float)) and math.isfinite(metric)
+        rows.append({
+            "study": study or "", "dataset": dataset, "job": job["job"], "status": "ok" if ok else "failed",
+            "metric": float(metric) if ok else np.nan,
+            "train_seconds": job["metrics"].get("train_seconds", np.nan), "run_dir": job["run_dir"],
+            **{k: job["overrides"].get(k) for k in params + context},
+        })
+    runs = rank_runs(pd.DataFrame(rows))
+    runs = runs[[*FIXED_COLUMNS, *params, *context]]
+    group = Group(study, dataset, runs, params, {k for k in params if space[k]}, context, storage, refs, notes)
+    return group, opened
 
 
 def load_sweep(root: str | Path) -> Sweep:
-    """Read every job of a multirun folder; raise FileNotFoundError when it holds none."""
+    """Read every run below ``root`` and group them; FileNotFoundError when it holds none."""
+    return _load(root)[0]
+
+
+def _load(root: str | Path) -> tuple[Sweep, list[Any]]:
     root = Path(root)
     job_dirs = sorted(
         (p.parent.parent for p in root.rglob(".hydra/overrides.yaml") if OUT not in p.relative_to(root).parts),
-        key=_job_key,
+        key=lambda d: _job_key(d.relative_to(root).as_posix()),
     )
     if not job_dirs:
         raise FileNotFoundError(f"{root}: no job folders (expected <job>/.hydra/overrides.yaml below it)")
-    overrides, rows = [], []
+    by_group: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
     for job_dir in job_dirs:
-        overrides.append(dict(parse_override(o) for o in yaml.safe_load((job_dir / ".hydra/overrides.yaml")
-                                                                         .read_text()) or []))
-        metrics_file = job_dir / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        metric = metrics.get("metric")
-        ok = metric is not None and math.isfinite(float(metric))
-        rows.append({
-            "job": job_dir.name,
-            "status": "ok" if ok else "failed",
-            "metric": float(metric) if ok else np.nan,
-            "train_seconds": metrics.get("train_seconds", np.nan),
-            "run_dir": str(job_dir),
-        })
-    params = swept_params(overrides)
-    runs = pd.DataFrame(rows)
-    for key in params:
-        runs[key] = [o.get(key) for o in overrides]
-    config = OmegaConf.load(job_dirs[0] / ".hydra/config.yaml")
-    return Sweep(root=root, runs=rank_runs(runs), params=params, study=study_location(config))
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
-    return path
-
-
-def _safe_name(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
-
-
-def plot_per_trial(runs: pd.DataFrame, path: Path) -> Path:
-    """Metric of every job in launch order, the running best, failed jobs marked at the bottom."""
-    by_job = runs.sort_values("job", key=lambda s: s.map(lambda j: _job_key(Path(j))))
-    x = np.arange(len(by_job))
-    metric = by_job["metric"].to_numpy(dtype=float) * 100
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(x) + 2), 3.5), layout="constrained")
-    ok = ~np.isnan(metric)
-    ax.plot(x[ok], metric[ok], "o", label="trial")
-    ax.plot(x, np.fmax.accumulate(np.where(ok, metric, -np.inf)), "-", drawstyle="steps-post", alpha=0.6,
-            label="best so far")
-    if (~ok).any():
-        floor = np.nanmin(metric) if ok.any() else 0.0
-        ax.plot(x[~ok], np.full((~ok).sum(), floor), "x", color="tab:red", label="failed")
-    ax.set_xticks(x, by_job["job"], fontsize=7)
-    ax.set_xlabel("job")
-    ax.set_ylabel("metric (rank-1 %)")
-    ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def plot_vs_param(runs: pd.DataFrame, key: str, path: Path) -> Path:
-    """Metric against one hyper-parameter: scatter for numbers (log axis over >= 1 decade), strips for choices."""
-    done = runs[runs["status"] == "ok"]
-    values, metric = done[key], done["metric"].to_numpy(dtype=float) * 100
-    fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
-    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if numeric:
-        ax.plot(values.to_numpy(dtype=float), metric, "o")
-        positive = values[values > 0]
-        if len(positive) == len(values) and len(values) and positive.max() / positive.min() >= 10:
-            ax.set_xscale("log")
-    else:
-        labels = sorted({str(v) for v in runs[key]})
-        where = {label: i for i, label in enumerate(labels)}
-        ax.plot([where[str(v)] for v in values], metric, "o")
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
-    ax.set_xlabel(key)
-    ax.set_ylabel("metric (rank-1 %)")
-    return _save(fig, path)
+        job = read_job(root, job_dir)
+        by_group.setdefault((job["study"], job["dataset"]), []).append(job)
+    built = [build_group(s, d, jobs) for (s, d), jobs in sorted(by_group.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))]
+    groups, studies = [g for g, _ in built], [s for _, s in built]
+    runs = pd.concat([g.runs for g in groups], ignore_index=True)
+    return Sweep(root=root, runs=runs, groups=groups), studies
 
 
 def correlation_importances(frame: pd.DataFrame, params: list[str], target: str = "value") -> dict[str, float]:
@@ -178,55 +274,38 @@ def correlation_importances(frame: pd.DataFrame, params: list[str], target: str 
     return {k: (v / total if total else 0.0) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])}
 
 
-def study_importances(study_name: str, url: str) -> tuple[dict[str, float], str]:
-    """Parameter importances over the study's completed trials: (importances, method).
+def study_importances(study: Any) -> tuple[dict[str, float], str, int]:
+    """Parameter importances over the study's completed trials: (importances, method, completed trials).
 
     Raises LookupError with the reason when they cannot be computed.
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise LookupError(f"study storage {url} does not exist")
-    try:
-        study = optuna.load_study(study_name=study_name, storage=url)
-    except Exception as err:  # noqa: BLE001 - unreachable server, missing study: both only skip the plot
-        raise LookupError(f"cannot open study {study_name!r} at {url}: {err}") from err
     trials = study.trials_dataframe(attrs=("value", "params", "state"))
-    trials = trials[trials["state"] == "COMPLETE"]
+    trials = trials[trials["state"] == "COMPLETE"] if len(trials) else trials
     params = [c.removeprefix("params_") for c in trials.columns if c.startswith("params_")]
     trials = trials.rename(columns=lambda c: c.removeprefix("params_"))
     varied = [p for p in params if trials[p].nunique() > 1]
     if len(trials) < 2 or not varied:
-        raise LookupError(f"study {study_name!r} has {len(trials)} completed trials, too few to rank parameters")
+        raise LookupError(f"study {study.study_name!r} has {len(trials)} completed trials, too few to rank parameters")
     try:
-        return dict(optuna.importance.get_param_importances(study, params=varied)), "Optuna fANOVA"
+        return dict(optuna.importance.get_param_importances(study, params=varied)), "Optuna fANOVA", len(trials)
     except ImportError:
-        return correlation_importances(trials, varied), "|Spearman rho| (fANOVA needs scikit-learn)"
+        return correlation_importances(trials, varied), "|Spearman rho| (fANOVA needs scikit-learn)", len(trials)
 
 
-def plot_importances(importances: dict[str, float], method: str, title: str, path: Path) -> Path:
-    """Horizontal bars, most important on top."""
-    keys = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(keys) + 1.5), layout="constrained")
-    ax.barh(keys, [importances[k] for k in keys])
-    ax.set_xlabel(f"importance ({method})")
-    ax.set_title(title, fontsize=9)
-    return _save(fig, path)
-
-
-def print_table(sweep: Sweep, console: Console) -> None:
-    """The ranked runs as a rich table."""
-    table = Table(title=f"{sweep.root}: {len(sweep.runs)} runs, ranked by metric (rank-1 %)")
-    for column in ("rank", "job", "status", "metric", *sweep.params, "train s"):
-        table.add_column(column, justify="left" if column in ("job", "status") else "right", overflow="fold")
-    for row in sweep.runs.to_dict("records"):
+def print_table(group: Group, console: Console) -> None:
+    """The group's ranked runs (never cut: plain text when piped or too wide)."""
+    where = f"study {group.study}, " if group.study else ""
+    table = Table(title=f"{where}dataset {group.dataset}: {len(group.runs)} runs, ranked by {group.refs.metric_name}")
+    for column in ("rank", "job", "status", "metric", *group.params, *group.context, "train s"):
+        table.add_column(column, justify="left" if column in ("job", "status") else "right", no_wrap=True)
+    for row in group.runs.to_dict("records"):
         metric = "-" if pd.isna(row["metric"]) else f"{row['metric'] * 100:.1f}"
         seconds = "-" if pd.isna(row["train_seconds"]) else f"{row['train_seconds']:.0f}"
         table.add_row(str(row["rank"]), str(row["job"]), row["status"], metric,
-                      *(_fmt(row[p]) for p in sweep.params), seconds)
-    console.print(table)
+                      *(_fmt(row[p]) for p in group.params + group.context), seconds)
+    show(table, console)
 
 
 def _fmt(value: object) -> str:
@@ -235,31 +314,67 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def compare_group(group: Group, study: Any, out: Path, console: Console) -> dict[str, Path]:
+    """Print one group's table and notes and write its plots into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    print_table(group, console)
+    by_launch = group.runs.sort_values("job", key=lambda s: s.map(_job_key))
+    written = {"metric_per_trial": plot_per_trial(by_launch, out / "metric_per_trial.png", group.refs)}
+    for key in group.params:
+        written[f"metric_vs_{key}"] = plot_vs_param(group.runs, key, out / f"metric_vs_{safe_name(key)}.png",
+                                                    group.refs, log=key in group.log_params)
+    notes = list(group.notes)
+    if group.context:
+        notes.append(f"not plotted (overrides that differ but were not swept): {', '.join(group.context)}")
+    if study is not None:
+        written |= _study_plots(group, study, out, notes)
+    elif group.storage is None:
+        notes.append("parameter importances: skipped (these runs do not come from an hparams_search=optuna* sweep)")
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
+    return written
+
+
+def _study_plots(group: Group, study: Any, out: Path, notes: list[str]) -> dict[str, Path]:
+    """Importances (with their trial count) and Optuna's history and slice plots of the group's study."""
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    written = {}
+    try:
+        importances, method, n_trials = study_importances(study)
+    except LookupError as err:
+        notes.append(f"parameter importances: skipped ({err})")
+    else:
+        written["param_importances"] = plot_importances(importances, method, n_trials, f"study {group.study}",
+                                                        out / "param_importances.png")
+        notes.append(f"parameter importances of study {group.study!r} over {n_trials} completed trials ({method}): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        try:
+            written |= plot_optuna(study, out, [p for p in group.params if p in study_space(study)])
+        except (ValueError, RuntimeError) as err:  # e.g. no completed trial yet
+            notes.append(f"Optuna history/slice plots: skipped ({err})")
+    return written
+
+
 def compare(root: str | Path, console: Console | None = None) -> dict[str, Path]:
-    """Read a multirun folder and write its comparison; returns the written files by name."""
+    """Read the runs below ``root`` and write their comparison; returns the written files by name
+    (``<group>/<name>`` when there are several groups)."""
     console = console or Console()
-    sweep = load_sweep(root)
+    sweep, studies = _load(root)
     out = sweep.root / OUT
     out.mkdir(exist_ok=True)
-    print_table(sweep, console)
     written = {"csv": out / "runs.csv"}
     atomic_write(written["csv"], lambda tmp: sweep.runs.to_csv(tmp, index=False))
-    written["metric_per_trial"] = plot_per_trial(sweep.runs, out / "metric_per_trial.png")
-    for key in sweep.params:
-        written[f"metric_vs_{key}"] = plot_vs_param(sweep.runs, key, out / f"metric_vs_{_safe_name(key)}.png")
-    if sweep.study is None:
-        console.print("parameter importances: skipped (these jobs do not come from an hparams_search=optuna* sweep)")
-    else:
-        name, url = sweep.study
-        try:
-            importances, method = study_importances(name, url)
-        except LookupError as err:
-            console.print(f"parameter importances: skipped ({err})")
-        else:
-            written["param_importances"] = plot_importances(
-                importances, method, f"study {name}", out / "param_importances.png"
-            )
-            console.print(f"parameter importances of study {name!r} ({method}): "
-                          + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
-    console.print(f"comparison written to {out}")
+    several = len(sweep.groups) > 1
+    if several:
+        console.print(f"{len(sweep.groups)} groups (study x dataset), each ranked on its own: "
+                      + ", ".join(g.name for g in sweep.groups), markup=False)
+    for group, study in zip(sweep.groups, studies):
+        files = compare_group(group, study, out / group.name if several else out, console)
+        written |= {(f"{group.name}/{k}" if several else k): v for k, v in files.items()}
+    console.print(f"comparison written to {out}", markup=False, highlight=False)
     return written

@@ -36,7 +36,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
             batch_size=cfg.trainer.eval_batch_size, device=run.device, distance=cfg.distance,
         )
         title = f"{run.dataset_cfg.name} test, rank-1 % ({Path(cfg.ckpt_path).name}{', TTA' if cfg.tta else ''})"
-        written = pipeline.report(results, run_dir / "eval", title, console=Console())
+        written = pipeline.report(results, run_dir / "eval", title, console=Console(), tta=bool(cfg.tta))
         protocol, metric = pipeline.selection_metric(results, cfg.metric_protocol)
         write_json(
             {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import random
 import shutil
@@ -129,3 +130,31 @@ def current_umask() -> int:
 def write_json(data: Any, path: str | Path) -> Path:
     """Write JSON atomically (temp file + rename)."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=float) + "\n"))
+
+
+def markdown_table(table: Any, cell: Callable[[Any], str] | None = None, index: bool = True) -> str:
+    """A DataFrame as a GitHub-flavoured Markdown table (no extra dependency: pandas' own needs tabulate).
+
+    ``cell`` formats each value (default: numbers to 4 significant digits, NaN/None as ``-``); ``index``
+    writes the index as the first column, headed by its name. Numeric columns are right-aligned.
+    """
+    import pandas as pd
+
+    cell = cell or _cell
+    header = ([str(table.index.name or "")] if index else []) + [str(c) for c in table.columns]
+    align = (["---"] if index else []) + [
+        "---:" if pd.api.types.is_numeric_dtype(dtype) else "---" for dtype in table.dtypes
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for label, row in table.iterrows():
+        values = ([str(label)] if index else []) + [cell(v) for v in row.tolist()]
+        lines.append("| " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,7 +1,8 @@
-"""Rank the runs of a multirun/sweep folder and plot them: ``python scripts/compare_runs.py <multirun dir>``.
+"""Rank the runs below a folder and plot them: ``python scripts/compare_runs.py <multirun dir or runs folder>``.
 
-Writes <dir>/comparison/ (runs.csv, metric_per_trial.png, metric_vs_<param>.png, param_importances.png when
-the sweep's Optuna study is found) and prints the ranked table. See gaitgraph/compare.py.
+Groups runs by Optuna study and dataset (each ranked on its own) and writes <dir>/comparison/ (runs.csv,
+metric_per_trial.png, metric_vs_<param>.png for swept parameters, and param_importances.png, optuna_history.png,
+optuna_slice.png when the sweep's Optuna study is found); prints the ranked tables. See gaitgraph/compare.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""scripts/compare_runs.py on multirun folders the tests build, with known metrics."""
+"""scripts/compare_runs.py on run folders the tests build, with known metrics, sweeps and studies."""
 
 from __future__ import annotations
 
@@ -13,8 +13,17 @@ import pytest
 import yaml
 from PIL import Image
 
-from gaitgraph import ROOT
-from gaitgraph.compare import compare, correlation_importances, load_sweep, parse_override, rank_runs
+from gaitgraph import ROOT, compare_plots
+from gaitgraph.compare import (
+    compare,
+    correlation_importances,
+    load_sweep,
+    parse_override,
+    rank_runs,
+    references,
+    sweep_space,
+)
+from gaitgraph.compare_plots import expected_size
 
 # job -> (lr, model, metric or None for a failed job)
 JOBS = {
@@ -24,18 +33,51 @@ JOBS = {
     "3": (5e-3, "resgcn_n39_r8", 0.55),
     "10": (2e-3, "resgcn_n21_r8", 0.10),
 }
+SEARCH = {"optimizer.optimizer.lr": "tag(log, interval(1e-4, 1e-2))", "model": "choice(resgcn_n21_r8, resgcn_n39_r8)"}
+SPLIT = "dataset.split.train_subjects"
 
 
-def _make_multirun(root: Path, config: dict | None = None) -> Path:
+def _write_job(job_dir: Path, overrides: list[str], config: dict, metrics: dict | None, sweeper_params=None):
+    hydra_dir = job_dir / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (hydra_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    (hydra_dir / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"params": sweeper_params}}}))
+    if metrics is not None:
+        (job_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def _make_multirun(root: Path, config: dict | None = None, metrics: dict | None = None) -> Path:
+    """An Optuna-like sweep over lr (log) and model; trainer.epochs and +tag are fixed, so not swept."""
     for job, (lr, model, metric) in JOBS.items():
-        hydra_dir = root / job / ".hydra"
-        hydra_dir.mkdir(parents=True)
         overrides = [f"optimizer.optimizer.lr={lr}", f"model={model}", "trainer.epochs=1", "+tag=[1,2]"]
-        (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-        (hydra_dir / "config.yaml").write_text(yaml.safe_dump(config or {"task_name": "t"}))
-        if metric is not None:
-            (root / job / "metrics.json").write_text(json.dumps({"metric": metric, "train_seconds": 3.0}))
+        _write_job(root / job, overrides, config or {"task_name": "t", "dataset": {"name": "psymo10"}},
+                   None if metric is None else {"metric": metric, "train_seconds": 3.0, **(metrics or {})},
+                   sweeper_params=SEARCH)
     return root
+
+
+class _Figures:
+    """Every figure compare saves: its axes' scales, lines and titles, read before the file is written."""
+
+    def __init__(self, monkeypatch):
+        self.seen: dict[str, dict] = {}
+        real = compare_plots.save_figure
+
+        def record(fig, path, *args, **kwargs):
+            ax = fig.axes[0]
+            self.seen[Path(path).name] = {
+                "xscale": ax.get_xscale(), "ylim": ax.get_ylim(), "title": ax.get_title(),
+                "lines": [line.get_label() for line in ax.get_lines()],
+            }
+            return real(fig, path, *args, **kwargs)
+
+        monkeypatch.setattr(compare_plots, "save_figure", record)
+
+
+def _open(path: Path, name: str, n_params: int = 1) -> None:
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == expected_size(name, n_params)
 
 
 def test_parse_override_types_values():
@@ -45,6 +87,11 @@ def test_parse_override_types_values():
     assert parse_override("dataset.split.train_subjects=[0,1]") == ("dataset.split.train_subjects", "[0,1]")
 
 
+def test_sweep_space_finds_sweeps_and_log_tags():
+    space = sweep_space(["a=1,2", "b=3", "lr=tag(log, interval(1e-4,1e-2))", "m=choice(x,y)", "+s=[1,2]", "bad=("])
+    assert space == {"a": False, "lr": True, "m": False}
+
+
 def test_rank_runs_best_first_failed_last():
     runs = pd.DataFrame({"job": ["0", "1", "2"], "metric": [0.2, float("nan"), 0.9]})
     ranked = rank_runs(runs)
@@ -52,12 +99,14 @@ def test_rank_runs_best_first_failed_last():
     assert ranked["rank"].tolist() == [1, 2, 3]
 
 
-def test_compare_ranks_writes_csv_and_plots(tmp_path: Path):
+def test_compare_ranks_writes_csv_and_plots_of_swept_parameters(tmp_path: Path, monkeypatch):
+    figures = _Figures(monkeypatch)
     root = _make_multirun(tmp_path / "multirun")
     sweep = load_sweep(root)
-    # Only the overrides that vary are hyper-parameters; trainer.epochs and +tag are the same everywhere.
-    assert sweep.params == ["model", "optimizer.optimizer.lr"]
-    assert sweep.study is None
+    (group,) = sweep.groups
+    # The sweeper's space is what is plotted; trainer.epochs and +tag are the same everywhere.
+    assert group.params == ["model", "optimizer.optimizer.lr"] and group.context == []
+    assert group.log_params == {"optimizer.optimizer.lr"}
 
     written = compare(root)
     table = pd.read_csv(written["csv"], dtype={"job": str})
@@ -66,22 +115,79 @@ def test_compare_ranks_writes_csv_and_plots(tmp_path: Path):
     assert table["status"].tolist() == ["ok"] * 4 + ["failed"]
     assert table["metric"].iloc[0] == pytest.approx(0.70)
     assert table["optimizer.optimizer.lr"].iloc[0] == pytest.approx(1e-2)
-    assert table["model"].iloc[0] == "resgcn_n39_r8"
     out = root / "comparison"
-    for name in ("metric_per_trial.png", "metric_vs_model.png", "metric_vs_optimizer.optimizer.lr.png"):
-        with Image.open(out / name) as image:
-            assert image.format == "PNG" and image.width > 100
-    assert not (out / "param_importances.png").exists()
+    for name in ("metric_per_trial", "metric_vs_model", "metric_vs_optimizer.optimizer.lr"):
+        _open(out / f"{name}.png", name)
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "metric_per_trial.png", "metric_vs_model.png", "metric_vs_optimizer.optimizer.lr.png"]
+    assert figures.seen["metric_vs_optimizer.optimizer.lr.png"]["xscale"] == "log"  # sampled log-uniform
+    assert figures.seen["metric_vs_model.png"]["xscale"] == "linear"
     # Running it again reads the same jobs (the comparison folder is not taken for a job).
     assert len(load_sweep(root).runs) == len(JOBS)
 
 
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_importances_from_the_sweeps_study(tmp_path: Path):
+def test_chance_and_baseline_lines_from_metrics_json(tmp_path: Path, monkeypatch, capsys):
+    figures = _Figures(monkeypatch)
+    extra = {"chance": 0.25, "metric_protocol": "p", "metric_name": "test mean rank-1",
+             "baseline": {"p": {"mean_rank1": 0.33}, "q": {"mean_rank1": 0.9}}}
+    compare(_make_multirun(tmp_path / "with", metrics=extra))
+    seen = figures.seen["metric_per_trial.png"]
+    assert {"chance 25.0", "pose baseline 33.0"} <= set(seen["lines"])
+    assert seen["ylim"][0] <= 25.0 and seen["ylim"][1] >= 70.0  # spans chance .. best trial
+
+    compare(_make_multirun(tmp_path / "without"))
+    assert not any(label.startswith(("chance", "pose baseline")) for label in figures.seen["metric_per_trial.png"]["lines"])
+    assert figures.seen["metric_per_trial.png"]["ylim"][0] == 0.0  # no reference known: the axis starts at 0
+    out = capsys.readouterr().out
+    assert "chance line: skipped" in out and "baseline line: skipped" in out
+
+
+def test_references_read_the_metric_protocols_baseline():
+    refs, notes = references([{}, {"metric_protocol": "b", "baseline": {"a": {"mean_rank1": 0.1}, "b": {"mean_rank1": 0.2}},
+                                   "chance": 0.5, "metric_name": "m"}])
+    assert (refs.chance, refs.baseline, refs.metric_name, notes) == (0.5, 0.2, "m (%)", [])
+
+
+def test_ad_hoc_runs_of_two_datasets_form_two_groups_and_plot_no_unswept_key(tmp_path: Path, capsys):
+    root = tmp_path / "outputs"
+    runs = {  # date/time folders of single runs: nothing was swept
+        "2026-01-01/10-00-00": ("psymo10", "resgcn_n21_r8", "[0,1]", 0.5),
+        "2026-01-01/11-00-00": ("psymo10", "resgcn_n39_r8", "[0,1,2]", 0.6),
+        "2026-01-02/09-00-00": ("casia_b", "resgcn_n21_r8", "[1,2]", 0.9),
+        "2026-01-02/10-00-00": ("casia_b", "resgcn_n39_r8", "[1,2,3]", 0.8),
+    }
+    for job, (dataset, model, split, metric) in runs.items():
+        _write_job(root / job, [f"dataset={dataset}", f"model={model}", f"{SPLIT}={split}"],
+                   {"dataset": {"name": dataset}}, {"metric": metric})
+    sweep = load_sweep(root)
+    assert [(g.study, g.dataset) for g in sweep.groups] == [(None, "casia_b"), (None, "psymo10")]
+    for group in sweep.groups:
+        assert group.params == [] and group.context == [SPLIT, "model"]
+        assert group.runs["rank"].tolist() == [1, 2]  # ranked within its dataset only
+    written = compare(root)
+    assert not any("metric_vs" in name for name in written)
+    assert sorted(written) == ["csv", "runs-casia_b/metric_per_trial", "runs-psymo10/metric_per_trial"]
+    table = pd.read_csv(written["csv"])
+    assert table.groupby("dataset")["rank"].apply(list).to_dict() == {"casia_b": [1, 2], "psymo10": [1, 2]}
+    assert table.loc[table["rank"] == 1, "metric"].tolist() == [0.9, 0.6]
+    _open(root / "comparison" / "runs-psymo10" / "metric_per_trial.png", "metric_per_trial")
+    assert "not plotted (overrides that differ but were not swept)" in capsys.readouterr().out
+
+
+def test_a_command_line_grid_is_swept(tmp_path: Path):
+    root = tmp_path / "grid"
+    for job, lr in (("0", 1e-3), ("1", 1e-2)):
+        _write_job(root / job, [f"optimizer.optimizer.lr={lr}", f"{SPLIT}=[{job}]"], {}, {"metric": 0.5})
+    (root / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["optimizer.optimizer.lr=0.001,0.01", f"{SPLIT}=[0]"]}}}))
+    (group,) = load_sweep(root).groups
+    assert group.params == ["optimizer.optimizer.lr"] and group.log_params == set()
+
+
+def _study(tmp_path: Path) -> Path:
     db = tmp_path / "optuna" / "s.db"
     db.parent.mkdir()
-    url = f"sqlite:///{db}"
-    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{db}", direction="maximize")
     space = {"optimizer.optimizer.lr": optuna.distributions.LogUniformDistribution(1e-5, 1e-1),
              "model": optuna.distributions.CategoricalDistribution(["resgcn_n21_r8", "resgcn_n39_r8"])}
     for lr, model, metric in JOBS.values():
@@ -89,20 +195,35 @@ def test_importances_from_the_sweeps_study(tmp_path: Path):
             params={"optimizer.optimizer.lr": lr, "model": model}, distributions=space, value=metric,
             state=optuna.trial.TrialState.COMPLETE if metric is not None else optuna.trial.TrialState.FAIL,
         ))
-    config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": str(db)}}
+    return db
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_study_importances_with_trial_count_history_and_slice(tmp_path: Path, monkeypatch, capsys):
+    figures = _Figures(monkeypatch)
+    db = _study(tmp_path)
+    config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": str(db)},
+              "dataset": {"name": "psymo10"}}
     root = _make_multirun(tmp_path / "multirun", config)
-    assert load_sweep(root).study == ("s", url)
+    for job in JOBS:  # no sweeper params saved: the study's distributions say what was swept, and how
+        (root / job / ".hydra" / "hydra.yaml").unlink()
+    (group,) = load_sweep(root).groups
+    assert group.study == "s" and group.log_params == {"optimizer.optimizer.lr"}
     written = compare(root)
-    with Image.open(written["param_importances"]) as image:
-        assert image.format == "PNG"
+    _open(written["param_importances"], "param_importances")
+    _open(written["optuna_history"], "optuna_history")
+    _open(written["optuna_slice"], "optuna_slice", n_params=2)
+    assert figures.seen["param_importances.png"]["title"].startswith("study s: 4 completed trials")
+    assert "over 4 completed trials" in capsys.readouterr().out
+    assert figures.seen["metric_vs_optimizer.optimizer.lr.png"]["xscale"] == "log"
 
 
 def test_missing_study_storage_is_skipped_with_a_note(tmp_path: Path, capsys):
     config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": str(tmp_path / "none.db")}}
     root = _make_multirun(tmp_path / "multirun", config)
     written = compare(root)
-    assert "param_importances" not in written
-    assert "parameter importances: skipped" in capsys.readouterr().out
+    assert "param_importances" not in written and "optuna_history" not in written
+    assert "Optuna study: skipped" in capsys.readouterr().out
 
 
 def test_correlation_importances_find_the_parameter_that_matters():

@@ -86,7 +86,7 @@ def test_trial_wandb_offline_run_holds_expected_keys(first_sweep):
     runs = sorted((sweep_dir / "1" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "one W&B run per trial (finish() closes each)"
     run = read_offline_run(runs[0])
-    assert run.group == STUDY
+    assert run.group == STUDY and run.job_type == "sweep"
     assert {"hparams_search:optuna_small", "model:resgcn_n21_r8", "dataset:psymo10"} <= set(run.tags)
     overrides = yaml.safe_load((sweep_dir / "1" / ".hydra" / "overrides.yaml").read_text())
     lr = next(float(o.split("=", 1)[1]) for o in overrides if o.startswith("optimizer.optimizer.lr="))
@@ -118,13 +118,17 @@ def test_compare_runs_on_the_real_sweep(first_sweep):
     _, _, sweep_dir = first_sweep
     sweep = load_sweep(sweep_dir)
     assert len(sweep.runs) == 3 and set(sweep.runs["status"]) == {"ok"}
-    assert "optimizer.optimizer.lr" in sweep.params
-    assert sweep.study is not None and sweep.study[0] == STUDY
+    (group,) = sweep.groups
+    assert group.study == STUDY and group.dataset == "psymo10"
+    # optuna_small's space: lr and weight decay sampled log-uniform, joint noise linear.
+    assert set(group.params) == {"optimizer.optimizer.lr", "optimizer.optimizer.weight_decay", "augmentation.joint_noise"}
+    assert group.log_params == {"optimizer.optimizer.lr", "optimizer.optimizer.weight_decay"}
     result = run_module(["scripts.compare_runs", str(sweep_dir)], cwd=Path(__file__).parent.parent, timeout=120)
     assert result.returncode == 0, _log(result)
     out = sweep_dir / "comparison"
     assert (out / "runs.csv").is_file() and (out / "metric_per_trial.png").is_file()
     assert (out / "param_importances.png").is_file(), result.stdout
+    assert (out / "optuna_history.png").is_file() and (out / "optuna_slice.png").is_file()
 
 
 @pytest.mark.slow

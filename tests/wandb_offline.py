@@ -23,6 +23,8 @@ class OfflineRun:
     """The parts of an offline run a test or a user checks."""
 
     group: str = ""
+    name: str = ""
+    job_type: str = ""
     tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -78,6 +80,8 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.group = record.run.run_group
+            run.name = record.run.display_name
+            run.job_type = record.run.job_type
             run.tags = list(record.run.tags)
             run.config.update({_key(i): json.loads(i.value_json) for i in record.run.config.update})
         elif kind == "config":

@@ -61,11 +61,13 @@ def report(
     title: str,
     baseline: dict[str, EvalResult] | None = None,
     console: Console | None = None,
+    tta: bool | None = None,
 ) -> dict[str, dict[str, Path]]:
-    """Print each protocol's table and write its files (a sub-folder per protocol when several)."""
+    """Print each protocol's table and write its files (a sub-folder per protocol when several); ``tta`` goes
+    into the paper table's caption."""
     for name, result in results.items():
         print_result(result, f"{title} [{name}]", console=console, baseline=(baseline or {}).get(name))
-    return save_results(list(results.values()), Path(out_dir))
+    return save_results(list(results.values()), Path(out_dir), title=title, baselines=baseline, tta=tta)
 
 
 def selection_metric(results: dict[str, EvalResult], protocol: str | None) -> tuple[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -12,10 +13,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 from gaitgraph.evaluation.metrics import EvalResult  # noqa: E402
+from gaitgraph.evaluation.tables import latex, markdown, pct, plain_text, rich_table, show  # noqa: E402
 from gaitgraph.utils import atomic_write  # noqa: E402
 
 
@@ -23,6 +25,25 @@ def describe(result: EvalResult) -> str:
     """One line naming the protocol and the choices that change its numbers."""
     diag = "identical view excluded" if result.exclude_identical_view else "identical view included"
     return f"protocol {result.protocol}: {diag}, missing gallery -> {result.missing_gallery}, {result.distance} distance"
+
+
+def result_frame(result: EvalResult, baseline: EvalResult | None = None) -> pd.DataFrame:
+    """The rank-1 table (rows = conditions, columns = probe views + mean), with the baseline's per-condition
+    mean as a last column when given."""
+    frame = result.table[[*result.views, "mean"]].copy()
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index.name = "rank-1 %"
+    if baseline is not None:
+        frame["baseline"] = [baseline.table["mean"].get(c, math.nan) for c in frame.index]
+    return frame
+
+
+def summary_line(result: EvalResult, baseline: EvalResult | None = None) -> str:
+    """Mean rank-1 and mAP (and the baseline's) in one line."""
+    line = f"mean rank-1 {pct(result.mean_rank1)}  mAP {pct(result.mean_map)}"
+    if baseline is not None:
+        line += f"   (baseline: rank-1 {pct(baseline.mean_rank1)}  mAP {pct(baseline.mean_map)})"
+    return line
 
 
 def print_result(
@@ -33,45 +54,93 @@ def print_result(
 ) -> None:
     """Rank-1 table as in the papers (x100, one decimal; rows = conditions, columns = probe views + mean).
 
-    With ``baseline``, its per-condition and overall means are shown beside the model's.
+    With ``baseline``, its per-condition and overall means are shown beside the model's. Never cut: see
+    :func:`gaitgraph.evaluation.tables.show`.
     """
     console = console or Console()
-    table = Table(title=title, caption=describe(result))
-    table.add_column("rank-1 %", style="bold")
-    for view in result.views:
-        table.add_column(str(view), justify="right")
-    table.add_column("mean", justify="right", style="bold")
-    if baseline is not None:
-        table.add_column("baseline", justify="right", style="dim")
-    for condition, row in result.table.iterrows():
-        cells = [_pct(row[v]) for v in result.views] + [_pct(row["mean"])]
-        if baseline is not None:
-            cells.append(_pct(baseline.table["mean"].get(condition, math.nan)))
-        table.add_row(str(condition), *cells)
-    console.print(table)
-    line = f"mean rank-1 {_pct(result.mean_rank1)}  mAP {_pct(result.mean_map)}"
-    if baseline is not None:
-        line += f"   (baseline: rank-1 {_pct(baseline.mean_rank1)}  mAP {_pct(baseline.mean_map)})"
-    console.print(line)
+    show(rich_table(result_frame(result, baseline), title, describe(result), dim=("baseline",)), console)
+    console.print(summary_line(result, baseline))
 
 
-def save_result(result: EvalResult, out_dir: Path, prefix: str = "") -> dict[str, Path]:
-    """Write ``{prefix}results.csv`` (the table), ``{prefix}results.json`` (everything) and
-    ``{prefix}heatmap.png`` into ``out_dir``; each file appears complete or not at all."""
+def table_text(result: EvalResult, title: str, baseline: EvalResult | None = None) -> str:
+    """What :func:`print_result` prints, as plain text at full width (for train.log)."""
+    table = rich_table(result_frame(result, baseline), title, describe(result))
+    return plain_text(table) + summary_line(result, baseline) + "\n"
+
+
+def save_result(
+    result: EvalResult,
+    out_dir: Path,
+    prefix: str = "",
+    title: str | None = None,
+    baseline: EvalResult | None = None,
+    tta: bool | None = None,
+) -> dict[str, Path]:
+    """Write into ``out_dir``: ``{prefix}results.csv`` (the table), ``{prefix}results.json`` (everything),
+    ``{prefix}heatmap.png``, ``{prefix}results.md`` (rank-1 and mAP tables in Markdown) and the paper-style
+    rank-1 table ``{prefix}paper_table.md`` / ``{prefix}paper_table.tex`` (the caption names the protocol and,
+    when ``tta`` is given, whether TTA was on). Each file appears complete or not at all."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {kind: out_dir / f"{prefix}{name}" for kind, name in (("csv", "results.csv"), ("json", "results.json"), ("png", "heatmap.png"))}
+    names = {"csv": "results.csv", "json": "results.json", "png": "heatmap.png", "md": "results.md",
+             "paper_md": "paper_table.md", "paper_tex": "paper_table.tex"}
+    paths = {kind: out_dir / f"{prefix}{name}" for kind, name in names.items()}
     atomic_write(paths["csv"], lambda tmp: result.table.to_csv(tmp, index_label="condition", float_format="%.6f"))
     atomic_write(paths["json"], lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
     atomic_write(paths["png"], lambda tmp: _heatmap(result, tmp))
+    atomic_write(paths["md"], lambda tmp: tmp.write_text(results_markdown(result, title, baseline)))
+    frame, caption = paper_frame(result.table, result.views), paper_caption(result, title, tta)
+    atomic_write(paths["paper_md"], lambda tmp: tmp.write_text(markdown(frame, caption=caption)))
+    label = "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", result.protocol)
+    atomic_write(paths["paper_tex"], lambda tmp: tmp.write_text(latex(frame, caption, label)))
     return paths
 
 
-def save_results(results: Sequence[EvalResult], out_dir: Path) -> dict[str, dict[str, Path]]:
-    """Save several protocols' results: one writes into ``out_dir``, several into ``out_dir/<protocol>/``."""
-    if len(results) == 1:
-        return {results[0].protocol: save_result(results[0], out_dir)}
-    return {r.protocol: save_result(r, Path(out_dir) / r.protocol) for r in results}
+def results_markdown(result: EvalResult, title: str | None = None, baseline: EvalResult | None = None) -> str:
+    """The rank-1 table (with the baseline column), the summary line and the mAP table, in Markdown."""
+    heading = f"{title} [{result.protocol}]" if title else f"rank-1 % [{result.protocol}]"
+    map_frame = result.map_table[[*result.views, "mean"]].rename_axis("mAP %")
+    return (
+        markdown(result_frame(result, baseline), heading, f"{describe(result)}\n\n{summary_line(result, baseline)}")
+        + "\n" + markdown(map_frame, f"mAP [{result.protocol}]")
+    )
+
+
+def paper_frame(table: pd.DataFrame, views: Sequence[str] | None = None) -> pd.DataFrame:
+    """A rank-1 table (fractions; rows = conditions, columns = views + ``mean``) in the papers' layout:
+    probe conditions in capitals (NM, BG, CL), columns = probe views + Mean. Takes any such DataFrame."""
+    columns = [*(views if views is not None else [c for c in table.columns if c != "mean"]), "mean"]
+    frame = table[columns].rename(columns={"mean": "Mean"})
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index = pd.Index([str(c).upper() for c in frame.index], name="Probe")
+    return frame
+
+
+def paper_caption(result: EvalResult, title: str | None, tta: bool | None) -> str:
+    """Rank-1 % per probe view; the protocol's choices; TTA on/off when known."""
+    protocol = describe(result)
+    parts = [f"Rank-1 accuracy (%) per probe view{f', {title}' if title else ''}", protocol[0].upper() + protocol[1:]]
+    if tta is not None:
+        parts.append(f"test-time augmentation {'on' if tta else 'off'}")
+    return ". ".join(parts) + "."
+
+
+def save_results(
+    results: Sequence[EvalResult],
+    out_dir: Path,
+    title: str | None = None,
+    baselines: dict[str, EvalResult] | None = None,
+    tta: bool | None = None,
+) -> dict[str, dict[str, Path]]:
+    """Save several protocols' results: one writes into ``out_dir``, several into ``out_dir/<protocol>/``.
+    ``baselines``: protocol name -> the baseline's result, shown beside the model's in results.md."""
+    baselines = baselines or {}
+
+    def folder(r: EvalResult) -> Path:
+        return Path(out_dir) if len(results) == 1 else Path(out_dir) / r.protocol
+
+    return {r.protocol: save_result(r, folder(r), title=title, baseline=baselines.get(r.protocol), tta=tta)
+            for r in results}
 
 
 def _heatmap(result: EvalResult, path: Path) -> None:
@@ -110,5 +179,3 @@ def _heatmap(result: EvalResult, path: Path) -> None:
     plt.close(fig)
 
 
-def _pct(value: float) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value * 100:.1f}"

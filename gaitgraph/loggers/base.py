@@ -9,13 +9,18 @@ import pandas as pd
 
 
 class NullLogger:
-    """``logger=none``: track nothing (the run directory still holds metrics and results)."""
+    """No tracking (``logger=none``); the run directory still holds metrics.json and eval/.
 
-    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str]) -> None:
-        """Open the run."""
+    Every tracker receives the same calls with the same keys (``train/loss``, ``val/rank1``, ...).
+    """
+
+    def start(
+        self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train"
+    ) -> None:
+        """Open the run. ``job_type``: ``train``, ``eval`` (gaitgraph.evaluate) or ``sweep``."""
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Record scalars at a step."""
+        """Record scalars at a step (``None``: the tracker's current step)."""
 
     def log_table(self, key: str, table: pd.DataFrame) -> None:
         """Record a results table."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,24 @@ import pandas as pd
 from gaitgraph.loggers.base import NullLogger
 
 log = logging.getLogger(__name__)
+
+#: Run summaries (``define_metric``) by key: the best rank-1/mAP and the lowest loss, each beside the last value.
+#: A rank-1/mAP key has the word as a whole part (``val/rank1``, ``test/mean_rank1``, ``val/mAP``), so
+#: ``test/x/heatmap`` is not taken for one.
+SUMMARIES = (
+    (re.compile(r"(^|[/_])(rank1|rank-1|mAP|map)([/_]|$)"), "max,last"),
+    (re.compile(r"^train/loss"), "min,last"),
+)
+
+
+def _multirun() -> Path | None:
+    """The sweep folder when Hydra runs a multirun, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().sweep.dir)
+    return None
 
 
 def run_group(config: dict[str, Any], name: str) -> str:
@@ -23,12 +42,30 @@ def run_group(config: dict[str, Any], name: str) -> str:
     study = (config.get("hparams_search") or {}).get("study_name")
     if study:
         return str(study)
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    sweep = _multirun()
+    return f"{name}-{sweep.name}" if sweep is not None else name
 
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return f"{name}-{Path(HydraConfig.get().sweep.dir).name}"
-    return name
+
+def run_name(config: dict[str, Any], name: str, run_dir: Path) -> str:
+    """``<study>-trial<N>`` for an Optuna trial (``hparams_search.trial_number``), else ``<name>-<run dir name>``.
+
+    Hydra numbers the jobs of every sweep from 0 again, so job-based names collide inside a study's group.
+    """
+    search = config.get("hparams_search") or {}
+    if search.get("study_name") and search.get("trial_number") is not None:
+        return f"{search['study_name']}-trial{search['trial_number']}"
+    return f"{name}-{Path(run_dir).name}"
+
+
+def job_type_of(config: dict[str, Any], job_type: str) -> str:
+    """``sweep`` for a training run that is a trial of an Optuna sweep (a study name, Hydra in multirun mode)."""
+    study = (config.get("hparams_search") or {}).get("study_name")
+    return "sweep" if job_type == "train" and study and _multirun() is not None else job_type
+
+
+def summary_of(key: str) -> str | None:
+    """The ``define_metric`` summary of a key (see :data:`SUMMARIES`), None for W&B's default (last)."""
+    return next((summary for pattern, summary in SUMMARIES if pattern.search(key)), None)
 
 
 class WandbLogger(NullLogger):
@@ -55,8 +92,11 @@ class WandbLogger(NullLogger):
         self.tags = list(tags or [])
         self.init_timeout = init_timeout
         self.run = None
+        self.defined: set[str] = set()
 
-    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str]) -> None:
+    def start(
+        self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train"
+    ) -> None:
         """Open the run (online, offline, or offline after a failed online start)."""
         import wandb
 
@@ -65,7 +105,8 @@ class WandbLogger(NullLogger):
             project=self.project,
             entity=self.entity,
             group=self.group or run_group(config, name),
-            name=f"{name}-{Path(run_dir).name}",
+            name=run_name(config, name, run_dir),
+            job_type=job_type_of(config, job_type),
             tags=sorted(set(self.tags + tags)),
             config=config,
             dir=str(run_dir),
@@ -87,9 +128,15 @@ class WandbLogger(NullLogger):
                 log.warning("W&B could not start offline either (%s); continuing without it", err2)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Record scalars at a step."""
-        if self.run is not None:
-            self.run.log(metrics, step=step)
+        """Record scalars at a step; a key's summary (best rank-1, lowest loss) is defined when first seen."""
+        if self.run is None:
+            return
+        for key in metrics.keys() - self.defined:
+            summary = summary_of(key)
+            if summary:
+                self.run.define_metric(key, summary=summary)
+            self.defined.add(key)
+        self.run.log(metrics, step=step)
 
     def log_table(self, key: str, table: pd.DataFrame) -> None:
         """Record a per-view results table as a ``wandb.Table``."""
@@ -119,3 +166,4 @@ class WandbLogger(NullLogger):
         if self.run is not None:
             self.run.finish(exit_code=exit_code)
             self.run = None
+            self.defined = set()

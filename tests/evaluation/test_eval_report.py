@@ -42,10 +42,13 @@ def test_print_result_paper_layout_with_baseline() -> None:
     assert "mean rank-1 95.8" in text and "baseline: rank-1 100.0" in text
 
 
-def test_save_result_writes_three_complete_files(tmp_path: Path) -> None:
+def test_save_result_writes_complete_files(tmp_path: Path) -> None:
     result = result_for(True)
     paths = save_result(result, tmp_path / "eval", prefix="casia_")
-    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["casia_heatmap.png", "casia_results.csv", "casia_results.json"]
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
+        "casia_heatmap.png", "casia_paper_table.md", "casia_paper_table.tex", "casia_results.csv",
+        "casia_results.json", "casia_results.md",
+    ]
     table = pd.read_csv(paths["csv"], index_col="condition")
     assert list(table.columns) == ["000", "090", "180", "mean"]
     assert table.loc["cl", "090"] == 0.75

@@ -1,0 +1,79 @@
+"""Pictures of a run: training curves (loss, learning rate, validation rank-1) as one PNG. Headless (Agg)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from gaitgraph.utils import atomic_write  # noqa: E402
+
+#: Pixel size of the curves figure: fixed (no tight bounding box), so every run's picture has the same size.
+CURVES_INCHES, CURVES_DPI = (13.5, 3.6), 100
+#: Per-epoch keys each panel draws, first found wins (older runs logged the epoch-mean loss as ``train/loss``).
+LOSS_KEYS = ("train/loss_epoch", "train/loss")
+LR_KEYS = ("train/lr",)
+RANK1_KEYS = ("val/rank1", "test_selection/rank1")
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = CURVES_DPI, tight: bool = False) -> Path:
+    """Write ``fig`` as PNG atomically and close it; ``tight`` crops to the drawn content (size then varies)."""
+    extra = {"bbox_inches": "tight"} if tight else {}
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, **extra))
+    plt.close(fig)
+    return Path(path)
+
+
+def _series(history: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[str | None, list[float], list[float]]:
+    """(key used, x = epochs, y) of the first key present in some record; finite values only."""
+    for key in keys:
+        points = [
+            (float(r.get("epoch", i + 1)), float(r[key]))
+            for i, r in enumerate(history)
+            if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])
+        ]
+        if points:
+            return key, [p[0] for p in points], [p[1] for p in points]
+    return None, [], []
+
+
+def _panel(ax: Any, history: Sequence[dict[str, Any]], keys: Sequence[str], ylabel: str,
+           scale: float = 1.0, log: bool = False, best: str | None = None) -> None:
+    """One metric over epochs; an empty panel says which keys it looked for. ``best``: mark the max or min."""
+    key, x, y = _series(history, keys)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if key is None:
+        ax.text(0.5, 0.5, f"not logged\n({', '.join(keys)})", ha="center", va="center", transform=ax.transAxes,
+                fontsize=8, color="grey")
+        return
+    y = [v * scale for v in y]
+    ax.plot(x, y, "o-" if len(x) < 30 else "-", markersize=3, label=key)
+    ax.margins(x=0.05, y=0.15)  # room for the best-value note
+    if log and all(v > 0 for v in y):
+        ax.set_yscale("log")
+    if best is not None:
+        i = max(range(len(y)), key=y.__getitem__) if best == "max" else min(range(len(y)), key=y.__getitem__)
+        ax.annotate(f"{best} {y[i]:.3g} (epoch {x[i]:g})", (x[i], y[i]), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize=7)
+    ax.legend(fontsize=7, loc="best")
+
+
+def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path:
+    """One PNG of per-epoch records (``epoch``, ``train/loss_epoch``, ``train/lr``, ``val/rank1``, ...; any may be
+    missing): loss, learning rate (log axis) and validation rank-1 (%) side by side. Written atomically."""
+    fig, axes = plt.subplots(1, 3, figsize=CURVES_INCHES, layout="constrained")
+    _panel(axes[0], history, LOSS_KEYS, "training loss (epoch mean)", best="min")
+    _panel(axes[1], history, LR_KEYS, "learning rate", log=True)
+    _panel(axes[2], history, RANK1_KEYS, "rank-1 % (selection split)", scale=100.0, best="max")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
