@@ -29,7 +29,7 @@ from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.distributed import resolve_device
-from gaitgraph.engine.restore import STORED_GROUPS, effective_group, read_checkpoint
+from gaitgraph.engine.restore import restore_model
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
@@ -57,35 +57,14 @@ class Restored:
 
 def restore(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Restored:
     """Build the checkpoint's model with its stored config (as gaitgraph.evaluate does) and its weights."""
-    if cfg.ckpt_path is None:
-        raise ConfigError("ckpt_path", None, "a gaitgraph.train checkpoint",
-                          hint="e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.pt")
-    try:
-        state = read_checkpoint(cfg.ckpt_path)
-    except (ValueError, FileNotFoundError) as err:
-        raise CheckpointError(str(err)) from err
-    if overrides is None:
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    groups = {g: effective_group(g, cfg, state["config"], overrides) for g in STORED_GROUPS}
-    skeleton = instantiate(groups["keypoints"])
-    build_cfg = OmegaConf.to_container(groups["model"], resolve=True)
-    build_cfg["pretrained"] = None  # the checkpoint holds the weights
-    model = build_model(build_cfg, skeleton)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"ckpt_path {cfg.ckpt_path}: its weights do not fit its model config ({err})") from err
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
-    device = resolve_device(cfg.trainer.device)
-    model.to(device).eval()
+    restored = restore_model(cfg, overrides)
     attrs = {
         "ckpt_path": str(Path(cfg.ckpt_path).expanduser().resolve()),
-        "config_hash": config_hash(groups, bool(cfg.tta)),
-        "weights_hash": weights_hash(state["model"]),
+        "config_hash": config_hash(restored.groups, bool(cfg.tta)),
+        "weights_hash": weights_hash(restored.state["model"]),
         "tta": bool(cfg.tta),
     }
-    return Restored(model, skeleton, groups["dataset"], device, attrs)
+    return Restored(restored.model, restored.skeleton, restored.groups["dataset"], restored.device, attrs)
 
 
 def config_hash(groups: dict[str, DictConfig], tta: bool) -> str:

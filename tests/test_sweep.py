@@ -20,8 +20,7 @@ from gaitgraph.sweeps import storage_url
 from .conftest import compose_train, run_module
 
 TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=16",
-        "dataset.split.train_subjects=[0,1]", "baseline=false", "trainer.num_threads=1"]
-STUDY = "sweep_small-psymo10"  # conf/hparams_search/optuna_small.yaml: ${task_name}-${dataset.name}
+        "dataset.split.train_subjects=[0,1]", "baseline=false", "trainer.num_threads=1", "trainer.device=cpu"]
 
 logging.getLogger("alembic").setLevel(logging.WARNING)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -50,7 +49,13 @@ def _log(result) -> str:
 
 
 def _study(out: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna' / f'{name}.db'}")
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna' / 'studies.db'}")
+
+
+def _study_name(sweep_dir: Path) -> str:
+    """The study a sweep used, as the sweeper told its jobs."""
+    config = yaml.safe_load((sweep_dir / "0" / ".hydra" / "config.yaml").read_text())
+    return config["hparams_search"]["study_name"]
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +70,23 @@ def first_sweep(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_sweep_records_three_complete_trials(first_sweep):
+def test_sweep_records_three_complete_trials_with_their_attributes(first_sweep):
     out, _, sweep_dir = first_sweep
-    study = _study(out, STUDY)
+    name = _study_name(sweep_dir)
+    assert name.startswith("sweep_small-psymo10-") and len(name.rsplit("-", 1)[1]) == 12
+    study = _study(out, name)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
-    assert 0.0 <= study.best_value <= 1.0
-    # Each job folder's metric is the value the study recorded for that trial.
+    # Each job folder's metric is the validation objective the study recorded for that trial.
     for trial in study.trials:
-        metrics = json.loads((sweep_dir / str(trial.number) / "metrics.json").read_text())
-        assert metrics["metric"] == pytest.approx(trial.value)
-        overrides = yaml.safe_load((sweep_dir / str(trial.number) / ".hydra" / "overrides.yaml").read_text())
+        job = sweep_dir / str(trial.number)
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["metric_name"] == "val/rank1" and metrics["metric"] == pytest.approx(trial.value)
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
         assert f"optimizer.optimizer.lr={trial.params['optimizer.optimizer.lr']}" in overrides
+        assert f"hparams_search.trial_number={trial.number}" in overrides
+        assert trial.user_attrs["run_dir"] == str(job) and trial.user_attrs["overrides"] == overrides
+        (run,) = (job / "wandb").glob("offline-run-*")
+        assert run.name.endswith(trial.user_attrs["wandb_run_id"])
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["best_value"] == pytest.approx(study.best_value)
 
@@ -86,7 +97,7 @@ def test_trial_wandb_offline_run_holds_expected_keys(first_sweep):
     runs = sorted((sweep_dir / "1" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "one W&B run per trial (finish() closes each)"
     run = read_offline_run(runs[0])
-    assert run.group == STUDY and run.job_type == "sweep"
+    assert run.group == _study_name(sweep_dir) and run.job_type == "sweep"
     assert {"hparams_search:optuna_small", "model:resgcn_n21_r8", "dataset:psymo10"} <= set(run.tags)
     overrides = yaml.safe_load((sweep_dir / "1" / ".hydra" / "overrides.yaml").read_text())
     lr = next(float(o.split("=", 1)[1]) for o in overrides if o.startswith("optimizer.optimizer.lr="))
@@ -105,7 +116,8 @@ def test_rerunning_the_command_adds_trials_to_the_same_study(first_sweep):
     result, second_dir = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=2")
     assert result.returncode == 0, _log(result)
     assert second_dir is not None and second_dir != sweep_dir
-    study = _study(out, STUDY)
+    assert _study_name(second_dir) == _study_name(sweep_dir), "the same command resumes the same study"
+    study = _study(out, _study_name(sweep_dir))
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     # Hydra numbers the jobs of the new sweep from 0 again, in its own folder.
@@ -119,10 +131,10 @@ def test_compare_runs_on_the_real_sweep(first_sweep):
     sweep = load_sweep(sweep_dir)
     assert len(sweep.runs) == 3 and set(sweep.runs["status"]) == {"ok"}
     (group,) = sweep.groups
-    assert group.study == STUDY and group.dataset == "psymo10"
-    # optuna_small's space: lr and weight decay sampled log-uniform, joint noise linear.
-    assert set(group.params) == {"optimizer.optimizer.lr", "optimizer.optimizer.weight_decay", "augmentation.joint_noise"}
-    assert group.log_params == {"optimizer.optimizer.lr", "optimizer.optimizer.weight_decay"}
+    assert group.study == _study_name(sweep_dir) and group.dataset == "psymo10"
+    # optuna_small's space: lr sampled log-uniform, joint noise linear.
+    assert set(group.params) == {"optimizer.optimizer.lr", "augmentation.transforms.joint_noise.amplitude"}
+    assert group.log_params == {"optimizer.optimizer.lr"}
     result = run_module(["scripts.compare_runs", str(sweep_dir)], cwd=Path(__file__).parent.parent, timeout=120)
     assert result.returncode == 0, _log(result)
     out = sweep_dir / "comparison"
@@ -136,9 +148,9 @@ def test_compare_runs_on_the_real_sweep(first_sweep):
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path, first_sweep):
     _, cache, _ = first_sweep
     out = tmp_path / "outputs"
-    # The first trial gets batch size 0 (train() raises ZeroDivisionError), the second a valid one.
+    # The first trial gets batch size 0 (refused by the config check), the second a valid one.
     study = optuna.create_study(
-        study_name="fail", storage=storage_url(None, str(out / "optuna" / "fail.db")), direction="maximize"
+        study_name="fail", storage=storage_url(None, str(out / "optuna" / "studies.db")), direction="maximize"
     )
     study.enqueue_trial({"trainer.batch_size": 0})
     study.enqueue_trial({"trainer.batch_size": 64})
@@ -150,7 +162,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path, first
     trials = _study(out, "fail").trials
     assert [t.params["trainer.batch_size"] for t in trials] == [0, 64]
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
-    assert "Failed experiment" in _log(result)
+    assert "trial 0 failed: trainer.batch_size=0: expected an integer >= 1" in result.stdout + result.stderr
     assert not (sweep_dir / "0" / "metrics.json").exists()
     assert (sweep_dir / "1" / "metrics.json").is_file()
 
@@ -168,7 +180,7 @@ def test_submitit_local_launcher_runs_two_jobs(tmp_path: Path, first_sweep):
     assert result.returncode == 0, _log(result)
     for job, seed in (("0", 1), ("1", 2)):
         metrics = json.loads((sweep_dir / job / "metrics.json").read_text())
-        assert 0.0 <= metrics["metric"] <= 1.0
+        assert metrics["metric"] == pytest.approx(metrics["val"]["psymo10"]["mean_rank1"])
         config = yaml.safe_load((sweep_dir / job / ".hydra" / "config.yaml").read_text())
         assert config["trainer"]["seed"] == seed
     assert list((sweep_dir / ".submitit").glob("*/*_result.pkl")), "jobs ran through submitit"
@@ -184,9 +196,9 @@ def test_ddp_sweep_trains_each_trial_on_two_processes(tmp_path: Path, first_swee
         cwd=tmp_path, timeout=300,
     )
     assert result.returncode == 0, _log(result)
-    study = _study(out, "train-psymo10-ddp")
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
     (job,) = out.glob("multirun/*/*/0")
+    study = _study(out, _study_name(job.parent))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
     assert json.loads((job / "metrics.json").read_text())["metric"] == pytest.approx(study.best_value)
     runs = list((job / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "only rank 0 logs"
@@ -199,8 +211,35 @@ def test_sweep_configs_compose(option):
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
     assert sweeper.storage._target_ == "gaitgraph.sweeps.storage_url"
-    assert sweeper.study_name == cfg.hparams_search.study_name
+    assert sweeper._target_ == "hydra_plugins.gaitgraph_sweeper.GaitGraphOptunaSweeper"
+    assert sweeper.study_name is None and cfg.hparams_search.study_name is None  # named by the fingerprint
     if option == "optuna_ddp":
-        assert cfg.trainer.devices == 2 and cfg.hparams_search.study_name.endswith("-ddp")
+        assert cfg.trainer.devices == 2
     if option == "optuna_slurm":
         assert "SlurmLauncher" in cfg.hydra.launcher._target_ and sweeper.n_jobs == 4
+
+
+@pytest.mark.slow
+def test_another_budget_is_another_study_and_a_named_study_refuses_another_space(tmp_path: Path, first_sweep):
+    out, cache, sweep_dir = first_sweep
+    result, other = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=1", "trainer.epochs=2")
+    assert result.returncode == 0, _log(result)
+    assert _study_name(other) != _study_name(sweep_dir), "another budget must not join the 1-epoch study"
+    named = _study_name(sweep_dir)
+    result, _ = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=1", f"hparams_search.study_name={named}",
+                       "optimizer.optimizer.lr=tag(log, interval(1e-5, 1e-3))")
+    assert result.returncode == 2 and "Traceback" not in _log(result), _log(result)
+    assert f"study error: study {named} already holds trials with optimizer.optimizer.lr" in result.stderr
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in _study(out, named).trials)
+
+
+@pytest.mark.slow
+def test_a_sweep_that_crashes_mid_trial_leaves_no_trial_running(tmp_path: Path, first_sweep):
+    _, cache, _ = first_sweep
+    out = tmp_path / "outputs"
+    # A swept key that does not exist: composing the first job fails and the whole sweep stops.
+    result, _ = _sweep(out, cache, "logger=none", "hparams_search.study_name=crash", "trainer.epochz=choice(1,2)",
+                       "hydra.sweeper.n_trials=2")
+    assert result.returncode != 0
+    trials = _study(out, "crash").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]

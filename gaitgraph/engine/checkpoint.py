@@ -35,6 +35,7 @@ OPERATIONAL_KEYS = (
     "paths", "logger", "task_name", "tta", "baseline", "hparams_search", "callbacks", "local",
     "trainer.resume", "trainer.overwrite", "trainer.checkpoint_every_steps", "trainer.num_threads",
     "trainer.eval_batch_size", "trainer.host_malloc", "trainer.memory",
+    "dataset.reader.root",  # where the files are, not what they hold (the cache key covers their contents)
 )
 
 

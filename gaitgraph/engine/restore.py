@@ -62,8 +62,19 @@ def effective_group(group: str, composed: DictConfig, stored: dict[str, Any], ov
 
 
 @dataclass
+class RestoredModel:
+    """A checkpoint's model on its device, with the configs (``model``, ``keypoints``, ``dataset``) it runs with."""
+
+    model: torch.nn.Module
+    skeleton: Skeleton
+    groups: dict[str, DictConfig]
+    device: torch.device
+    state: dict[str, Any]
+
+
+@dataclass
 class LoadedRun:
-    """A checkpoint's model on its device, with the configs and test split it is evaluated on."""
+    """A restored model with the test split it is evaluated on."""
 
     model: torch.nn.Module
     skeleton: Skeleton
@@ -74,37 +85,43 @@ class LoadedRun:
     state: dict[str, Any]
 
 
-def load_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> LoadedRun:
-    """Read ``cfg.ckpt_path``, build its model with the stored weights and load the test split.
+def restore_model(cfg: DictConfig, overrides: Sequence[str] | None = None) -> RestoredModel:
+    """Read ``cfg.ckpt_path`` and build its model with the stored config and weights, on ``trainer.device``.
 
-    ``overrides``: the command-line overrides (default: those of the running Hydra app, none under compose).
+    ``overrides``: the command-line overrides (default: those of the running Hydra app, none under compose);
+    a group they choose or edit replaces or edits the stored one (:func:`effective_group`).
     """
     if overrides is None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     state = read_checkpoint(cfg.ckpt_path)
     groups = {g: effective_group(g, cfg, state["config"], overrides) for g in STORED_GROUPS}
-    model_cfg, dataset_cfg = groups["model"], groups["dataset"]
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
     skeleton = build(groups["keypoints"])
-
-    build_cfg = OmegaConf.to_container(model_cfg, resolve=True)
+    build_cfg = OmegaConf.to_container(groups["model"], resolve=True)
     build_cfg["pretrained"] = None  # the checkpoint holds the weights
     model = build_model(build_cfg, skeleton)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         raise CheckpointError(
-            f"ckpt_path {cfg.ckpt_path}: its weights do not fit model {model_cfg.get('_target_')} on keypoints "
+            f"ckpt_path {cfg.ckpt_path}: its weights do not fit model {groups['model'].get('_target_')} on keypoints "
             f"'{skeleton.layout}' ({short_repr(str(err).splitlines()[0], 200)}); choose the model and keypoints "
             "it was trained with, or leave them to the checkpoint's stored config"
         ) from None
     model.to(device).eval()
+    return RestoredModel(model, skeleton, groups, device, state)
 
-    poses = load_poses(dataset_cfg, skeleton, cfg.paths.cache_dir)
+
+def load_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> LoadedRun:
+    """:func:`restore_model`, plus the test split of the (stored or chosen) dataset."""
+    restored = restore_model(cfg, overrides)
+    dataset_cfg = restored.groups["dataset"]
+    poses = load_poses(dataset_cfg, restored.skeleton, cfg.paths.cache_dir)
     test = split_by_subjects(poses, resolve_split(dataset_cfg)).get("test")
     if test is None or len(test) == 0:
         raise ConfigError("dataset.split.test_subjects", OmegaConf.select(dataset_cfg, "split.test_subjects"),
                           f"subjects that have sequences in dataset '{dataset_cfg.name}'")
-    return LoadedRun(model, skeleton, model_cfg, dataset_cfg, test, device, state)
+    return LoadedRun(restored.model, restored.skeleton, restored.groups["model"], dataset_cfg, test,
+                     restored.device, restored.state)

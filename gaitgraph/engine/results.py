@@ -23,6 +23,8 @@ from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.trainer import Trainer
 from gaitgraph.evaluation import pipeline
 from gaitgraph.evaluation.metrics import EvalResult
+from gaitgraph.evaluation.plots import plot_training_curves
+from gaitgraph.evaluation.report import table_text
 from gaitgraph.models import GaitModel
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import load_checkpoint, write_json
@@ -81,7 +83,12 @@ def finish(ctx: DistContext, cfg: DictConfig, run_dir: Path, trainer: Trainer, s
     val = evaluator.results(network, splits.val, False) if splits.val is not None else None
     baseline = {name: pipeline.evaluate_baseline(split, cfg.dataset) for name, split in
                 (("test", splits.test), ("val", splits.val)) if split is not None} if cfg.baseline else {}
-    written = pipeline.report(test, run_dir / "eval", title, baseline=baseline.get("test"), console=Console())
+    written = pipeline.report(test, run_dir / "eval", title, baseline=baseline.get("test"), console=Console(),
+                              tta=bool(cfg.tta))
+    for name, result in test.items():  # train.log tells the story without a tracker
+        log.info("test results [%s]:\n%s", name, table_text(result, f"{title} [{name}]",
+                                                              baseline.get("test", {}).get(name)))
+    plot_training_curves(trainer.state.history, run_dir / "curves.png", title=f"{cfg.task_name}: {run_dir.name}")
     value = objective(cfg.optimized_metric, val, test, cfg.metric_protocol)
     metric_split = "test" if cfg.optimized_metric.startswith("legacy_test") else "val"
     protocol, test_rank1 = pipeline.selection_metric(test, cfg.metric_protocol)

@@ -91,6 +91,7 @@ class Trainer:
             state.start_epoch_counters()
         self._call("on_train_epoch_start", epoch)
         self.model.train()
+        lr = state.optimizer.param_groups[0]["lr"]
         for x, y in state.batches:
             start = time.perf_counter()
             loss, lr, n = self._step(x, y)
@@ -106,6 +107,7 @@ class Trainer:
         record = {
             "epoch": epoch + 1,
             "train/loss_epoch": state.epoch_loss_sum / max(state.epoch_samples, 1),
+            "train/lr": lr,  # the rate of the epoch's last step
             "train/samples_per_s": state.epoch_samples / max(state.epoch_seconds, 1e-9),
             "train/epoch_seconds": state.epoch_seconds,
         }
