@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from gaitgraph.errors import ConfigError
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.models.base import GaitModel, ModelOutput
-from gaitgraph.models.compat import load_gaitgraph2_state_dict
+from gaitgraph.models.compat import load_pretrained
 
 #: Keys of a model config that say how to build the model, not constructor arguments: ``pretrained`` weights,
 #: and the ``keypoints`` layout the option is built for (FastPoseGait zoo options; checked against the skeleton).
@@ -34,8 +34,8 @@ def build_model(model_cfg: DictConfig | Mapping, skeleton: Skeleton) -> GaitMode
     # partial: hydra would turn the Skeleton dataclass into a config if passed to instantiate directly
     model = instantiate(cfg, _partial_=True, _convert_="all")(skeleton=skeleton)
     if pretrained:
-        load_gaitgraph2_state_dict(model, pretrained)
+        load_pretrained(model, pretrained)
     return model
 
 
-__all__ = ["GaitModel", "ModelOutput", "build_model", "load_gaitgraph2_state_dict"]
+__all__ = ["GaitModel", "ModelOutput", "build_model", "load_pretrained"]

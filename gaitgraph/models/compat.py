@@ -1,18 +1,29 @@
-"""Load released GaitGraph2 / GaitGraph weights into ``ResGCN`` (names are the original ones)."""
+"""Load released weights by their original names: GaitGraph2 / GaitGraph into ``ResGCN``, FastPoseGait checkpoints
+into the zoo models (GaitGraph1, GaitTR, GPGait).
+
+Files are read with ``torch.load(weights_only=True)`` only: tensors and plain containers, never arbitrary pickled
+objects. A file that holds more (e.g. a training script's option object) is refused with a CheckpointError that
+says how to extract its weights from a trusted copy.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from gaitgraph.errors import CheckpointError
+
 
 def _unwrap(obj: object, source: str) -> Mapping[str, torch.Tensor]:
-    """The state_dict inside a plain dict, a Lightning checkpoint ({"state_dict": ...}) or a G1 one ({"model": ...})."""
+    """The state_dict inside a plain dict, a Lightning checkpoint ({"state_dict": ...}) or a GaitGraph1 /
+    FastPoseGait one ({"model": ..., "optimizer": ..., "iteration": ...})."""
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{source}: expected a state_dict or checkpoint dict, found {type(obj).__name__}")
+        raise CheckpointError(f"{source}: expected a state_dict or checkpoint dict, found {type(obj).__name__}")
     for key in ("state_dict", "model"):
         if key in obj and isinstance(obj[key], Mapping):
             return obj[key]
@@ -33,18 +44,41 @@ def _strip_prefix(state: Mapping[str, torch.Tensor], expected: set[str]) -> dict
     return {k[len(best) :]: v for k, v in state.items() if k.startswith(best)}
 
 
-def _load(path: str) -> object:
+def read_weights(path: str | os.PathLike) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU; CheckpointError for a missing, unreadable or unsafe file."""
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise CheckpointError(f"{source}: no such file (model.pretrained)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - G1/Lightning checkpoints pickle hyper-parameter objects
-        # The user named this file as their checkpoint; allow full unpickling for those formats.
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if unsafe is None:
+            raise CheckpointError(f"{source}: not a checkpoint torch can read ({_reason(err)})") from None
+        raise CheckpointError(
+            f"{source}: holds pickled Python objects besides the weights (first: {unsafe.group(1)}); they were not "
+            "loaded, since unpickling them can run any code. If you trust the file, save its weights once as a "
+            "plain state_dict and point model.pretrained at that copy:\n"
+            f"  python -c \"import torch; c = torch.load('{source}', weights_only=False); "
+            "torch.save(c.get('state_dict', c.get('model', c)), 'weights.pt')\""
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{source}: not a checkpoint torch can read ({_reason(err)})") from None
 
 
-def load_gaitgraph2_state_dict(model: nn.Module, path_or_dict: str | os.PathLike | Mapping) -> nn.Module:
-    """Strictly load original-named weights into ``model``; raise listing missing/unexpected keys and shape clashes."""
+def _reason(err: BaseException) -> str:
+    """The informative line of a torch.load error, cut short."""
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    line = found.group(1) if found else (text.strip().splitlines() or [type(err).__name__])[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def load_pretrained(model: nn.Module, path_or_dict: str | os.PathLike | Mapping) -> nn.Module:
+    """Strictly load original-named weights into ``model``; CheckpointError listing missing/unexpected keys and
+    shape clashes. Accepts a state_dict, a Lightning / GaitGraph1 / FastPoseGait checkpoint, or a file of one."""
     source = "state_dict" if isinstance(path_or_dict, Mapping) else os.fspath(path_or_dict)
-    obj = path_or_dict if isinstance(path_or_dict, Mapping) else _load(source)
+    obj = path_or_dict if isinstance(path_or_dict, Mapping) else read_weights(source)
     own = model.state_dict()
     state = _strip_prefix(_unwrap(obj, source), set(own))
     missing = sorted(set(own) - set(state))
@@ -62,7 +96,8 @@ def load_gaitgraph2_state_dict(model: nn.Module, path_or_dict: str | os.PathLike
                 lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:20])}{more}")
         if shapes:
             lines.append("  shape mismatches: " + "; ".join(shapes[:20]))
-        lines.append("  hint: check model.structure/reduction/num_input and the keypoint layout (V) of the checkpoint")
-        raise ValueError("\n".join(lines))
+        lines.append("  hint: check the model option (structure, widths, embedding size, classes) and the keypoint "
+                     "layout (V) the checkpoint was trained with")
+        raise CheckpointError("\n".join(lines))
     model.load_state_dict(state, strict=True)
     return model
