@@ -8,9 +8,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.errors import ConfigError
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.compat import load_pretrained
+from gaitgraph.skeletons import Skeleton
 
 #: Keys of a model config that say how to build the model, not constructor arguments: ``pretrained`` weights,
 #: and the ``keypoints`` layout the option is built for (FastPoseGait zoo options; checked against the skeleton).

@@ -5,10 +5,12 @@ The modules are :mod:`gaitgraph.models.resgcn`'s (same parameter names and order
 container names differ: ``ResGCN.head.0`` (input branch, its adjacency ``A`` a buffer), ``ResGCN.backbone.i``
 (main stream), ``ResGCN.fcn``. The first main-stream module always halves the sequence length (FastPoseGait's
 ``get_res``), every later one where the channel count changes. Layouts: COCO-17 (CASIA-B) and OpenPose-18
-(FastPoseGait's "alphapose" 18-joint format of OUMVLP-Pose, the same joint order), see docs/original-network.md.
+(FastPoseGait's "alphapose" 18-joint format of OUMVLP-Pose, the same joint order).
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,12 @@ from torch import nn
 from gaitgraph.errors import ConfigError
 from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.graph import hop_adjacency
-from gaitgraph.models.resgcn import MAX_HOP, ResGCNModule, TemporalBottleneckBlock, SpatialBottleneckBlock
+from gaitgraph.models.resgcn import (
+    MAX_HOP,
+    ResGCNModule,
+    SpatialBottleneckBlock,
+    TemporalBottleneckBlock,
+)
 from gaitgraph.models.zoo_features import LAYOUTS, require_layout
 from gaitgraph.models.zoo_layers import fastposegait_init
 from gaitgraph.skeletons import Skeleton
@@ -32,7 +39,7 @@ class _InputBranch(nn.Module):
         self.bn = nn.BatchNorm2d(channels[0])
         self.layers = nn.ModuleList(
             ResGCNModule(c_in, c_out, "Basic" if i == 0 else "Bottleneck", A, reduction, initial=i == 0)
-            for i, (c_in, c_out) in enumerate(zip(channels, channels[1:]))
+            for i, (c_in, c_out) in enumerate(pairwise(channels))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,7 +59,7 @@ class _ResGCN(nn.Module):
         self.head = nn.ModuleList([_InputBranch(input_branch, A, reduction)])
         self.backbone = nn.ModuleList(
             ResGCNModule(c_in, c_out, "Bottleneck", A, reduction, stride=2 if i == 0 or c_in != c_out else 1)
-            for i, (c_in, c_out) in enumerate(zip(main_stream, main_stream[1:]))
+            for i, (c_in, c_out) in enumerate(pairwise(main_stream))
         )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.fcn = nn.Linear(main_stream[-1], embedding_size)

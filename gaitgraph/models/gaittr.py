@@ -10,6 +10,8 @@ float32 and float64 already disagree visibly.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -107,7 +109,7 @@ class GaitTR(GaitModel):
         widths = [int(c) for c in in_channels]
         v = skeleton.num_joints
         self.data_bn = nn.BatchNorm1d(widths[0] * v)
-        self.backbone = nn.ModuleList(TCNST(c_in, c_out, v) for c_in, c_out in zip(widths, widths[1:]))
+        self.backbone = nn.ModuleList(TCNST(c_in, c_out, v) for c_in, c_out in pairwise(widths))
         self.fcn = nn.Conv1d(widths[-1], int(embedding_size), kernel_size=1)
         fastposegait_init(self)
 

@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-from gaitgraph.models import build_model
 from gaitgraph.errors import CheckpointError
+from gaitgraph.models import build_model
 from gaitgraph.models.compat import load_pretrained
 from gaitgraph.models.resgcn import ResGCN
 

@@ -57,7 +57,7 @@ def test_output_shapes_on_raw_pixel_poses(option, embedding, train_embedding, lo
 
 
 def test_gaitgraph1_embed_is_the_mean_of_normalised_sequence_and_reversal():
-    model, skeleton = build_zoo("gaitgraph1")
+    model, _ = build_zoo("gaitgraph1")
     torch.manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():  # break the zero-initialised residual-only start

@@ -32,8 +32,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
-from gaitgraph.skeletons import COCO17_JOINTS, OPENPOSE18_JOINTS  # noqa: E402
-from tests.models.zoo_weights import seeded_state_dict, walking_poses  # noqa: E402
+from gaitgraph.skeletons import COCO17_JOINTS, OPENPOSE18_JOINTS
+from tests.models.zoo_weights import seeded_state_dict, walking_poses
 
 UPSTREAM_COMMIT = "94da9c82df72b94c342ca8c6366e90578ea8e1ae"
 SEED = 20240501
