@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import resource
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmarks import ROOT_DIR
+from benchmarks import json_from_subprocess, step_summary
 from gaitgraph import CONF_DIR
 from gaitgraph.utils import write_json
 
@@ -66,12 +63,7 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
 
 def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str], malloc: dict | None) -> dict:
     code = f"from benchmarks.train import measure; measure({device!r}, {recompute!r}, {malloc!r})"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT_DIR, capture_output=True, text=True,
-                          env={**os.environ, **env_extra})
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
-    return json.loads(lines[-1])
+    return json_from_subprocess(code, env_extra)
 
 
 def synthetic_poses(seed: int = 0):
@@ -135,18 +127,7 @@ def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = 
         generator=torch.Generator(device=dev).manual_seed(1),
     )
     steps = [b - a for a, b in zip(stamps, stamps[1:])][RECIPE["warmup"]:]
-    median = statistics.median(steps)
-    out = {
-        "recompute": recompute,
-        "samples_per_s": round(RECIPE["batch_size"] / median, 1),
-        "median_step_s": round(median, 3),
-        "step_s": [round(s, 3) for s in steps],
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "threads": torch.get_num_threads(),
-    }
-    if dev.type == "cuda":
-        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    print(json.dumps(out))
+    print(json.dumps({"recompute": recompute, **step_summary(RECIPE["batch_size"], steps, dev)}))
 
 
 if __name__ == "__main__":

@@ -110,5 +110,9 @@ def _restore(cls: type, args: tuple, state: dict) -> GaitGraphError:
 
 def short_repr(value: Any, limit: int = 80) -> str:
     """``repr`` of a value, cut to ``limit`` characters so a message never carries a whole file or list."""
-    text = repr(value)
+    return short_text(repr(value), limit)
+
+
+def short_text(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

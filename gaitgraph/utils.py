@@ -6,7 +6,9 @@ import errno
 import json
 import math
 import os
+import pickle
 import random
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,7 +21,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gaitgraph.errors import CheckpointError, DiskFullError, GaitGraphError
+from gaitgraph.errors import CheckpointError, DiskFullError, GaitGraphError, short_text
 
 #: Out of space, quota exceeded, or over a file-size limit (RLIMIT_FSIZE).
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -92,21 +94,38 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint read on the CPU with the safe unpickler; :class:`CheckpointError` if it cannot be read."""
+    """A checkpoint or weights file read on the CPU with ``torch.load(weights_only=True)``: tensors and plain
+    containers only, never arbitrary pickled objects. Every failure is a :class:`CheckpointError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if unsafe is None:
+            raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(err)})") from None
         raise CheckpointError(
-            f"{path}: not a readable checkpoint ({type(err).__name__}: {reason}). It may be truncated, or not a "
-            "gaitgraph checkpoint; files that need more than tensors and plain containers are never unpickled."
-        ) from err
+            f"{path}: holds pickled Python objects besides the weights (first: {unsafe.group(1)}); they were not "
+            "loaded, since unpickling them can run any code. If you trust the file, save its weights once as a "
+            "plain state_dict and use that copy:\n"
+            f"  python -c \"import torch; c = torch.load('{path}', weights_only=False); "
+            "torch.save(c.get('state_dict', c.get('model', c)), 'weights.pt')\""
+        ) from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for truncated or foreign files
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(err)}); it may be truncated, or not a "
+                              "checkpoint at all") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(state).__name__}")
     return state
+
+
+def _reason(err: BaseException) -> str:
+    """The informative line of a torch.load error, cut short."""
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    line = found.group(1) if found else (text.strip().splitlines() or [type(err).__name__])[0]
+    return short_text(line, 160)
 
 
 def is_disk_full(err: BaseException) -> bool:

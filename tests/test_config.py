@@ -8,8 +8,8 @@ from omegaconf import OmegaConf
 
 from .conftest import compose_train, config_options, run_module
 
-GROUPS = ["dataset", "keypoints", "model", "augmentation", "optimizer", "trainer", "logger", "hparams_search",
-          "experiment", "paths"]
+GROUPS = ["dataset", "keypoints", "model", "loss", "augmentation", "optimizer", "trainer", "logger", "hparams_search",
+          "experiment", "debug", "paths"]
 CASES = [(g, o) for g in GROUPS for o in config_options(g)]
 
 

@@ -137,7 +137,8 @@ class WindowBatches:
         self._first_state = self.rng.bit_generator.state
         self.frames = torch.from_numpy(poses.frames)
         self.subjects = poses.meta["subject"].to_numpy()
-        self.labels = torch.tensor(self.subjects, dtype=torch.int64)
+        # Class indices 0..n-1 in subject order: what a classification head (cross-entropy) expects.
+        self.labels = torch.from_numpy(np.unique(self.subjects, return_inverse=True)[1].astype(np.int64))
         if len(self) == 0:
             raise ConfigError("trainer.batch_size", self.batch_size,
                               f"at most {len(poses)} (the training sequences) with trainer.drop_last=true")

@@ -171,6 +171,10 @@ def build_trainer(
     )
     per_rank = -(-batches.batch_size // ctx.world_size)
     network = build_network(cfg, skeleton, device, per_rank, ctx.local_world_size)
+    classes, subjects = getattr(network, "num_classes", None), int(splits.train.meta["subject"].nunique())
+    if classes is not None and classes < subjects:
+        raise ConfigError("model.num_classes", classes, f"at least {subjects}, the training subjects of "
+                          f"'{cfg.dataset.name}' (one classifier output each)")
     optimizer, scheduler = build_optimization(cfg, network, len(batches))
     precision = build_precision(cfg, device)
     augment_rng = torch.Generator(device=device).manual_seed(int(t.seed) + 1)

@@ -22,7 +22,8 @@ def embed_poseset(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> np.ndarray:
-    """Embeddings [S, D] of every sequence (row i = ``poses.meta`` row i); [S, 3*D] with ``tta``.
+    """Embeddings [S, D] of every sequence (row i = ``poses.meta`` row i); [S, 3*D] with ``tta``. Part-based models
+    (GPGait) give [S, D, P] ([S, 3*D, P] with ``tta``).
 
     ``model`` (a :class:`~gaitgraph.models.GaitModel`) must already sit on ``device``; each window's embedding is
     ``model.embed(window)``, the model's own evaluation embedding.

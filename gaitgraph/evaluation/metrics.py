@@ -5,6 +5,10 @@ against the gallery sequences AT VIEW g ONLY. Rank-1 is correct when the nearest
 the probe's subject; AP ranks that view's gallery by distance. Distances are computed on L2-normalised
 embeddings: "euclidean" (the reference's LpDistance) or "cosine" (1 - cosine similarity).
 
+Part-based embeddings [S, D, P] (GPGait's 19 parts) are scored as FastPoseGait's evaluator does: the distance is
+the mean over parts of each part's distance; "euclidean" uses the parts as they are (no normalisation; GPGait's
+are already unit length per part), "cosine" normalises each part over D first.
+
 Ties: the gallery is ordered by (distance, position in ``meta``); the first gallery sequence in meta
 order wins a tied rank-1, and tied sequences are ranked in meta order for AP as well. The result does not
 depend on the order of the probes.
@@ -101,7 +105,7 @@ def evaluate(
     distance: str = "euclidean",
     progress: bool = False,
 ) -> EvalResult:
-    """Score ``embeddings`` [S, D] (row i = ``meta`` row i) under ``protocol``.
+    """Score ``embeddings`` [S, D] or part-based [S, D, P] (row i = ``meta`` row i) under ``protocol``.
 
     Runs on the embeddings' device (CUDA tensors stay on the GPU), in probe blocks per
     (probe view, gallery view) pair; ``progress`` shows a bar over probe views (worth it at OUMVLP scale on CPU).
@@ -109,12 +113,14 @@ def evaluate(
     if distance not in DISTANCES:
         raise ConfigError("distance", distance, f"one of {', '.join(DISTANCES)}")
     emb = torch.as_tensor(embeddings).detach()
-    if emb.ndim != 2 or emb.shape[0] != len(meta):
-        raise ValueError(f"embeddings must be [S, D] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}")
+    if emb.ndim not in (2, 3) or emb.shape[0] != len(meta):
+        raise ValueError(
+            f"embeddings must be [S, D] or [S, D, P] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}"
+        )
     if not bool(torch.isfinite(emb).all()):
         raise NonFiniteError("the model's embeddings contain NaN or infinite values: its weights diverged (evaluate an "
                              "earlier checkpoint, or retrain with a lower learning rate or trainer.grad_clip)")
-    emb = F.normalize(emb.float(), dim=1)
+    emb = _prepare(emb.float(), distance)
     device = emb.device
     meta = meta.reset_index(drop=True)
 
@@ -149,6 +155,16 @@ def evaluate(
     return _aggregate(protocol, distance, views, conditions, correct.cpu().numpy(), total.cpu().numpy(), ap_sum.cpu().numpy())
 
 
+def _prepare(emb: torch.Tensor, distance: str) -> torch.Tensor:
+    """What the gallery views rank on: [S, D] L2-normalised; part-based Euclidean [S, D, P] unchanged; part-based
+    cosine as one [S, D*P] vector of per-part unit vectors (its dot product is the sum of the parts' cosines)."""
+    if emb.ndim == 3 and distance == "euclidean":
+        return emb
+    if emb.ndim == 3:
+        emb = F.normalize(emb, dim=1).flatten(1)
+    return F.normalize(emb, dim=1)
+
+
 def _split(meta: pd.DataFrame, protocol: Protocol, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gallery mask, probe rows and their condition index (a row may serve several probe conditions)."""
     where = f"protocol '{protocol.name}'"
@@ -171,15 +187,21 @@ class _GalleryView:
     """The gallery sequences at one view, ready to rank probe blocks against.
 
     Probes are ranked by a key monotone in the distance: ``|g|^2 - 2 q.g`` for Euclidean (``|q|^2`` is
-    constant per probe) and ``-q.g`` for cosine, one fused matmul either way. Each subject's gallery columns
-    are looked up in a [subjects, positives] table instead of comparing every probe with every column.
+    constant per probe) and ``-q.g`` for cosine, one fused matmul either way. Part-based Euclidean embeddings
+    [S, D, P] are ranked by the distance itself, the mean over parts of ``sqrt(relu(|q|^2 + |g|^2 - 2 q.g))``.
+    Each subject's gallery columns are looked up in a [subjects, positives] table instead of comparing every
+    probe with every column.
     """
 
     def __init__(self, emb: torch.Tensor, subject: torch.Tensor, rows: np.ndarray, distance: str) -> None:
         index = torch.as_tensor(rows, device=emb.device)
         g = emb[index]
         self.subject = subject[index]
-        if distance == "euclidean":
+        self.parts = g.ndim == 3
+        if self.parts:
+            self.weight = g.permute(2, 0, 1).contiguous()  # [P, G, D]
+            self.bias = (self.weight * self.weight).sum(-1)  # [P, G]
+        elif distance == "euclidean":
             self.weight, self.bias = -2.0 * g, (g * g).sum(1)
         else:
             self.weight, self.bias = -g, torch.zeros(len(g), device=emb.device)
@@ -202,13 +224,25 @@ class _GalleryView:
             zeros = torch.zeros(len(q), device=q.device)
             return zeros, zeros, counted
         key, _, _ = work.views(len(q), len(self.subject))
-        torch.addmm(self.bias, q, self.weight.T, out=key)
+        if self.parts:
+            self._part_distance(q, key)
+        else:
+            torch.addmm(self.bias, q, self.weight.T, out=key)
         rank = _positive_ranks(key, pos_cols, valid, work)
         hit = ((rank == 1) & valid).any(1).float()
         k = torch.arange(1, rank.shape[1] + 1, device=q.device)[None, :]
         precision = torch.where(valid, k / rank.sort(1).values, torch.zeros_like(rank, dtype=torch.float32))
         ap = precision.sum(1) / n_pos.clamp_min(1)
         return hit * counted, ap * counted, counted
+
+    def _part_distance(self, q: torch.Tensor, out: torch.Tensor) -> None:
+        """``out`` [B, G] = mean over parts of the Euclidean distance between q [B, D, P] and the gallery."""
+        out.zero_()
+        for p in range(self.weight.shape[0]):
+            qp = q[:, :, p]
+            sq = torch.addmm(self.bias[p], qp, self.weight[p].T, alpha=-2)
+            out.add_(sq.add_((qp * qp).sum(1, keepdim=True)).relu_().sqrt_())
+        out.div_(self.weight.shape[0])
 
 
 class _Workspace:

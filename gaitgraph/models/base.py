@@ -30,7 +30,7 @@ class ModelOutput(NamedTuple):
 
     embedding: ``[N, D]``, or ``[N, D, P]`` for part-based models (P parts of D channels).
     feature_map: the last feature map ``[N, C, T', V]`` (class-activation pictures), when the family has one.
-    logits: classification logits ``[N, classes]`` (models with a BNNeck classifier), else None.
+    logits: classification logits ``[N, classes]``, per part ``[N, classes, P]`` (GPGait's BNNeck), else None.
     """
 
     embedding: torch.Tensor
@@ -53,5 +53,7 @@ class GaitModel(nn.Module):
         return FEATURES[self.features](poses, self.skeleton)
 
     def embed(self, poses: torch.Tensor) -> torch.Tensor:
-        """The evaluation embedding of ``(N, T, V, 3)`` poses (call in eval mode, under ``inference_mode``)."""
+        """The evaluation embedding, [N, D] or part-based [N, D, P], of ``(N, T, V, 3)`` poses as the dataset
+        gives them (raw pixels for the CASIA-B and OUMVLP-Pose recipes). Call in eval mode, under
+        ``inference_mode``; :func:`gaitgraph.evaluation.embed.embed_poseset` calls it for every model option."""
         return self(self.input_features(poses)).embedding

@@ -1,4 +1,10 @@
-"""Load released GaitGraph2 / GaitGraph weights into ``ResGCN`` (names are the original ones)."""
+"""Load released weights by their original names: GaitGraph2 / GaitGraph into ``ResGCN``, FastPoseGait checkpoints
+into the zoo models (GaitGraph1, GaitTR, GPGait).
+
+Files are read with ``torch.load(weights_only=True)`` only: tensors and plain containers, never arbitrary pickled
+objects. A file that holds more (e.g. a training script's option object) is refused with a CheckpointError that
+says how to extract its weights from a trusted copy.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ from gaitgraph.utils import load_checkpoint
 
 
 def _unwrap(obj: object, source: str) -> Mapping[str, torch.Tensor]:
-    """The state_dict inside a plain dict, a Lightning checkpoint ({"state_dict": ...}) or a G1 one ({"model": ...})."""
+    """The state_dict inside a plain dict, a Lightning checkpoint ({"state_dict": ...}) or a GaitGraph1 /
+    FastPoseGait one ({"model": ..., "optimizer": ..., "iteration": ...})."""
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source}: expected a state_dict or checkpoint dict, found {type(obj).__name__}")
     for key in ("state_dict", "model"):
@@ -36,8 +43,9 @@ def _strip_prefix(state: Mapping[str, torch.Tensor], expected: set[str]) -> dict
     return {k[len(best) :]: v for k, v in state.items() if k.startswith(best)}
 
 
-def load_gaitgraph2_state_dict(model: nn.Module, path_or_dict: str | os.PathLike | Mapping) -> nn.Module:
-    """Strictly load original-named weights into ``model``; raise listing missing/unexpected keys and shape clashes."""
+def load_pretrained(model: nn.Module, path_or_dict: str | os.PathLike | Mapping) -> nn.Module:
+    """Strictly load original-named weights into ``model``; CheckpointError listing missing/unexpected keys and
+    shape clashes. Accepts a state_dict, a Lightning / GaitGraph1 / FastPoseGait checkpoint, or a file of one."""
     source = "state_dict" if isinstance(path_or_dict, Mapping) else os.fspath(path_or_dict)
     obj = path_or_dict if isinstance(path_or_dict, Mapping) else load_checkpoint(source)
     own = model.state_dict()
@@ -55,8 +63,8 @@ def load_gaitgraph2_state_dict(model: nn.Module, path_or_dict: str | os.PathLike
         if shapes:
             parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
         raise CheckpointError(
-            f"{source}: its weights do not match the model ({'; '.join(parts)}); check model.structure, reduction, "
-            "num_input and the keypoint layout (V) the checkpoint was trained with"
+            f"{source}: its weights do not match the model ({'; '.join(parts)}); check the model option (structure, "
+            "widths, embedding size, classes) and the keypoint layout (V) the checkpoint was trained with"
         )
     model.load_state_dict(state, strict=True)
     return model

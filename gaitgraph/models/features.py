@@ -1,6 +1,7 @@
 """Input features of the model families, by name (``model.features``): pure functions of a pose batch.
 
-GaitGraph2's joint, velocity and bone branches of 5 channels each: docs/original-network.md#multi-input-features."""
+GaitGraph2's joint, velocity and bone branches of 5 channels each: docs/original-network.md#multi-input-features.
+The FastPoseGait zoo's (GaitGraph1, GaitTR, GPGait) live in :mod:`gaitgraph.models.zoo_features`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Callable
 
 import torch
 
+from gaitgraph.models import zoo_features
 from gaitgraph.skeletons import Skeleton
 
 VARIANTS = ("gaitgraph2", "corrected")
@@ -63,5 +65,8 @@ def multi_input(x: torch.Tensor, skeleton: Skeleton, variant: str = "gaitgraph2"
 
 #: ``model.features`` name -> function of ``(poses (N, T, V, 3), skeleton)`` giving the model's input.
 FEATURES: dict[str, Callable[[torch.Tensor, Skeleton], torch.Tensor]] = {
-    variant: partial(multi_input, variant=variant) for variant in VARIANTS
+    **{variant: partial(multi_input, variant=variant) for variant in VARIANTS},
+    "gaitgraph1": zoo_features.gaitgraph1_input,
+    "gaittr": zoo_features.gaittr_input,
+    "gpgait": zoo_features.gpgait_input,
 }

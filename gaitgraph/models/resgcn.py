@@ -27,7 +27,8 @@ MAX_HOP = 3
 BLOCKS = ("Basic", "Bottleneck")
 
 
-def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+def conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """1x1 convolution (temporal ``stride``) then BatchNorm: the projection residual of every zoo family."""
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, (stride, 1)), nn.BatchNorm2d(out_channels))
 
 
@@ -152,7 +153,7 @@ def _block_residual(in_channels: int, out_channels: int, stride: int, enabled: b
         return None
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
-    return _conv_bn(in_channels, out_channels, stride)
+    return conv_bn(in_channels, out_channels, stride)
 
 
 def _temporal_residual(channels: int, stride: int, enabled: bool) -> nn.Module | None:

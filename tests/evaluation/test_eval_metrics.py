@@ -223,3 +223,47 @@ def test_input_errors() -> None:
     # One view and the identical view excluded: no cell to average, which must not pass as a metric.
     with pytest.raises(ValueError, match="nothing to score"):
         evaluate(np.ones((len(meta), 4)), meta, protocol)
+
+
+# Part-based embeddings [S, D, P] (GPGait): the distance is the mean over parts of each part's distance.
+PART_SPEC = {"gallery": {"seq": [0]}, "probes": {"p": {"seq": [1]}}, "exclude_identical_view": False}
+PART_META = make_meta([(1, "nm", 1, "0"), (1, "nm", 0, "0"), (2, "nm", 0, "0")])  # probe of 1; galleries 1, 2
+
+
+def test_part_based_euclidean_is_the_mean_of_part_distances() -> None:
+    # D=1, P=2: subject 1's gallery is (3, 0) from the probe (0, 0), subject 2's (2, 2). Mean of part distances:
+    # 1.5 vs 2 -> subject 1 first. One concatenated vector would rank 2 first (sqrt 8 < 3), normalising too.
+    emb = np.array([[[0.0, 0.0]], [[3.0, 0.0]], [[2.0, 2.0]]], np.float32)
+    result = evaluate(emb, PART_META, Protocol.from_config("parts", PART_SPEC))
+    assert result.cells.correct.tolist() == [1] and result.mean_map == 1.0
+    # Subject 2's gallery at (1.4, 1.4) is 1.4 < 1.5 away on average: the answer flips.
+    emb[2, 0] = [1.4, 1.4]
+    assert evaluate(emb, PART_META, Protocol.from_config("parts", PART_SPEC)).cells.correct.tolist() == [0]
+
+
+def test_part_based_distance_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    original = metrics._positive_ranks
+
+    def spy(key, *args):
+        seen.append(key.clone())
+        return original(key, *args)
+
+    monkeypatch.setattr(metrics, "_positive_ranks", spy)
+    emb = np.array([[[0.0, 0.0]], [[3.0, 0.0]], [[2.0, 2.0]]], np.float32)
+    evaluate(emb, PART_META, Protocol.from_config("parts", PART_SPEC))
+    np.testing.assert_allclose(seen[0].numpy(), [[1.5, 2.0]], rtol=1e-6)
+
+
+def test_part_based_cosine_normalises_each_part() -> None:
+    # D=2, P=2. Probe parts point along x and y. Gallery 1: part 0 along x (cos 1), part 1 along x (cos 0): mean 0.5.
+    # Gallery 2: both parts at 45 degrees (cos 0.707 each): mean 0.707 -> nearer. Part scales must not matter.
+    probe = [[1.0, 0.0], [0.0, 1.0]]  # [D, P]: part 0 = (1, 0), part 1 = (0, 1)
+    g1 = [[10.0, 0.1], [0.0, 0.0]]  # part 0 = (10, 0), part 1 = (0.1, 0)
+    g2 = [[1.0, 5.0], [1.0, 5.0]]  # part 0 = (1, 1), part 1 = (5, 5)
+    emb = np.array([probe, g1, g2], np.float32)
+    result = evaluate(emb, PART_META, Protocol.from_config("parts", PART_SPEC), distance="cosine")
+    assert result.cells.correct.tolist() == [0]  # subject 2 wins
+    emb[2] = [[1.0, 5.0], [1.0, 0.0]]  # gallery 2: part 0 along x+y (0.707), part 1 along x (0): mean 0.354
+    result = evaluate(emb, PART_META, Protocol.from_config("parts", PART_SPEC), distance="cosine")
+    assert result.cells.correct.tolist() == [1]

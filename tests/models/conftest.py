@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gaitgraph import CONF_DIR
+from gaitgraph.models import GaitModel, build_model
 from gaitgraph.skeletons import Skeleton
 
 CONF = CONF_DIR
@@ -24,3 +25,23 @@ def coco17() -> Skeleton:
 @pytest.fixture(scope="session")
 def openpose18() -> Skeleton:
     return load_skeleton("openpose")
+
+
+#: FastPoseGait zoo model option -> the keypoints option it is built on (its layout) in the tests.
+ZOO = {
+    "gaitgraph1": "coco17",
+    "gaitgraph1_oumvlp": "alphapose",
+    "gaittr": "coco17",
+    "gaittr_oumvlp": "alphapose",
+    "gpgait": "coco17",
+    "gpgait_oumvlp": "alphapose_coco17",
+}
+
+
+def build_zoo(option: str) -> tuple[GaitModel, Skeleton]:
+    """The zoo model ``option`` built from the real composed config, and its skeleton."""
+    from tests.conftest import compose_train
+
+    cfg = compose_train([f"model={option}", f"keypoints={ZOO[option]}"])
+    skeleton = instantiate(cfg.keypoints)
+    return build_model(cfg.model, skeleton), skeleton

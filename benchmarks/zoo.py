@@ -1,0 +1,81 @@
+"""Training throughput of the model zoo at each model's CASIA-B recipe (conf/experiment/*_casia_b.yaml).
+
+Per model: its input features, forward, its recipe's loss, backward and an Adam step on synthetic COCO-17 poses in
+raw pixels, at the recipe's batch (GaitGraph1 128, GaitTR P x K = 4 x 64, GPGait 4 x 32) and 60-frame windows.
+GaitGraph1 is timed with the triplet loss (its SupCon is the engine's; a loss is well under 1% of a step) and on
+one view per sequence (FastPoseGait feeds two). Each model runs in a fresh subprocess so its peak RSS is its own;
+a few warm-up steps, then the median step time.
+``python -m benchmarks.zoo [out.json] [cpu|cuda]`` or ``python scripts/benchmark.py zoo``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from itertools import pairwise
+from pathlib import Path
+
+from benchmarks import json_from_subprocess, step_summary
+from gaitgraph.utils import write_json
+
+#: model option -> (loss option, batch size, labels per batch); windows of SEQUENCE_LENGTH frames.
+RECIPES = {
+    "gaitgraph1": ("triplet", 128, 64),
+    "gaittr": ("triplet", 256, 4),
+    "gpgait": ("triplet_ce", 128, 4),
+}
+SEQUENCE_LENGTH = 60
+WARMUP, STEPS = 2, 5
+
+
+def run(out_json: str | Path | None = None, device: str = "cpu", models: list[str] | None = None) -> dict:
+    """Measure every model (or ``models``) in its own subprocess; write and return the results."""
+    results = {name: json_from_subprocess(f"from benchmarks.zoo import measure; measure({name!r}, {device!r})")
+               for name in models or list(RECIPES)}
+    out = {"recipe": {"sequence_length": SEQUENCE_LENGTH, "warmup": WARMUP, "steps": STEPS, "device": device,
+                      "keypoints": "coco17", "optimizer": "Adam"}, "models": results}
+    if out_json is not None:
+        write_json(out, out_json)
+    return out
+
+
+
+
+def measure(name: str, device: str = "cpu") -> None:
+    """One model's training steps in this fresh process; prints one JSON line."""
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from gaitgraph import CONF_DIR
+    from gaitgraph.models import build_model
+
+    loss_option, batch, subjects = RECIPES[name]
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
+    model = build_model(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"), skeleton).to(dev).train()
+    loss_fn = instantiate(OmegaConf.load(CONF_DIR / "loss" / f"{loss_option}.yaml"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scale = torch.tensor([320.0, 240.0, 1.0], device=dev)
+    labels = torch.arange(subjects, device=dev).repeat_interleave(batch // subjects)
+    stamps = []
+    for _ in range(WARMUP + STEPS):
+        poses = torch.rand(batch, SEQUENCE_LENGTH, skeleton.num_joints, 3, device=dev) * scale
+        loss = loss_fn(model(model.input_features(poses)), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+    steps = [b - a for a, b in pairwise(stamps)][WARMUP - 1 :]
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(json.dumps({"batch_size": batch, "loss": loss_option, "parameters": parameters,
+                      **step_summary(batch, steps, dev)}))
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    print(json.dumps(run(args[0] if args else None, args[1] if len(args) > 1 else "cpu"), indent=2))
