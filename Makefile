@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install train test clean-cache sweep reproduce-casia-b reproduce-oumvlp-openpose \
+.PHONY: help install train test test-fast lint clean-cache sweep reproduce-casia-b reproduce-oumvlp-openpose \
 	reproduce-oumvlp-alphapose check-casia-b-data check-oumvlp-openpose-data check-oumvlp-alphapose-data
 
 # Where the paper datasets live (passed to training as paths.data_dir), e.g. `make reproduce-casia-b DATA_DIR=/data`.
@@ -35,8 +35,14 @@ $(STAMP): pyproject.toml
 train: install ## Train ResGCN on the embedded PsyMo-10 subset and print the per-view rank-1 table
 	$(BIN)/python -m gaitgraph.train $(ARGS)
 
-test: install ## Run the full test suite (slow end-to-end tests included)
+test: install lint ## Lint, then the full test suite (slow end-to-end and system tests included)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install ## The unit tests only (no end-to-end runs, no timing- or kernel-dependent checks)
+	$(BIN)/python -m pytest -q -m "not slow and not system" $(PYTEST_ARGS)
+
+lint: install ## ruff (configured in pyproject.toml) on the package, tests, benchmarks and scripts
+	$(BIN)/ruff check gaitgraph hydra_plugins tests benchmarks scripts docs
 
 clean-cache: ## Delete the HDF5 pose caches under outputs/cache
 	rm -rf outputs/cache

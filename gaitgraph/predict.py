@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -29,6 +28,7 @@ from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.distributed import resolve_device
+from gaitgraph.cli import entry
 from gaitgraph.engine.restore import restore_model
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.evaluation.embed import embed_poseset
@@ -163,7 +163,7 @@ def predict(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str
     return written
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+@entry("predict")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     predict(cfg)

@@ -19,10 +19,20 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+#: Entry points whose config has a trainer group: tests run them on the CPU unless they test devices.
+DEVICE_ENTRIES = ("gaitgraph.train", "gaitgraph.evaluate", "gaitgraph.visualize", "gaitgraph.predict")
+
+
+def on_cpu(overrides: list[str]) -> list[str]:
+    """``overrides`` plus ``trainer.device=cpu``, unless they choose a device themselves (a test of devices)."""
+    chosen = any(o.split("=", 1)[0].lstrip("+") == "trainer.device" for o in overrides)
+    return overrides if chosen else [*overrides, "trainer.device=cpu"]
+
+
 def compose_train(overrides: list[str] | None = None, return_hydra_config: bool = False):
-    """Compose conf/train.yaml with overrides through Hydra's compose API."""
+    """Compose conf/train.yaml with overrides through Hydra's compose API (on the CPU, see :func:`on_cpu`)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides or [], return_hydra_config=return_hydra_config)
+        return compose("train", overrides=on_cpu(overrides or []), return_hydra_config=return_hydra_config)
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,9 +47,11 @@ def config_options(group: str) -> list[str]:
 
 
 def run_module(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None):
-    """Run ``python -m ...`` with this interpreter, returning the CompletedProcess."""
+    """Run ``python -m ...`` with this interpreter, returning the CompletedProcess (entry points on the CPU)."""
     import subprocess
 
+    if args and args[0] in DEVICE_ENTRIES and "--cfg" not in args:
+        args = [args[0], *on_cpu(list(args[1:]))]
     full_env = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env

@@ -36,6 +36,7 @@ def _thp_mode() -> str | None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc smaps_rollup")
+@pytest.mark.system
 def test_large_tensors_use_huge_pages_by_default_and_the_user_can_turn_it_off():
     on = _probe()
     off = _probe(THP_MEM_ALLOC_ENABLE="0")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -57,11 +56,10 @@ def test_sweep_dir_is_fixed_once_per_invocation():
     ("reproduce-oumvlp-openpose", "oumvlp/openpose"),
 ])
 def test_missing_dataset_fails_fast_with_the_path_and_how_to_get_it(target: str, missing: str, tmp_path: Path):
-    start = time.perf_counter()
     result = _make(target, f"DATA_DIR={tmp_path}", timeout=30)
-    elapsed = time.perf_counter() - start
     assert result.returncode != 0
-    assert elapsed < 30
+    # It stops before anything else runs: no install step, no training.
+    assert "pip install" not in result.stdout and "python -m venv" not in result.stdout
     assert f"{tmp_path}/{missing}" in result.stderr
     assert ("GaitGraph release" in result.stderr) if "casia" in target else ("not redistributable" in result.stderr)
     assert "gaitgraph.train" not in result.stdout, "training must not start"

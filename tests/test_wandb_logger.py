@@ -93,6 +93,7 @@ def test_explicit_group_wins(tmp_path: Path):
     assert run.group == "mine" and run.exit_code == 1
 
 
+@pytest.mark.system
 def test_online_without_key_falls_back_to_offline(tmp_path: Path, no_wandb_account, caplog):
     logger = WandbLogger(mode="online", init_timeout=5)
     start = time.perf_counter()
@@ -105,6 +106,7 @@ def test_online_without_key_falls_back_to_offline(tmp_path: Path, no_wandb_accou
     assert _offline_run(tmp_path).history_keys() >= {"train/loss"}
 
 
+@pytest.mark.system
 def test_online_unreachable_server_times_out_to_offline(tmp_path: Path, no_wandb_account, monkeypatch, caplog):
     monkeypatch.setenv("WANDB_API_KEY", "a" * 40)  # a key, but nobody answers at WANDB_BASE_URL
     logger = WandbLogger(mode="online", init_timeout=3)

@@ -37,6 +37,7 @@ def _faults(mmap_mb, trim_mb) -> dict:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+@pytest.mark.system
 def test_configured_thresholds_reuse_freed_blocks_instead_of_refaulting():
     glibc_default = _faults(None, None)
     tuned = _faults(64, 2047)
