@@ -1,0 +1,70 @@
+"""A non-editable install works: the wheel carries the configs (pkg://gaitgraph.conf) and the sweeper plugin, and a
+fresh virtual environment with it installed composes and runs the entry points from anywhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import gaitgraph
+from gaitgraph import ROOT
+
+
+def _run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    build = tmp_path_factory.mktemp("build")  # keeps setuptools' build/ out of the checkout
+    done = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                 str(ROOT)], cwd=build, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (found,) = out.glob("gaitgraph-*.whl")
+    return found
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_configs_and_plugin_but_no_tests_or_benchmarks(wheel: Path):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert f"gaitgraph-{gaitgraph.__version__}-py3-none-any.whl" == wheel.name
+    assert {"gaitgraph/conf/train.yaml", "gaitgraph/conf/trainer/default.yaml", "gaitgraph/conf/debug/fdr.yaml",
+            "hydra_plugins/gaitgraph_sweeper/__init__.py"} <= set(names)
+    assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "data/"))]
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "gaitgraph-train = gaitgraph.train:main" in entry_points
+
+
+@pytest.mark.slow
+def test_a_fresh_venv_with_the_wheel_composes_and_runs(wheel: Path, tmp_path: Path):
+    venv = tmp_path / "venv"
+    assert _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path).returncode == 0
+    python = venv / "bin" / "python"
+    installed = _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    # The pinned dependencies come from this environment, appended after the fresh venv's own packages, so
+    # the checkout's editable install of gaitgraph is not on the path.
+    site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                     cwd=tmp_path).stdout.strip())
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    where = _run([str(python), "-c", "import gaitgraph; print(gaitgraph.__file__, gaitgraph.__version__)"],
+                 cwd=tmp_path)
+    assert where.stdout.startswith(str(site)) and gaitgraph.__version__ in where.stdout, where.stdout + where.stderr
+    compose = ("from hydra import compose, initialize_config_module; "
+               "initialize_config_module('gaitgraph.conf', version_base='1.3'); "
+               "cfg = compose('train', overrides=['model=gpgait']); print(cfg.model._target_, cfg.trainer.epochs)")
+    composed = _run([str(python), "-c", compose], cwd=tmp_path)
+    assert composed.stdout.split() == ["gaitgraph.models.gpgait.GPGait", "40"], composed.stderr[-3000:]
+    job = _run([str(venv / "bin" / "gaitgraph-train"), "--cfg", "job", "hparams_search=optuna_small"], cwd=tmp_path)
+    assert job.returncode == 0 and "task_name: sweep_small" in job.stdout, job.stderr[-3000:]
+    # Outside a checkout, data and outputs are relative to the working directory.
+    paths = _run([str(python), "-m", "gaitgraph.train", "--cfg", "job", "--resolve", "-p", "paths.data_dir"],
+                 cwd=tmp_path)
+    assert paths.stdout.strip() == str(tmp_path / "data"), paths.stdout + paths.stderr
