@@ -1,7 +1,7 @@
 """Training throughput benchmark: GaitGraph2's CASIA-B recipe on CASIA-B-shaped synthetic data.
 
 n21-r8, batch 768, T=60, COCO-17, SupCon(0.01), AdamW(5e-3, wd 1e-5) + OneCycle, and the full data side
-(window gather + BatchAugment + multi-input, batched on the training device). Each variant runs in a fresh
+(window gather + the augmentation pipeline + multi-input, batched on the training device). Each variant runs in a fresh
 subprocess so its peak RSS is its own. Variants: torch and glibc as shipped (4 KiB pages, glibc's thresholds);
 the platform's defaults (large tensors on transparent huge pages, ``gaitgraph/__init__.py``, and
 ``trainer.host_malloc`` from conf/trainer/default.yaml, ``gaitgraph/engine/host_malloc.py``); and glibc keeping
@@ -12,7 +12,6 @@ A few warm-up steps, then the median step time.
 
 from __future__ import annotations
 
-import itertools
 import json
 import resource
 import sys
@@ -94,40 +93,58 @@ def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = 
     """
     if device == "cpu":
         resource.setrlimit(resource.RLIMIT_AS, (CPU_AS_LIMIT, CPU_AS_LIMIT))
-    import torch
-    from hydra.utils import instantiate
-
-    from gaitgraph.data.datamodule import WindowBatches
-    from gaitgraph.data.transforms import BatchAugment
     from gaitgraph.engine.host_malloc import configure_malloc
-    from gaitgraph.engine.loop import train_epoch
-    from gaitgraph.engine.memory import checkpoint_activations
-    from gaitgraph.models.losses import SupConLoss
-    from gaitgraph.models.resgcn import ResGCN
 
     configure_malloc(**(malloc or {}))
+    steps = train_steps(device, recompute, RECIPE["batch_size"], RECIPE["sequence_length"],
+                        RECIPE["warmup"] + RECIPE["steps"])[RECIPE["warmup"]:]
+    print(json.dumps({"recompute": recompute, **step_summary(RECIPE["batch_size"], steps, device)}))
+
+
+def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: int, n_steps: int) -> list[float]:
+    """Seconds of each of ``n_steps`` optimisation steps of n21-r8 on synthetic CASIA-B poses, through the
+    platform's own Trainer (augmentation, multi-input, SupCon, AdamW + OneCycle), as train() runs them."""
+    import tempfile
+
+    import torch
+    from hydra import compose, initialize_config_module
+
+    from gaitgraph.data.datamodule import WindowBatches
+    from gaitgraph.engine.callbacks import Callback
+    from gaitgraph.engine.checkpoint import Checkpointer
+    from gaitgraph.engine.memory import checkpoint_activations
+    from gaitgraph.engine.state import TrainState
+    from gaitgraph.engine.trainer import Trainer
+    from gaitgraph.models.losses import SupConLoss
+    from gaitgraph.models.resgcn import ResGCN
+    from gaitgraph.utils import build
+
+    class Stamps(Callback):
+        def __init__(self) -> None:
+            self.times = [time.perf_counter()]
+
+        def on_train_batch_end(self, trainer: Trainer, metrics: dict) -> None:
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.times.append(time.perf_counter())
+
+    with initialize_config_module("gaitgraph.conf", version_base="1.3"):
+        cfg = compose("train")
     torch.manual_seed(0)
     dev = torch.device(device)
-    skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
-    augment_cfg = OmegaConf.load(CONF_DIR / "augmentation" / "gaitgraph2.yaml")
-    augment = BatchAugment(skeleton, **{k: v for k, v in OmegaConf.to_container(augment_cfg).items()
-                                        if not k.startswith("_")})
+    skeleton = build(cfg.keypoints)
     model = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128).to(dev)
     if recompute:
         checkpoint_activations(model)
-    batches = WindowBatches(synthetic_poses(), RECIPE["sequence_length"], RECIPE["batch_size"], seed=0)
+    batches = WindowBatches(synthetic_poses(), sequence_length, batch_size, seed=0, limit=n_steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=1e-5)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=200 * len(batches))
-    n_steps = RECIPE["warmup"] + RECIPE["steps"]
-    stamps = [time.perf_counter()]
-    train_epoch(
-        model, itertools.islice(batches, n_steps), skeleton=skeleton, features="gaitgraph2", augment=augment,
-        loss_fn=SupConLoss(0.01), optimizer=optimizer, scheduler=scheduler, step_scheduler_per_batch=True,
-        device=dev, on_step=lambda _: stamps.append(time.perf_counter()), disable_progress=True,
-        generator=torch.Generator(device=dev).manual_seed(1),
-    )
-    steps = [b - a for a, b in zip(stamps, stamps[1:])][RECIPE["warmup"]:]
-    print(json.dumps({"recompute": recompute, **step_summary(RECIPE["batch_size"], steps, dev)}))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=200 * n_steps)
+    state = TrainState(model, optimizer, batches, torch.Generator(device=dev).manual_seed(1), {}, scheduler)
+    stamps = Stamps()
+    with tempfile.TemporaryDirectory() as tmp:
+        Trainer(state, model=model, loss_fn=SupConLoss(0.01), augment=build(cfg.augmentation), epochs=1, device=dev,
+                checkpointer=Checkpointer(tmp), callbacks=[stamps]).fit()
+    return [b - a for a, b in zip(stamps.times, stamps.times[1:])]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks/ package lives beside gaitgraph/, not inside it
-SECTIONS = ("data", "train", "eval", "zoo")
+SECTIONS = ("data", "train", "eval", "zoo", "memory")
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,60 @@
+"""The memory guard: the estimate grows with the step, and the choice between plain, recomputed and refused."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from omegaconf import open_dict
+
+from gaitgraph.engine.budget import MemoryEstimate, choose_recompute, estimate
+from gaitgraph.errors import MemoryBudgetError
+from gaitgraph.models.resgcn import ResGCN
+from gaitgraph.train import train
+
+from ..conftest import compose_train
+from .conftest import coco17
+
+
+def test_the_estimate_scales_with_batch_and_length_and_recomputation_keeps_less():
+    model = ResGCN(coco17(), [1, 1, 1, 1], "Bottleneck", 8, 128)
+    small, double_batch, double_length = (estimate(model, b, t) for b, t in ((32, 30), (64, 30), (32, 60)))
+    assert small.model_state == double_batch.model_state > 0
+    assert double_batch.activations == pytest.approx(2 * small.activations, rel=0.02)
+    assert double_length.activations == pytest.approx(2 * small.activations, rel=0.1)
+    assert small.activations_recomputed < small.activations / 2
+    assert next(model.parameters()).device.type == "cpu", "the estimate runs on a copy"
+
+
+def test_the_choice_between_plain_recomputed_and_refused():
+    est = MemoryEstimate(model_state=0, activations=10 * 10**9, activations_recomputed=2 * 10**9)
+    plain, recomputed = est.peak(False), est.peak(True)
+    assert choose_recompute("auto", est, plain, True, "x") is False
+    assert choose_recompute("auto", est, recomputed, True, "x") is True
+    assert choose_recompute(True, est, recomputed, True, "x") is True
+    with pytest.raises(MemoryBudgetError, match=r"x needs about 11\.5 GB .*Ways out: trainer\.activation_checkpointing"
+                                                 r"=true \(about 2\.3 GB\)"):
+        choose_recompute(False, est, recomputed, True, "x")
+    with pytest.raises(MemoryBudgetError, match=r"needs about 2\.3 GB.*smaller trainer\.batch_size"):
+        choose_recompute("auto", est, recomputed - 1, True, "x")
+    with pytest.raises(MemoryBudgetError, match="needs about 11.5 GB"):  # a model without recomputable modules
+        choose_recompute("auto", est, recomputed, False, "x")
+
+
+@pytest.mark.slow
+def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_path: Path, caplog):
+    overrides = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=20", "logger=none",
+                 "baseline=false", f"paths.cache_dir={tmp_path / 'cache'}"]
+    cfg = compose_train(overrides)
+    model = ResGCN(coco17(), [1, 1, 1, 1], "Bottleneck", 8, 128)
+    est = estimate(model, 64, 20)
+    between = (est.peak(False) + est.peak(True)) / 2 / 1e9
+    cfg = compose_train([*overrides, f"trainer.memory.limit_gb={between}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    with caplog.at_level(logging.WARNING, logger="gaitgraph.engine.budget"):
+        train(cfg)
+    assert "switched trainer.activation_checkpointing on" in caplog.text
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][0]["train/loss_epoch"] > 0
