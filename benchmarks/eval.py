@@ -16,8 +16,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,11 +71,10 @@ def bench_casia_b(poses: PoseSet, repeats: int = 1, batch_size: int = 64) -> dic
     out: dict[str, Any] = {"sequences": len(poses), "frames": int(len(poses.frames)), "sequence_length": 60}
     for tta in (False, True):
         embed_s, emb = _median_time(
-            lambda: embed_poseset(model, poses, skeleton, 60, features=model_cfg.features, tta=tta,
-                                  batch_size=batch_size, progress=False),
+            partial(embed_poseset, model, poses, skeleton, 60, tta=tta, batch_size=batch_size, progress=False),
             repeats,
         )
-        score_s, result = _median_time(lambda: evaluate(emb, poses.meta, protocol), repeats)
+        score_s, result = _median_time(partial(evaluate, emb, poses.meta, protocol), repeats)
         out["tta" if tta else "plain"] = {
             "embed_s": round(embed_s, 2), "score_s": round(score_s, 2), "total_s": round(embed_s + score_s, 2),
             "embedding_dim": int(emb.shape[1]), "mean_rank1": result.mean_rank1,
@@ -94,7 +95,7 @@ def bench_oumvlp_scoring(n_subjects: int = OUMVLP_SUBJECTS, repeats: int = 1, di
     emb = torch.randn(len(meta), dim, generator=torch.Generator().manual_seed(0))
     out: dict[str, Any] = {"subjects": n_subjects, "sequences": len(meta), "dim": dim}
     for name, protocol in _protocols("oumvlp").items():
-        seconds, result = _median_time(lambda: evaluate(emb, meta, protocol, progress=True), repeats)
+        seconds, result = _median_time(partial(evaluate, emb, meta, protocol, progress=True), repeats)
         out[name] = {"score_s": round(seconds, 2), "mean_rank1": result.mean_rank1}
     return out
 

@@ -37,12 +37,11 @@ def run(out_json: str | Path | None = None) -> dict:
 
 def measure(batch_size: int, sequence_length: int, recompute: bool) -> None:
     """One configuration in this fresh process; prints one JSON line."""
+    from benchmarks.train import synthetic_poses, train_steps
     from gaitgraph.engine.budget import estimate
     from gaitgraph.engine.host_malloc import configure_malloc
     from gaitgraph.models.resgcn import ResGCN
     from gaitgraph.utils import build
-
-    from benchmarks.train import synthetic_poses, train_steps
 
     configure_malloc(64, 2047)  # the platform's trainer.host_malloc defaults, as a run applies them
     synthetic_poses()  # the data's own memory belongs to the baseline, as in a run

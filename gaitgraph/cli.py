@@ -15,9 +15,9 @@ import io
 import logging
 import os
 import sys
-from typing import Any, Callable
-
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

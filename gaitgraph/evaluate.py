@@ -9,8 +9,8 @@ one. Writes ``eval/`` (tables, heatmap) and ``metrics.json`` into the Hydra run 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from omegaconf import DictConfig
 from rich.console import Console

@@ -13,22 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
+from gaitgraph.cli import entry
 from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.engine.distributed import resolve_device
-from gaitgraph.cli import entry
 from gaitgraph.engine.restore import restore_model
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.evaluation.embed import embed_poseset
@@ -36,7 +34,6 @@ from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddin
 from gaitgraph.evaluation.identify import identify, identities_table
 from gaitgraph.evaluation.pipeline import protocols_of
 from gaitgraph.evaluation.protocols import select
-from gaitgraph.models import build_model
 from gaitgraph.predict_input import read_input
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import atomic_write, plain, run_dir_of

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
@@ -32,20 +33,20 @@ class PkSchema:
 class SwaSchema:
     enabled: bool = False
     start_fraction: float = 0.8
-    lr: Optional[float] = None
+    lr: float | None = None
     anneal_epochs: int = 10
 
 
 @dataclass
 class HostMallocSchema:
-    mmap_threshold_mb: Optional[int] = 64
-    trim_threshold_mb: Optional[int] = 2047
+    mmap_threshold_mb: int | None = 64
+    trim_threshold_mb: int | None = 2047
 
 
 @dataclass
 class MemorySchema:
     guard: bool = True  # estimate peak training memory before the first step and refuse what cannot fit
-    limit_gb: Optional[float] = None  # the memory to plan for; null = what the machine (or GPU) has free
+    limit_gb: float | None = None  # the memory to plan for; null = what the machine (or GPU) has free
 
 
 @dataclass
@@ -57,14 +58,14 @@ class TrainerSchema:
     seed: int = 5318008
     deterministic: bool = False
     device: str = "auto"
-    num_threads: Optional[int] = None
-    grad_clip: Optional[float] = None
+    num_threads: int | None = None
+    grad_clip: float | None = None
     val_every: int = 5
     eval_batch_size: int = 64
     drop_last: bool = False
-    resume: Optional[str] = None
+    resume: str | None = None
     overwrite: bool = False
-    checkpoint_every_steps: Optional[int] = 100
+    checkpoint_every_steps: int | None = 100
     sampler: str = "random"
     pk: PkSchema = field(default_factory=PkSchema)
     devices: int = 1
@@ -76,8 +77,8 @@ class TrainerSchema:
     activation_checkpointing: Any = "auto"  # true | false | auto (on only when the memory guard needs it)
     host_malloc: HostMallocSchema = field(default_factory=HostMallocSchema)
     memory: MemorySchema = field(default_factory=MemorySchema)
-    limit_batches: Optional[int] = None  # at most this many batches per epoch (debug=limit)
-    overfit_batches: Optional[int] = None  # repeat the same first batches every epoch (debug=overfit)
+    limit_batches: int | None = None  # at most this many batches per epoch (debug=limit)
+    overfit_batches: int | None = None  # repeat the same first batches every epoch (debug=overfit)
 
 
 ConfigStore.instance().store(group="trainer", name="schema", node=TrainerSchema)

@@ -5,10 +5,11 @@ this module imports nothing of the platform."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
+
 from gaitgraph.errors import ConfigError
 
 #: COCO-17 joint order (CASIA-B HRNet release, PsyMo AlphaPose, the FastPoseGait/OpenGait pose pickles).

@@ -11,10 +11,10 @@ The drawing is pure (arrays in, RGB frames out); files appear complete or not at
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import hydra
 import matplotlib
 
 matplotlib.use("Agg")  # headless: never a display backend
@@ -28,12 +28,12 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from gaitgraph.skeletons import Skeleton  # noqa: E402
+from gaitgraph.cli import entry  # noqa: E402
 from gaitgraph.data.poseset import PoseSet  # noqa: E402
 from gaitgraph.data.transforms import center_window_rows  # noqa: E402
 from gaitgraph.engine.restore import load_run  # noqa: E402
-from gaitgraph.cli import entry  # noqa: E402
 from gaitgraph.errors import ConfigError, short_repr  # noqa: E402
+from gaitgraph.skeletons import Skeleton  # noqa: E402
 from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def select_sequences(meta: pd.DataFrame, select: dict[str, Any]) -> np.ndarray:
         cast = int if pd.api.types.is_integer_dtype(column) else str
         try:
             values = [cast(w) for w in wanted]
-        except ValueError as err:
+        except ValueError:
             raise ConfigError(f"select.{key}", wanted, f"integers (the test split's {key} values)") from None
         mask &= column.isin(values).to_numpy()
     rows = np.flatnonzero(mask)

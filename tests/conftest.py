@@ -35,7 +35,7 @@ def compose_train(overrides: list[str] | None = None, return_hydra_config: bool 
         return compose("train", overrides=on_cpu(overrides or []), return_hydra_config=return_hydra_config)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def skeleton(name: str = "coco17") -> Skeleton:
     """The ``keypoints=<name>`` skeleton as a run builds it (defaults lists included)."""
     return instantiate(compose_train([f"keypoints={name}"]).keypoints)

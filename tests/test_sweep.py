@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from gaitgraph.compare import load_sweep
-from .wandb_offline import read_offline_run
 from gaitgraph.sweeps import storage_url
 
 from .conftest import compose_train, run_module
+from .wandb_offline import read_offline_run
 
 TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=16",
         "dataset.split.train_subjects=[0,1]", "baseline=false", "trainer.num_threads=1", "trainer.device=cpu"]

@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from gaitgraph.models import build_model
 from gaitgraph.errors import ConfigError
+from gaitgraph.models import build_model
 from gaitgraph.visualize import activation_map, bones, draw_frames, select_sequences, write_gif
 
 from .conftest import compose_train, run_module

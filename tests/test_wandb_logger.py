@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from .wandb_offline import read_offline_run
 from gaitgraph.loggers.wandb import WandbLogger, run_group
+
+from .wandb_offline import read_offline_run
 
 
 def _closed_port() -> int:

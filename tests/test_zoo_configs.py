@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 import torch
+import yaml
 from hydra.utils import instantiate
 
 from gaitgraph.models import build_model

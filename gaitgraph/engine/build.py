@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +26,6 @@ from gaitgraph.engine.state import TrainState
 from gaitgraph.engine.swa import WeightAveraging
 from gaitgraph.engine.trainer import Precision, Trainer
 from gaitgraph.errors import ConfigError
-from gaitgraph.evaluation import pipeline
 from gaitgraph.models import GaitModel, build_model
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import build, seed_everything

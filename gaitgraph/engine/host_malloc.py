@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+
 from gaitgraph.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,7 @@ def _glibc() -> ctypes.CDLL | None:
     if name is None:
         return None
     libc = ctypes.CDLL(name)
-    try:
-        libc.gnu_get_libc_version
-    except AttributeError:
+    if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: not glibc
         return None
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int

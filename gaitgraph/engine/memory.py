@@ -9,7 +9,8 @@ restored, so weights AND BatchNorm buffers equal those of the plain model.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn

@@ -9,9 +9,10 @@ stored config by the local one; editing keys (``dataset.sequence_length=60``) ed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -22,8 +23,8 @@ from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.distributed import resolve_device
-from gaitgraph.models import build_model
 from gaitgraph.errors import CheckpointError, ConfigError, short_repr
+from gaitgraph.models import build_model
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import build, load_checkpoint
 

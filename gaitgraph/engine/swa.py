@@ -9,11 +9,13 @@ pass over the training batches. The averaged model is what gets evaluated and sa
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
-from gaitgraph.errors import ConfigError
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+
+from gaitgraph.errors import ConfigError
 
 
 class WeightAveraging:

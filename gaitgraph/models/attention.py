@@ -12,8 +12,9 @@ per channel and sample, so they need N >= 2, as in the original.
 from __future__ import annotations
 
 import torch
-from gaitgraph.errors import ConfigError
 from torch import nn
+
+from gaitgraph.errors import ConfigError
 
 #: Kind names accepted by ``model.attention``, and the original model-name prefixes as aliases.
 ALIASES = {

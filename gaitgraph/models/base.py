@@ -20,9 +20,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from gaitgraph.errors import ConfigError
 from gaitgraph.models.features import FEATURES
 from gaitgraph.skeletons import Skeleton
-from gaitgraph.errors import ConfigError
 
 
 class ModelOutput(NamedTuple):

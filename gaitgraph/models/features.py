@@ -5,8 +5,8 @@ The FastPoseGait zoo's (GaitGraph1, GaitTR, GPGait) live in :mod:`gaitgraph.mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gaitgraph.skeletons import Skeleton
+from gaitgraph.errors import ConfigError
 from gaitgraph.models.attention import build_attention
 from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.graph import hop_adjacency
-from gaitgraph.errors import ConfigError
+from gaitgraph.skeletons import Skeleton
 
 #: Spatial kernel: hop partitions 0..MAX_GRAPH_DISTANCE of A are used (A holds one more, hop 3).
 MAX_GRAPH_DISTANCE = 2

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import Compose
+from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import build
 
 from ..conftest import compose_train, skeleton

@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from gaitgraph.data.datamodule import WindowBatches
-from gaitgraph.engine.distributed import shard
 from gaitgraph.engine.checkpoint import Checkpointer
-from gaitgraph.engine.distributed import DistContext, spawn
+from gaitgraph.engine.distributed import DistContext, shard, spawn
 from gaitgraph.engine.state import TrainState
 from gaitgraph.engine.trainer import Trainer
 from gaitgraph.models.base import GaitModel, ModelOutput

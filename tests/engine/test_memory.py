@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from gaitgraph.models.features import multi_input
 from gaitgraph.engine.memory import checkpoint_activations
+from gaitgraph.models.features import multi_input
 from gaitgraph.models.losses import SupConLoss
 from gaitgraph.models.resgcn import ResGCN
 

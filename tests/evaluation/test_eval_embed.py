@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.evaluation.baseline import pose_baseline_features
 from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import evaluate
 from gaitgraph.evaluation.protocols import Protocol
 from gaitgraph.models.base import GaitModel, ModelOutput
+from gaitgraph.skeletons import Skeleton
 
 from ..conftest import skeleton as load_skeleton
 

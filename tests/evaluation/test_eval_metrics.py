@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
+from gaitgraph.errors import NonFiniteError
 from gaitgraph.evaluation import metrics
 from gaitgraph.evaluation.metrics import EvalResult, evaluate
 from gaitgraph.evaluation.protocols import Protocol
-from gaitgraph.errors import NonFiniteError
 
 CASIA_SPEC = {
     "gallery": {"condition": ["nm"], "seq": [1, 2, 3, 4]},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +9,6 @@ from omegaconf import OmegaConf
 
 from gaitgraph import CONF_DIR
 from gaitgraph.evaluation.protocols import Protocol, load_protocols, select
-
 
 
 def test_psymo10_config_loads() -> None:

@@ -1,6 +1,5 @@
 """Skeletons composed from the real conf/keypoints files."""
 
-from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate

@@ -17,7 +17,6 @@ from gaitgraph.models.resgcn import (
     ResGCN,
     ResGCNModule,
     SpatialBasicBlock,
-    SpatialBottleneckBlock,
     TemporalBasicBlock,
 )
 

@@ -7,7 +7,8 @@ named ``trainer.selection=legacy_test`` (the engine then hands the test split in
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gaitgraph.engine.callbacks.base import Callback
 from gaitgraph.engine.checkpoint import BEST
