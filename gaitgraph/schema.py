@@ -54,7 +54,7 @@ class TrainerSchema:
     """``trainer`` keys and their types (conf/trainer/default.yaml documents each)."""
 
     epochs: int = 40
-    batch_size: int = 96
+    batch_size: int = 32
     seed: int = 5318008
     deterministic: bool = False
     device: str = "auto"
