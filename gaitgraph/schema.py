@@ -17,7 +17,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from gaitgraph.errors import ConfigError
@@ -25,60 +25,60 @@ from gaitgraph.errors import ConfigError
 
 @dataclass
 class PkSchema:
-    p: int = 16  # subjects per batch
-    k: int = 8  # sequences per subject
+    p: int = MISSING  # subjects per batch
+    k: int = MISSING  # sequences per subject
 
 
 @dataclass
 class SwaSchema:
-    enabled: bool = False
-    start_fraction: float = 0.8
-    lr: float | None = None
-    anneal_epochs: int = 10
+    enabled: bool = MISSING
+    start_fraction: float = MISSING
+    lr: float | None = MISSING
+    anneal_epochs: int = MISSING
 
 
 @dataclass
 class HostMallocSchema:
-    mmap_threshold_mb: int | None = 64
-    trim_threshold_mb: int | None = 2047
+    mmap_threshold_mb: int | None = MISSING
+    trim_threshold_mb: int | None = MISSING
 
 
 @dataclass
 class MemorySchema:
-    guard: bool = True  # estimate peak training memory before the first step and refuse what cannot fit
-    limit_gb: float | None = None  # the memory to plan for; null = what the machine (or GPU) has free
+    guard: bool = MISSING  # estimate peak training memory before the first step and refuse what cannot fit
+    limit_gb: float | None = MISSING  # the memory to plan for; null = what the machine (or GPU) has free
 
 
 @dataclass
 class TrainerSchema:
-    """``trainer`` keys and their types (conf/trainer/default.yaml documents each)."""
+    """``trainer`` keys and their types; the values (and what each means) are conf/trainer/default.yaml's."""
 
-    epochs: int = 40
-    batch_size: int = 32
-    seed: int = 5318008
-    deterministic: bool = False
-    device: str = "auto"
-    num_threads: int | None = None
-    grad_clip: float | None = None
-    val_every: int = 5
-    eval_batch_size: int = 64
-    drop_last: bool = False
-    resume: str | None = None
-    overwrite: bool = False
-    checkpoint_every_steps: int | None = 100
-    sampler: str = "random"
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    seed: int = MISSING
+    deterministic: bool = MISSING
+    device: str = MISSING
+    num_threads: int | None = MISSING
+    grad_clip: float | None = MISSING
+    val_every: int = MISSING
+    eval_batch_size: int = MISSING
+    drop_last: bool = MISSING
+    resume: str | None = MISSING
+    overwrite: bool = MISSING
+    checkpoint_every_steps: int | None = MISSING
+    sampler: str = MISSING
     pk: PkSchema = field(default_factory=PkSchema)
-    devices: int = 1
-    sync_bn: bool = False
-    amp: bool = False
-    amp_dtype: str = "bf16"
-    selection: str = "val"
+    devices: int = MISSING
+    sync_bn: bool = MISSING
+    amp: bool = MISSING
+    amp_dtype: str = MISSING
+    selection: str = MISSING
     swa: SwaSchema = field(default_factory=SwaSchema)
-    activation_checkpointing: Any = "auto"  # true | false | auto (on only when the memory guard needs it)
+    activation_checkpointing: Any = MISSING  # true | false | auto (on only when the memory guard needs it)
     host_malloc: HostMallocSchema = field(default_factory=HostMallocSchema)
     memory: MemorySchema = field(default_factory=MemorySchema)
-    limit_batches: int | None = None  # at most this many batches per epoch (debug=limit)
-    overfit_batches: int | None = None  # repeat the same first batches every epoch (debug=overfit)
+    limit_batches: int | None = MISSING  # at most this many batches per epoch (debug=limit)
+    overfit_batches: int | None = MISSING  # repeat the same first batches every epoch (debug=overfit)
 
 
 ConfigStore.instance().store(group="trainer", name="schema", node=TrainerSchema)
