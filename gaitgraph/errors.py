@@ -35,9 +35,10 @@ class DatasetFormatError(GaitGraphError, ValueError):
         hint: str | None = None,
     ) -> None:
         self.path = str(path)
-        self.location = location
+        # Parts quoted from the file are cut, so a wrong file (one huge "header" line) is never echoed.
+        self.location = _cut(location)
         self.expected = expected
-        self.found = found
+        self.found = _cut(found)
         self.hint = hint
         msg = f"{self.path}: {location}: expected {expected}, found {found}"
         if hint:
@@ -94,6 +95,11 @@ class StudyError(GaitGraphError):
     """An Optuna study cannot take this sweep (e.g. its search space differs from the study's)."""
 
     kind = "study error"
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[: limit - 30]}... ({len(text):,} characters)"
 
 
 def _short(value: Any, limit: int = 80) -> str:
