@@ -16,6 +16,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from gaitgraph.evaluation.metrics import EvalResult  # noqa: E402
+from gaitgraph.evaluation.retrieval import RetrievalResult  # noqa: E402
+from gaitgraph.evaluation.retrieval_report import print_retrieval, save_retrieval  # noqa: E402
 from gaitgraph.utils import atomic_write  # noqa: E402
 
 
@@ -33,8 +35,11 @@ def print_result(
 ) -> None:
     """Rank-1 table as in the papers (x100, one decimal; rows = conditions, columns = probe views + mean).
 
-    With ``baseline``, its per-condition and overall means are shown beside the model's.
+    With ``baseline``, its per-condition and overall means are shown beside the model's. Retrieval
+    protocols (GREW, Gait3D) print their own one-row table.
     """
+    if isinstance(result, RetrievalResult):
+        return print_retrieval(result, title, console, baseline)
     console = console or Console()
     table = Table(title=title, caption=describe(result))
     table.add_column("rank-1 %", style="bold")
@@ -57,7 +62,10 @@ def print_result(
 
 def save_result(result: EvalResult, out_dir: Path, prefix: str = "") -> dict[str, Path]:
     """Write ``{prefix}results.csv`` (the table), ``{prefix}results.json`` (everything) and
-    ``{prefix}heatmap.png`` into ``out_dir``; each file appears complete or not at all."""
+    ``{prefix}heatmap.png`` into ``out_dir``; each file appears complete or not at all. Retrieval results
+    write their own files (:func:`~gaitgraph.evaluation.retrieval_report.save_retrieval`)."""
+    if isinstance(result, RetrievalResult):
+        return save_retrieval(result, out_dir, prefix)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / f"{prefix}{name}" for kind, name in (("csv", "results.csv"), ("json", "results.json"), ("png", "heatmap.png"))}
