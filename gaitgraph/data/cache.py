@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 #: Bump when the file layout or a reader's semantics change, so old caches are never read.
 CACHE_VERSION = 2
 CACHE_KEYS = ("stat", "content", "manifest")
-#: Reader options that change how fast the source is read, not what is read: left out of the key.
-UNKEYED_READER_OPTIONS = ("workers",)
+#: Reader options that change how fast the source is read or how it is named, not what is read: left out of the key.
+UNKEYED_READER_OPTIONS = ("workers", "label", "hint")
 #: Frames per HDF5 chunk (~1.7 MB of COCO-17 float32); each chunk carries its own checksum.
 FRAME_CHUNK = 8192
 #: Frames per slice when the processed level is built from the raw one (bounds memory while building).
