@@ -40,10 +40,14 @@ class DatasetFormatError(GaitGraphError, ValueError):
         self.expected = expected
         self.found = _cut(found)
         self.hint = hint
-        msg = f"{self.path}: {location}: expected {expected}, found {found}"
+        msg = f"{self.path}: {self.location}: expected {expected}, found {self.found}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
+
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its parts, so the error survives the trip back from a reader's worker process.
+        return type(self), (self.path, self.location, self.expected, self.found, self.hint)
 
 
 class ConfigError(GaitGraphError, ValueError):
@@ -55,10 +59,14 @@ class ConfigError(GaitGraphError, ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
+        self.hint = hint
         msg = f"{key}={_short(value)}: expected {allowed}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.key, self.value, self.allowed, self.hint)
 
 
 class CheckpointError(GaitGraphError, ValueError):

@@ -107,15 +107,17 @@ class CasiaBReader(PoseReader):
             # No usecols: with it the parser would silently skip extra fields in a malformed row.
             reader = pd.read_csv(path, dtype=dtypes, engine="c", index_col=False, chunksize=_CHUNK_ROWS)
             first_row = 0
+            # A value beyond float32 parses to inf with numpy's overflow warning; _check_values names it instead.
             try:
-                for chunk in reader:
-                    names.append(chunk["image_name"])
-                    block = chunk[list(VALUE_COLUMNS)].to_numpy(np.float32)
-                    _check_values(path, block, chunk["image_name"], first_row)
-                    blocks.append(block)
-                    first_row += len(chunk)
-                    bar.total = max(bar.total, first_row)
-                    bar.update(len(chunk))
+                with np.errstate(over="ignore"):
+                    for chunk in reader:
+                        names.append(chunk["image_name"])
+                        block = chunk[list(VALUE_COLUMNS)].to_numpy(np.float32)
+                        _check_values(path, block, chunk["image_name"], first_row)
+                        blocks.append(block)
+                        first_row += len(chunk)
+                        bar.total = max(bar.total, first_row)
+                        bar.update(len(chunk))
             except DatasetFormatError:
                 raise
             except ValueError as e:

@@ -96,9 +96,9 @@ class OumvlpReader(FolderReader):
         """(sequence folder, its frame JSONs) of one subject, in name order; folders without JSONs are skipped."""
         out = []
         for seq in sorted(e.path for e in os.scandir(self.unit_dir(unit)) if e.is_dir()):
-            frames = sorted(Path(e.path) for e in os.scandir(seq) if e.name.endswith(".json") and e.is_file())
+            frames = sorted(e.path for e in os.scandir(seq) if e.name.endswith(".json") and e.is_file())
             if frames:
-                out.append((Path(seq), frames))
+                out.append((Path(seq), [Path(f) for f in frames]))
         return out
 
     def _meta(self, folder: Path) -> dict:
@@ -121,17 +121,15 @@ class OumvlpReader(FolderReader):
                 raise DatasetFormatError(path, "file name", "each frame number once per sequence",
                                          f"frame {k} again (also {numbered[k].name})")
             numbered[k] = path
-        poses, boxes, scores = [], [], []
-        for k in sorted(numbered):
-            people = self._people(numbered[k])
-            if len(people):
-                poses.append(people)
-                boxes.append(keypoint_boxes(people))
-                scores.append(people[..., 2].sum(axis=1))
+        poses = [people for people in (self._people(numbered[k]) for k in sorted(numbered)) if len(people)]
         if not poses:
             return np.zeros((0, NUM_JOINTS, 3), np.float32)
-        chosen = self.choose_people(boxes, scores)
-        frames = np.stack([p[c] for p, c in zip(poses, chosen)]).astype(np.float32)
+        if any(len(people) > 1 for people in poses):  # boxes cost a third of the parse: only when needed
+            chosen = self.choose_people([keypoint_boxes(p) for p in poses], [p[..., 2].sum(axis=1) for p in poses])
+            frames = np.stack([p[c] for p, c in zip(poses, chosen)])
+        else:
+            frames = np.concatenate(poses)
+        frames = frames.astype(np.float32)
         return clip_confidences(frames, paths[0].parent, self.stats)
 
     def _people(self, path: Path) -> np.ndarray:

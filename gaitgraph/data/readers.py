@@ -210,9 +210,10 @@ class FolderReader(PoseReader):
         return [f for unit in self.units() for f in self.unit_files(unit)] + self.extra_files()
 
     def chunks(self) -> Iterator[PoseSet]:
+        units = self.units()
         self.extra_files()  # a missing split file fails before any parsing
         seen = ShortLog()
-        parts = ordered_map(_read_units, self, self.units(), self.workers, f"Reading {self.label}", "folder")
+        parts = ordered_map(_read_units, self, units, self.workers, f"Reading {self.label}", "folder")
         for group in parts:
             for poses, stats in group:
                 self.stats.add(stats)

@@ -124,7 +124,7 @@ def evaluate_retrieval(
     emb = F.normalize(emb.float(), dim=1)
     meta = meta.reset_index(drop=True)
     probe_rows, gallery_rows = split_rows(meta, protocol)
-    subject = torch.as_tensor(meta["subject"].to_numpy(np.int64), device=emb.device)
+    subject = torch.tensor(meta["subject"].to_numpy(np.int64), device=emb.device)
     g_emb, g_subj = emb[gallery_rows], subject[gallery_rows]
     keep = min(SUBMISSION_RANKS, len(gallery_rows)) if protocol.submission else max(protocol.ranks)
     block = max(1, BLOCK_ELEMENTS // max(1, len(gallery_rows)))
