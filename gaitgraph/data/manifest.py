@@ -12,7 +12,6 @@ scans every file again (or use ``dataset.cache_key=stat`` or ``content``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gaitgraph.data.parallel import ordered_map
-from gaitgraph.data.readers import FolderReader
+from gaitgraph.data.readers import FolderReader, digest, scan_units
 from gaitgraph.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -43,36 +42,22 @@ def folder_times(top: Path, depth: int) -> list[int]:
     return times
 
 
-def scan_unit(reader: FolderReader, unit: str) -> dict[str, Any]:
-    """Count, bytes and digest of every file of ``unit`` (one stat per file)."""
-    base = reader.unit_dir(unit)
-    rows = []
-    for path in reader.unit_files(unit):
-        st = path.stat()
-        rows.append((path.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns))
-    return {"files": len(rows), "bytes": sum(r[1] for r in rows), "digest": _digest(rows)}
-
-
 def signature(reader: FolderReader, path: Path, refresh: bool = False) -> list[tuple[str, int, int, str]]:
     """(unit, files, bytes, digest) of every unit, from the manifest at ``path``; stale units are re-scanned."""
     old = _load(path)
     units = reader.units()
-    times = {u: _digest(folder_times(reader.unit_dir(u), reader.file_depth)) for u in units}
+    times = {u: digest(folder_times(reader.unit_dir(u), reader.file_depth)) for u in units}
     stale = [u for u in units if refresh or old.get(u, {}).get("times") != times[u]]
     entries = {u: old[u] for u in units if u not in stale}
     if stale:
         log.info("%s: scanning %d of %d folders for the cache manifest", reader.label, len(stale), len(units))
-        scans = ordered_map(_scan_units, reader, stale, reader.workers, f"Scanning {reader.label}", "folder")
+        scans = ordered_map(scan_units, reader, stale, reader.workers, f"Scanning {reader.label}", "folder")
         for group in scans:
             for unit, entry in group:
                 entries[unit] = {**entry, "times": times[unit]}
     if stale or set(old) != set(units):
         write_json({"version": MANIFEST_VERSION, "root": str(reader.root), "units": entries}, path)
     return [(u, entries[u]["files"], entries[u]["bytes"], entries[u]["digest"]) for u in units]
-
-
-def _scan_units(reader: FolderReader, units: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    return [(unit, scan_unit(reader, unit)) for unit in units]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -84,7 +69,3 @@ def _load(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION or not isinstance(data.get("units"), dict):
         return {}
     return {u: e for u, e in data["units"].items() if isinstance(e, dict) and _ENTRY_KEYS <= set(e)}
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:32]

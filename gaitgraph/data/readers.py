@@ -17,6 +17,7 @@ the float32 cache, so 1e300 cannot become inf and 1e30 cannot wipe out a normali
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -223,6 +224,28 @@ class FolderReader(PoseReader):
 
     def read(self) -> PoseSet:
         return PoseSet.concat(list(self.chunks()))
+
+
+def scan_units(reader: FolderReader, units: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Count, bytes and :func:`digest` of every file's (name, size, mtime) per unit: one stat per file.
+
+    A task of the cache manifest (:mod:`gaitgraph.data.manifest`); it lives here so that its worker
+    processes import the readers only, not the cache's heavier dependencies.
+    """
+    out = []
+    for unit in units:
+        base = reader.unit_dir(unit)
+        rows = []
+        for path in reader.unit_files(unit):
+            st = path.stat()
+            rows.append((path.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns))
+        out.append((unit, {"files": len(rows), "bytes": sum(r[1] for r in rows), "digest": digest(rows)}))
+    return out
+
+
+def digest(value: Any) -> str:
+    """A short stable hash of a JSON-serialisable value."""
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:32]
 
 
 def _read_units(reader: FolderReader, units: Sequence[str]) -> list[tuple[PoseSet, TrackStats]]:

@@ -27,13 +27,13 @@ def oumvlp(tmp_path: Path):
 def scans(monkeypatch) -> list[str]:
     """Every unit folder the manifest scans file by file."""
     seen: list[str] = []
-    original = manifest.scan_unit
+    original = manifest.scan_units
 
-    def counting(reader, unit):
-        seen.append(unit)
-        return original(reader, unit)
+    def counting(reader, units):
+        seen.extend(units)
+        return original(reader, units)
 
-    monkeypatch.setattr(manifest, "scan_unit", counting)
+    monkeypatch.setattr(manifest, "scan_units", counting)
     return seen
 
 
