@@ -1,4 +1,4 @@
-"""CASIA-B HRNet COCO-17 poses: ``casia-b_pose_coco.csv`` from GaitGraph release v0.1 (formats.md).
+"""CASIA-B HRNet COCO-17 poses: ``casia-b_pose_coco.csv`` from GaitGraph release v0.1 (docs/formats.md#casia-b).
 
 One header row, then one row per frame: ``image_name`` plus ``{joint}_x, _y, _conf`` for the 17
 COCO joints; ``image_name`` = ``./{subject:03d}-{condition}-{seq:02d}-{view:03d}/{frame:06d}.jpg``.

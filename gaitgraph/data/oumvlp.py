@@ -1,4 +1,4 @@
-"""OUMVLP-Pose: one OpenPose-style JSON per frame, 18 OpenPose joints per person (formats.md).
+"""OUMVLP-Pose: one OpenPose-style JSON per frame, 18 OpenPose joints per person (docs/formats.md#oumvlp-pose).
 
 Layout: ``<root>/<source>/<subject>/<view:03d>_<seq:02d>/<frame>_keypoints.json`` with source
 ``openpose`` or ``alphapose``, plus ``<root>/ID_list.csv`` (column 0 train ids, column 1 test ids).

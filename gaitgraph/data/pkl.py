@@ -1,4 +1,4 @@
-"""Pose pickles in the layout of FastPoseGait / OpenGait: CASIA-B-Pose, GREW, Gait3D (formats.md).
+"""Pose pickles in the layout of FastPoseGait / OpenGait: CASIA-B-Pose, GREW, Gait3D (docs/formats-pkl.md).
 
 One pickle per sequence, ``<root>/<subject>/<type>/<seq or view>/<name>.pkl``, holding a numpy array
 ``[T, V, 3]`` = (x, y, confidence). One reader serves every such dataset; what differs between them

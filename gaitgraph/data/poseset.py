@@ -1,4 +1,4 @@
-"""The one in-memory layout every reader produces (see docs: design.md)."""
+"""The one in-memory layout every reader produces (docs/formats.md#poseset)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Synthetic gait data in every public format the platform reads (formats.md): the CASIA-B CSV, the
+"""Synthetic gait data in every public format the platform reads (docs/formats.md#synthetic-generator): the CASIA-B CSV, the
 OUMVLP-Pose folder of frame JSONs, and the pose pickles of CASIA-B-Pose, GREW (after FastPoseGait's
 rearrangement) and Gait3D, each with its split files. The walkers come from :mod:`gaitgraph.data.walker`;
 randomly dropped frames (gaps), empty frames and bystanders mimic a pose estimator.
