@@ -32,7 +32,8 @@ def _run(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
 @pytest.mark.parametrize("source", ["openpose", "alphapose"])
 def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source: str):
     generate_oumvlp(tmp_path / "data" / "oumvlp", n_subjects=8, n_views=3, frames=16, seed=3)
-    value, metrics = _run(tmp_path, ["dataset=oumvlp", f"keypoints={source}", "model=resgcn_n51_r4", "dataset.reader.workers=0",
+    value, metrics = _run(tmp_path, ["dataset=oumvlp", f"keypoints={source}", "model=resgcn_n51_r4",
+                                     "dataset.reader.workers=0",
                                      "optimizer=adam_onecycle", "dataset.sequence_length=16"])
     assert math.isfinite(value) and 0.0 <= value <= 1.0
     assert set(metrics["test"]) == {"gaitgraph2", "opengait"}, "OUMVLP must report both protocols"

@@ -161,8 +161,8 @@ def iter_poseset(path: Path, max_frames: int = PROCESS_FRAMES) -> Iterator[PoseS
         cuts = np.unique(np.append(starts, len(offsets) - 1))
         for a, b in zip(cuts[:-1], cuts[1:]):
             frames = _read(f["frames"], path, offsets[a], offsets[b])
-            part = {"offsets": offsets[a : b + 1] - offsets[a], "meta": head["meta"].iloc[a:b], "n": (b - a, len(frames))}
-            yield _checked_poseset(path, frames, part)
+            part = {"offsets": offsets[a : b + 1] - offsets[a], "meta": head["meta"].iloc[a:b]}
+            yield _checked_poseset(path, frames, {**part, "n": (b - a, len(frames))})
 
 
 class _open:
@@ -275,7 +275,8 @@ def cache_paths(
     name = plain_name(dataset_cfg.name, "dataset.name")
     cache_dir = Path(cache_dir)
     reader = instantiate(dataset_cfg.reader)
-    raw_key = fingerprint({"reader": _reader_key(dataset_cfg), "files": source_signature(dataset_cfg, reader, cache_dir)})
+    files = source_signature(dataset_cfg, reader, cache_dir)
+    raw_key = fingerprint({"reader": _reader_key(dataset_cfg), "files": files})
     proc_key = fingerprint({"raw": raw_key, **_proc_parts(dataset_cfg, skeleton)})
     return cache_dir / f"{name}-raw-{raw_key[:16]}.h5", cache_dir / f"{name}-{proc_key[:16]}.h5", reader
 

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from gaitgraph.data.parallel import ordered_map
 from gaitgraph.data.readers import FolderReader, digest, scan_units

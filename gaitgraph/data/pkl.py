@@ -117,7 +117,7 @@ class PosePklReader(FolderReader):
     def split_subjects(self) -> dict[str, list[int]]:
         """``{"train": [...], "test": [...]}`` from the split file (unknown identities belong to test)."""
         if self.split_file is None:
-            raise ConfigError("dataset.reader.split_file", None, "the split file's name, to take the subject split from")
+            raise ConfigError("dataset.reader.split_file", None, "the split file's name, to take the split from")
         path = self.extra_files()[0]
         data = load_json(path)
         out = {}
@@ -156,7 +156,8 @@ class PosePklReader(FolderReader):
             for seq in _subdirs(kind):
                 pkls = sorted(e.name for e in os.scandir(seq) if e.name.endswith(".pkl") and e.is_file())
                 if len(pkls) > 1:
-                    raise DatasetFormatError(seq, "folder", "one .pkl per sequence folder", f"{len(pkls)}: {', '.join(pkls[:3])}")
+                    found = f"{len(pkls)}: {', '.join(pkls[:3])}"
+                    raise DatasetFormatError(seq, "folder", "one .pkl per sequence folder", found)
                 if pkls:
                     out.append((Path(seq).relative_to(self.root).as_posix(), Path(seq) / pkls[0]))
         return out
@@ -164,7 +165,8 @@ class PosePklReader(FolderReader):
     def _meta(self, folder: str) -> dict[str, Any]:
         m = self.layout.fullmatch(folder)
         if m is None:
-            raise DatasetFormatError(self.root / folder, "folder path", f"a path matching {self.layout.pattern}", repr(folder))
+            expected = f"a path matching {self.layout.pattern}"
+            raise DatasetFormatError(self.root / folder, "folder path", expected, repr(folder))
         found = m.groupdict()
         condition = found.get("condition") or self.condition
         if folder in self.probes:

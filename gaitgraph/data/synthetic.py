@@ -1,7 +1,8 @@
-"""Synthetic gait data in every public format the platform reads (docs/formats.md#synthetic-generator): the CASIA-B CSV, the
-OUMVLP-Pose folder of frame JSONs, and the pose pickles of CASIA-B-Pose, GREW (after FastPoseGait's
-rearrangement) and Gait3D, each with its split files. The walkers come from :mod:`gaitgraph.data.walker`;
-randomly dropped frames (gaps), empty frames and bystanders mimic a pose estimator.
+"""Synthetic gait data in every public format the platform reads (docs/formats.md#synthetic-generator):
+the CASIA-B CSV, the OUMVLP-Pose folder of frame JSONs, and the pose pickles of CASIA-B-Pose, GREW (after
+FastPoseGait's rearrangement) and Gait3D (docs/formats-pkl.md), each with its split files. The walkers
+come from :mod:`gaitgraph.data.walker`; randomly dropped frames (gaps), empty frames and bystanders mimic a
+pose estimator.
 
 Run ``python -m gaitgraph.data.synthetic format=...`` (config ``conf/synthetic.yaml``), or call the
 ``generate_*`` functions. Folder trees are written beside their final place and renamed into it whole.

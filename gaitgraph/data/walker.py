@@ -144,7 +144,9 @@ def render(walks: Walks, traits: dict[str, np.ndarray], camera: Camera, noise_px
     return out
 
 
-def walk_table(n_subjects: int, views: tuple[int, ...], conditions: dict[str, int], frames: int, rng) -> tuple[Walks, np.ndarray]:
+def walk_table(
+    n_subjects: int, views: tuple[int, ...], conditions: dict[str, int], frames: int, rng: np.random.Generator
+) -> tuple[Walks, np.ndarray]:
     """All (subject, condition, seq, view) walks in CASIA-B's sorted path order, and their seq numbers."""
     rows = [(s, c, q, v) for s in range(1, n_subjects + 1) for c in sorted(conditions)
             for q in range(1, conditions[c] + 1) for v in views]

@@ -105,14 +105,7 @@ def evaluate(
     Runs on the embeddings' device (CUDA tensors stay on the GPU), in probe blocks per
     (probe view, gallery view) pair; ``progress`` shows a bar over probe views (worth it at OUMVLP scale on CPU).
     """
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, found {distance!r}")
-    emb = torch.as_tensor(embeddings).detach()
-    if emb.ndim != 2 or emb.shape[0] != len(meta):
-        raise ValueError(f"embeddings must be [S, D] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}")
-    if not bool(torch.isfinite(emb).all()):
-        raise ValueError("embeddings contain NaN or inf values")
-    emb = F.normalize(emb.float(), dim=1)
+    emb = normalized_embeddings(embeddings, meta, distance)
     device = emb.device
     meta = meta.reset_index(drop=True)
 
@@ -145,6 +138,18 @@ def evaluate(
                 correct[:, p, g] += torch.bincount(q_cond, weights=hit.double(), minlength=n_c)
                 ap_sum[:, p, g] += torch.bincount(q_cond, weights=ap.double(), minlength=n_c)
     return _aggregate(protocol, distance, views, conditions, correct.cpu().numpy(), total.cpu().numpy(), ap_sum.cpu().numpy())
+
+
+def normalized_embeddings(embeddings: np.ndarray | torch.Tensor, meta: pd.DataFrame, distance: str) -> torch.Tensor:
+    """``embeddings`` [S, D] checked against ``meta`` and ``distance``, as float32 rows of unit length."""
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, found {distance!r}")
+    emb = torch.as_tensor(embeddings).detach()
+    if emb.ndim != 2 or emb.shape[0] != len(meta):
+        raise ValueError(f"embeddings must be [S, D] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}")
+    if not bool(torch.isfinite(emb).all()):
+        raise ValueError("embeddings contain NaN or inf values")
+    return F.normalize(emb.float(), dim=1)
 
 
 def _split(meta: pd.DataFrame, protocol: Protocol, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

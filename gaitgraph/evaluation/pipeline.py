@@ -46,12 +46,15 @@ def protocols_for(dataset_cfg: DictConfig, poses: PoseSet, split: str | None = N
     return {name: p for name, p in chosen.items() if p is not None}
 
 
-def score(embeddings: np.ndarray | torch.Tensor, poses: PoseSet, protocols: dict[str, AnyProtocol], distance: str) -> dict[str, Result]:
+def score(
+    embeddings: np.ndarray | torch.Tensor, poses: PoseSet, protocols: dict[str, AnyProtocol], distance: str
+) -> dict[str, Result]:
     """Every protocol's result for one set of embeddings (per-view or retrieval, by the protocol's kind)."""
-    return {
-        name: (evaluate_retrieval if isinstance(p, RetrievalProtocol) else evaluate)(embeddings, poses.meta, p, distance=distance)
-        for name, p in protocols.items()
-    }
+    results = {}
+    for name, p in protocols.items():
+        scorer = evaluate_retrieval if isinstance(p, RetrievalProtocol) else evaluate
+        results[name] = scorer(embeddings, poses.meta, p, distance=distance)
+    return results
 
 
 def evaluate_model(

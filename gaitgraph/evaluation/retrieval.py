@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from gaitgraph.evaluation.metrics import BLOCK_ELEMENTS, DISTANCES, _num
+from gaitgraph.evaluation.metrics import BLOCK_ELEMENTS, _num, normalized_embeddings
 from gaitgraph.evaluation.protocols import RetrievalProtocol, select
 
 #: Gallery identities per probe in GREW's submission CSV (``videoId,rank1,...,rank20``).
@@ -114,14 +113,7 @@ def evaluate_retrieval(
     distance: str = "euclidean",
 ) -> RetrievalResult:
     """Score ``embeddings`` [S, D] (row i = ``meta`` row i) under a retrieval ``protocol``."""
-    if distance not in DISTANCES:
-        raise ValueError(f"distance must be one of {DISTANCES}, found {distance!r}")
-    emb = torch.as_tensor(embeddings).detach()
-    if emb.ndim != 2 or emb.shape[0] != len(meta):
-        raise ValueError(f"embeddings must be [S, D] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}")
-    if not bool(torch.isfinite(emb).all()):
-        raise ValueError("embeddings contain NaN or inf values")
-    emb = F.normalize(emb.float(), dim=1)
+    emb = normalized_embeddings(embeddings, meta, distance)
     meta = meta.reset_index(drop=True)
     probe_rows, gallery_rows = split_rows(meta, protocol)
     subject = torch.tensor(meta["subject"].to_numpy(np.int64), device=emb.device)
