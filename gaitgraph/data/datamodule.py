@@ -24,20 +24,19 @@ def resolve_split(dataset_cfg: Any) -> dict[str, list[int]]:
     validation.
     """
     split = {k: v for k, v in dict(dataset_cfg.split).items() if k.endswith("_subjects")}
-    if any(v is None for v in split.values()):
+    n_val = int(dataset_cfg.split.get("val_count") or 0)
+    missing = [k for k, v in split.items() if v is None and not (k == "val_subjects" and n_val)]
+    resolved = {k: [] if v is None else v for k, v in split.items()}
+    if missing:
         reader = instantiate(dataset_cfg.reader)
         if not hasattr(reader, "split_subjects"):
-            missing = [k for k, v in split.items() if v is None]
             raise ValueError(
                 f"dataset '{dataset_cfg.name}': split {missing} is null but its reader has no split file; "
                 "list the subjects in the dataset config"
             )
         shipped = reader.split_subjects()
-        resolved = {k: (shipped.get(k.removesuffix("_subjects"), []) if v is None else v) for k, v in split.items()}
-    else:
-        resolved = split
+        resolved.update({k: shipped.get(k.removesuffix("_subjects"), []) for k in missing})
     resolved = {k: sorted(int(s) for s in v) for k, v in resolved.items()}
-    n_val = int(dataset_cfg.split.get("val_count") or 0)
     if n_val:
         _hold_out(resolved, n_val, split.get("val_subjects"))
     return resolved

@@ -190,3 +190,18 @@ def test_missing_dataset_gives_the_hint(tmp_path: Path):
     cfg = _dataset("gait3d", tmp_path)
     with pytest.raises(DatasetFormatError, match=r"dataset root: .*no such folder\n  hint: Gait3D is released on request"):
         instantiate(cfg.reader).read()
+
+
+def test_val_count_holds_out_the_last_training_ids():
+    from omegaconf import OmegaConf
+
+    def split(**kw):
+        return OmegaConf.create({"name": "x", "reader": {}, "split": {
+            "train_subjects": [5, 1, 3, 4, 2], "val_subjects": None, "test_subjects": [9], **kw}})
+
+    assert resolve_split(split(val_count=2)) == {"train_subjects": [1, 2, 3], "val_subjects": [4, 5],
+                                                 "test_subjects": [9]}
+    with pytest.raises(ConfigError, match=r"^dataset\.split\.val_count=5: expected between 1 and 4"):
+        resolve_split(split(val_count=5))
+    with pytest.raises(ConfigError, match=r"^dataset\.split\.val_count=1: expected 0 when"):
+        resolve_split(split(val_count=1, val_subjects=[2]))
