@@ -197,7 +197,7 @@ def _header(f: h5py.File, path: Path) -> dict[str, Any]:
         meta = {}
         for col in META_COLUMNS:
             values = _read(f["meta"][col], path)
-            meta[col] = np.char.decode(values, "utf-8") if values.dtype.kind == "S" else values
+            meta[col] = _text(values) if values.dtype.kind == "S" else values
         offsets = _read(f["offsets"], path)
         stored = f["frames"].shape[0]
         n = (int(f.attrs["n_sequences"]), int(f.attrs["n_frames"]))
@@ -206,6 +206,14 @@ def _header(f: h5py.File, path: Path) -> dict[str, Any]:
     if len(offsets) - 1 != n[0] or stored != n[1]:
         raise CacheCorruptError(f"{path}: holds {len(offsets) - 1} sequences / {stored} frames, header says {n}")
     return {"offsets": offsets, "meta": pd.DataFrame(meta), "n": n}
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    """UTF-8 bytes as text; the plain cast (ASCII, the usual case) is twice as fast as a UTF-8 decode."""
+    try:
+        return values.astype(str)
+    except UnicodeDecodeError:
+        return np.char.decode(values, "utf-8")
 
 
 def _checked_poseset(path: Path, frames: np.ndarray, head: dict[str, Any]) -> PoseSet:

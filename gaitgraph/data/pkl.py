@@ -101,9 +101,6 @@ class PosePklReader(FolderReader):
     def unit_files(self, unit: str) -> list[Path]:
         return [pkl for _, pkl in self._sequences(unit)]
 
-    def source_path(self, source: str) -> Path:
-        return self.root / source
-
     def subject_id(self, name: str, where: Path) -> int:
         """The integer subject of a subject folder name (``where`` is named when it has none)."""
         if name in self.unknown_subjects:

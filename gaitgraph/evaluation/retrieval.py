@@ -90,7 +90,7 @@ def match_statistics(matches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     ap = (m * m.cumsum(1) / position).sum(1) / n.clamp_min(1)
     last = (m * position).amax(1) if m.shape[1] else torch.zeros_like(n)
     inp = n / last.clamp_min(1)
-    first = torch.where(n > 0, matches.to(torch.int8).argmax(1) + 1, 0)
+    first = torch.where(n > 0, m.argmax(1) + 1, 0)  # argmax: the first of equal maxima
     return first, ap, inp
 
 
