@@ -26,6 +26,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -165,21 +166,15 @@ def iter_poseset(path: Path, max_frames: int = PROCESS_FRAMES) -> Iterator[PoseS
             yield _checked_poseset(path, frames, {**part, "n": (b - a, len(frames))})
 
 
-class _open:
-    """``h5py.File(path, "r")`` whose failures (not HDF5, truncated, checksum) become CacheCorruptError."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> h5py.File:
-        try:
-            self.file = h5py.File(self.path, "r")
-        except OSError as err:
-            raise CacheCorruptError(f"{self.path}: unreadable cache file ({err})") from err
-        return self.file
-
-    def __exit__(self, *exc: Any) -> None:
-        self.file.close()
+@contextmanager
+def _open(path: Path) -> Iterator[h5py.File]:
+    """``h5py.File(path, "r")`` whose failures (not HDF5, truncated) become :class:`CacheCorruptError`."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise CacheCorruptError(f"{path}: unreadable cache file ({err})") from err
+    with f:
+        yield f
 
 
 def _read(ds: h5py.Dataset, path: Path, start: int = 0, stop: int | None = None) -> np.ndarray:
