@@ -92,21 +92,25 @@ def oumvlp_part(scale: str) -> dict:
         base = _in_subprocess("_step", "import", tmp, scale)["peak_rss_mb"]
     out["sequences_per_source"] = runs["openpose_2w"]["sequences"]
     out.update(cold=runs, warm=warm, warm_fixed_load_s=fixed, import_rss_mb=base)
-    out["full_scale"] = _extrapolate(runs["openpose_1w"], runs["openpose_2w"], warm, fixed, base, out["n_subjects"])
+    out["full_scale"] = _extrapolate(runs["openpose_2w"], warm, fixed, base, out["n_subjects"])
     return out
 
 
 def _warm_start(tree: Path, cache_dir: Path, repeats: int = 5) -> dict:
     """The median (by total time) of ``repeats`` warm starts in fresh processes (they swing with the load)."""
-    starts = [_in_subprocess("_oumvlp_step", "warm", str(tree), "openpose", "2", str(cache_dir)) for _ in range(repeats)]
+    args = ("warm", str(tree), "openpose", "2", str(cache_dir))
+    starts = [_in_subprocess("_oumvlp_step", *args) for _ in range(repeats)]
     return sorted(starts, key=lambda w: w["import_s"] + w["load_s"])[repeats // 2]
 
 
-def _extrapolate(one: dict, two: dict, warm: dict, fixed_load: float, base_rss: float, subjects: int) -> dict:
-    """Full OUMVLP-Pose (one source) on 16 cores, from the 1- and 2-worker ingests and the warm start."""
+def _extrapolate(two: dict, warm: dict, fixed_load: float, base_rss: float, subjects: int) -> dict:
+    """Full OUMVLP-Pose (one source) on 16 cores, from the 2-worker ingest's CPU seconds and the warm start.
+
+    CPU seconds, not wall time: on a shared machine the wall time of a parallel run swings with the other
+    processes' load, the work each process did does not.
+    """
     k = FULL_SUBJECTS / subjects
-    parallel = max(0.0, 2 * (one["seconds"] - two["seconds"]))
-    serial = max(0.0, one["seconds"] - parallel)
+    serial, parallel = two["main_cpu_s"], two["worker_cpu_s"]
     ingest = k * (serial + parallel / FULL_CORES)
     rss = base_rss + k * (two["peak_rss_mb"] - base_rss)
     start = warm["import_s"] + fixed_load + k * max(0.0, warm["load_s"] - fixed_load)
@@ -118,8 +122,10 @@ def _extrapolate(one: dict, two: dict, warm: dict, fixed_load: float, base_rss: 
         "worker_peak_rss_mb": two["worker_peak_rss_mb"],
         "all_processes_peak_rss_mb": round(rss + FULL_CORES * two["worker_peak_rss_mb"]),
         "formula": (
-            "k = 10307 / subjects; from the 1- and 2-worker ingests t1, t2 (Amdahl): parallel P = 2 (t1 - t2), "
-            "serial S = t1 - P; ingest = k (S + P / 16). peak RSS = import RSS + k (2-worker peak - import RSS) "
+            "k = 10307 / subjects; from the 2-worker ingest: S = CPU seconds of the main process (manifest "
+            "check, cache writes, preprocessing, final load), P = CPU seconds of the workers (parsing, manifest "
+            "scan); ingest = k (S + P / 16), as if the main process never overlapped the workers. "
+            "peak RSS = import RSS + k (2-worker peak - import RSS) "
             "(everything but the interpreter grows with the data); each of the 16 workers holds one task at a time and "
             "does not grow with the data (worker_peak_rss_mb, measured). "
             "warm start = import time + F + k (L - F), L the warm load_poses call on the 1/10 tree, F the same on "
@@ -153,12 +159,13 @@ def _oumvlp_step(kind: str, tree: str, source: str, workers: str, cache_dir: str
                                           f"dataset.reader.workers={workers}", f"paths.cache_dir={cache_dir}"])
     skeleton = instantiate(cfg.keypoints)
     out: dict = {"import_s": round(time.perf_counter() - start, 2)}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     if kind == "ingest":
         cache_paths(cfg.dataset, cache_dir, skeleton)  # the cold manifest: every file stat-ed once
         out["manifest_s"] = round(time.perf_counter() - start, 1)
     poses = load_poses(cfg.dataset, skeleton, cache_dir)
     out["load_s" if kind == "warm" else "seconds"] = round(time.perf_counter() - start, 2)
+    out["main_cpu_s"], out["worker_cpu_s"] = (round(b - a, 1) for a, b in zip(cpu, _cpu_seconds()))
     manifest = next(Path(cache_dir).glob("oumvlp-manifest-*.json"))
     files = sum(u["files"] for u in json.loads(manifest.read_text())["units"].values())
     out.update(files=files, sequences=len(poses), frames=int(len(poses.frames)), workers=int(workers))
@@ -168,6 +175,12 @@ def _oumvlp_step(kind: str, tree: str, source: str, workers: str, cache_dir: str
     if kind == "ingest" and int(workers) > 1:
         out["worker_peak_rss_mb"] = _worker_rss(cfg.dataset.reader, int(workers))
     print(json.dumps(out))
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its finished children (the reader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def _worker_rss(reader_cfg, workers: int) -> float:
