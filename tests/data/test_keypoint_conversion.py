@@ -39,7 +39,7 @@ def oumvlp_data(tmp_path_factory) -> Path:
 
 def _load(data: Path, cache_dir: Path, keypoints: str, *overrides: str) -> tuple[PoseSet, Path, Path]:
     cfg = compose_train(["dataset=oumvlp", f"keypoints={keypoints}", f"paths.data_dir={data}",
-                         f"paths.cache_dir={cache_dir}", *overrides])
+                         f"paths.cache_dir={cache_dir}", "dataset.reader.workers=0", *overrides])
     skeleton = instantiate(cfg.keypoints)
     poses = cache.load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir)
     raw, proc, _ = cache.cache_paths(cfg.dataset, cfg.paths.cache_dir, skeleton)
@@ -115,7 +115,8 @@ def test_wrong_combination_fails_clearly(tmp_path: Path, dataset: str, keypoints
 def test_train_and_evaluate_a_coco17_model_on_openpose_files(oumvlp_data: Path, tmp_path: Path):
     paths = [f"paths.data_dir={oumvlp_data}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=none"]
     cfg = compose_train(["dataset=oumvlp", "keypoints=openpose_coco17", "dataset.sequence_length=8",
-                         "trainer.epochs=1", "trainer.batch_size=16", "baseline=false", *paths])
+                         "dataset.reader.workers=0", "trainer.epochs=1", "trainer.batch_size=16", "baseline=false",
+                         *paths])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     metric = train(cfg)
