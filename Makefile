@@ -12,7 +12,8 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: help install train test test-fast lint clean-cache sweep reproduce-casia-b reproduce-oumvlp-openpose \
-	reproduce-oumvlp-alphapose check-casia-b-data check-oumvlp-openpose-data check-oumvlp-alphapose-data
+	reproduce-oumvlp-alphapose reproduce-grew reproduce-gait3d check-casia-b-data check-oumvlp-openpose-data \
+	check-oumvlp-alphapose-data check-grew-data check-gait3d-data
 
 # Where the paper datasets live (passed to training as paths.data_dir), e.g. `make reproduce-casia-b DATA_DIR=/data`.
 DATA_DIR ?= data
@@ -72,6 +73,20 @@ check-oumvlp-openpose-data:
 check-oumvlp-alphapose-data:
 	$(call check-oumvlp,alphapose)
 
+# $(call check-pkl,<folder>,<split file>,<name>,<where to get it>): the pose pickles' folder and its split file.
+check-pkl = @test -d "$(DATA)/$(1)" -a -f "$(DATA)/$(1)/$(2)" || { \
+	  echo "error: $(3) poses not found: need $(DATA)/$(1)/ (FastPoseGait's pose pickles) and $(DATA)/$(1)/$(2)" >&2; \
+	  echo "  $(3) is released on request: $(4)" >&2; \
+	  echo "  convert its 2D poses with FastPoseGait's scripts (docs/process_dataset.md there), copy FastPoseGait's" >&2; \
+	  echo "  datasets/$(5)/$(2) beside them (or point DATA_DIR=... at their parent)" >&2; \
+	  exit 1; }
+
+check-grew-data:
+	$(call check-pkl,grew,GREW.json,GREW,https://www.grew-benchmark.org/download.html (rearrange_GREW.py + pretreatment_grew_pose.py),GREW)
+
+check-gait3d-data:
+	$(call check-pkl,gait3d,Gait3D.json,Gait3D,https://gait3d.github.io/#dataset (pretreatment_gait3d_pose.py),Gait3D)
+
 reproduce-casia-b: check-casia-b-data install ## GaitGraph2 on CASIA-B, paper recipe (200 epochs, TTA); DATA_DIR=data
 	$(BIN)/python -m gaitgraph.train experiment=casia_b tta=true paths.data_dir=$(DATA) $(ARGS)
 
@@ -80,3 +95,9 @@ reproduce-oumvlp-openpose: check-oumvlp-openpose-data install ## GaitGraph2 on O
 
 reproduce-oumvlp-alphapose: check-oumvlp-alphapose-data install ## GaitGraph2 on OUMVLP-Pose, AlphaPose (750 ep, SWA, TTA)
 	$(BIN)/python -m gaitgraph.train experiment=oumvlp_alphapose tta=true paths.data_dir=$(DATA) $(ARGS)
+
+reproduce-grew: check-grew-data install ## GaitGraph2 on GREW, FastPoseGait's recipe (n51-r4, 373 ep, TTA); DATA_DIR=data
+	$(BIN)/python -m gaitgraph.train experiment=grew tta=true paths.data_dir=$(DATA) $(ARGS)
+
+reproduce-gait3d: check-gait3d-data install ## GaitGraph2 on Gait3D, FastPoseGait's recipe (n21-r8, 80 ep, TTA); DATA_DIR=data
+	$(BIN)/python -m gaitgraph.train experiment=gait3d tta=true paths.data_dir=$(DATA) $(ARGS)

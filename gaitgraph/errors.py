@@ -40,14 +40,16 @@ class DatasetFormatError(GaitGraphError, ValueError):
         hint: str | None = None,
     ) -> None:
         self.path = str(path)
-        self.location = location
+        # Parts quoted from the file are cut, so a wrong file (one huge "header" line) is never echoed.
+        self.location = short_text(location, 200)
         self.expected = expected
-        self.found = found
+        self.found = short_text(found, 200)
         self.hint = hint
-        msg = f"{self.path}: {location}: expected {expected}, found {found}"
+        msg = f"{self.path}: {self.location}: expected {expected}, found {self.found}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
+
 
 
 class ConfigError(GaitGraphError, ValueError):
@@ -59,10 +61,12 @@ class ConfigError(GaitGraphError, ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
+        self.hint = hint
         msg = f"{key}={short_repr(value)}: expected {allowed}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
+
 
 
 class CheckpointError(GaitGraphError, ValueError):
@@ -114,5 +118,5 @@ def short_repr(value: Any, limit: int = 80) -> str:
 
 
 def short_text(text: str, limit: int = 80) -> str:
-    """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """``text`` cut to about ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[: max(limit - 30, 10)]}... ({len(text):,} characters)"

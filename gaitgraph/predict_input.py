@@ -32,14 +32,18 @@ _PSYMO_WALK = re.compile(r"^\d{3}_\d{2}_\d_\d_[a-z]+\.json$")
 
 
 class _PsyMoFiles(PsyMoReader):
-    """PsyMo walk files chosen one by one (their ``<ID>/`` folders under a common root)."""
+    """PsyMo walk files chosen one by one: each ``<ID>/`` folder under their common root is a unit holding only
+    the chosen files."""
 
     def __init__(self, root: Path, files: list[Path], **policy: Any) -> None:
         super().__init__(root, **policy)
         self._files = files
 
-    def files(self) -> list[Path]:
-        return self._files
+    def units(self) -> list[str]:
+        return sorted({f.parent.name for f in self._files})
+
+    def unit_files(self, unit: str) -> list[Path]:
+        return [f for f in self._files if f.parent.name == unit]
 
 
 def _casia_b(path: Path, policy: dict[str, Any], skeleton: Skeleton) -> PoseReader:

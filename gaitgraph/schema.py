@@ -147,12 +147,12 @@ def validate_sweep(cfg: DictConfig) -> None:
     if cfg.optimized_metric.startswith("legacy_test"):
         return
     val = OmegaConf.select(cfg, "dataset.split.val_subjects")
-    if val is not None and len(val) == 0 and not OmegaConf.select(cfg, "dataset.split.val_from_train"):
+    if val is not None and len(val) == 0 and not OmegaConf.select(cfg, "dataset.split.val_count"):
         raise ConfigError(
             "optimized_metric", cfg.optimized_metric,
             f"an objective the sweep can measure: dataset '{cfg.dataset.name}' has no validation subjects "
             "(dataset.split.val_subjects is empty)",
-            hint="give it validation subjects (val_subjects, or val_from_train: N), or name the legacy objective "
+            hint="give it validation subjects (val_subjects, or val_count: N), or name the legacy objective "
                  "optimized_metric=legacy_test/rank1 to tune on the test split knowingly",
         )
 

@@ -1,5 +1,6 @@
 """The product's headline commands on every dataset source, through the real train(): files generated in the
-public formats (CASIA-B CSV, OUMVLP-Pose JSON folders with ID_list.csv) since the real sets cannot ship."""
+public formats (CASIA-B CSV, OUMVLP-Pose JSON folders with ID_list.csv, GREW and Gait3D pose pickles with their
+split files) since the real sets cannot ship."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-from gaitgraph.data.synthetic import generate_casia_b, generate_oumvlp
+from gaitgraph.data.synthetic import generate_casia_b, generate_gait3d, generate_grew, generate_oumvlp
 from gaitgraph.train import train
 
 from .conftest import compose_train
 
-TINY = ["trainer.epochs=1", "trainer.batch_size=32", "logger=none", "baseline=false"]
+TINY = ["trainer.epochs=1", "trainer.batch_size=32", "logger=none", "baseline=false", "trainer.device=cpu"]
 
 
 def _run(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
@@ -32,8 +33,8 @@ def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source
     # 10 subjects: ID_list.csv gives 5 train / 5 test ids; the 2 highest training ids become validation.
     generate_oumvlp(tmp_path / "data" / "oumvlp", n_subjects=10, n_views=3, frames=16, seed=3)
     value, metrics = _run(tmp_path, ["dataset=oumvlp", f"keypoints={source}", "model=resgcn_n51_r4",
-                                     "optimizer=adam_onecycle", "dataset.sequence_length=16",
-                                     "dataset.split.val_from_train=2"])
+                                     "dataset.reader.workers=0", "optimizer=adam_onecycle",
+                                     "dataset.sequence_length=16", "dataset.split.val_count=2"])
     assert set(metrics["test"]) == {"gaitgraph2", "opengait"}, "OUMVLP must report both protocols"
     assert metrics["metric_protocol"] == "gaitgraph2" and metrics["chance"] == 0.5  # two validation subjects
     assert value == metrics["val"]["gaitgraph2"]["mean_rank1"], "the objective is read on the validation split"
@@ -58,3 +59,30 @@ def test_casia_b_csv(tmp_path: Path):
     # NM#5-6 / BG#1-2 / CL#1-2 of 2 test subjects at 3 probe views, each against the 3 gallery views.
     assert sum(cell["total"] for cell in table["cells"]) == 2 * 3 * (2 + 2 + 2) * 3
     assert value == metrics["val"]["casia_b"]["mean_rank1"] == 1.0  # one validation subject: always right
+
+
+@pytest.mark.slow
+def test_grew_scores_its_protocol_validates_on_training_ids_and_writes_the_submission(tmp_path: Path):
+    root = generate_grew(tmp_path / "data" / "grew", n_train=10, n_test=5)
+    value, metrics = _run(tmp_path, ["dataset=grew", "dataset.split.val_count=3", "dataset.reader.workers=0",
+                                     "dataset.sequence_length=30"])
+    test = metrics["test"]
+    assert set(test) == {"grew", "grew_submission"} and metrics["metric_protocol"] == "grew"
+    assert test["grew"]["n_probes"] == 5
+    assert test["grew_submission"]["mean_rank1"] is None  # identities hidden: the server scores the CSV
+    assert value == metrics["val"]["grew"]["mean_rank1"], "the objective is read on the training ids held out"
+    rows = (tmp_path / "run" / "eval" / "grew_submission" / "submission.csv").read_text().splitlines()
+    probes = (root / "probe_truth.csv").read_text().splitlines()[1:]
+    assert rows[0].startswith("videoId,rank1,rank2") and len(rows) == 1 + len(probes)
+    assert sorted(r.split(",")[0] for r in rows[1:]) == sorted(p.split(",")[0] for p in probes)
+
+
+@pytest.mark.slow
+def test_gait3d_scores_rank_map_and_minp(tmp_path: Path):
+    generate_gait3d(tmp_path / "data" / "gait3d", n_subjects=16, test_fraction=0.25)
+    value, metrics = _run(tmp_path, ["dataset=gait3d", "dataset.split.val_count=2", "dataset.reader.workers=0",
+                                     "dataset.sequence_length=30"])
+    result = metrics["test"]["gait3d"]
+    assert set(result["ranks"]) == {"1", "5", "10"} and result["n_probes"] == 4
+    assert 0.0 < result["mean_inp"] <= 1.0 and 0.0 < result["mean_map"] <= 1.0
+    assert value == metrics["val"]["gait3d"]["mean_rank1"] and metrics["val"]["gait3d"]["n_probes"] == 2

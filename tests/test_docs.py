@@ -22,6 +22,9 @@ TEXT_SUFFIXES = {".py", ".yaml", ".yml", ".md"}
 MD_CITATION = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-]+\.md)(?:#([\w-]+))?")
 #: A relative link target inside docs/: ``[text](formats.md#poseset)``, ``![picture](dataflow.png)``.
 MD_LINK = re.compile(r"\]\((?![a-z]+:)([^)#\s]*)(?:#([\w-]+))?\)")
+#: Markdown files the platform writes into run directories (eval/results.md, eval/paper_table.md): named in code
+#: and tests as outputs, not cited as documents.
+OUTPUTS = ("results.md", "paper_table.md")
 #: A section sign must follow a cited file (``README.md §3``), never a bare name (``reference §2.4``).
 SECTION_SIGN = re.compile(r"([\w./`-]*)\s*§")
 
@@ -57,7 +60,7 @@ def broken_citations(path: Path, root: Path) -> list[str]:
         where = f"{path.relative_to(root)}:{number}"
         # Paths are from the root; inside docs/ a bare name and a link target are siblings in docs/.
         targets = [(root / t if "/" in t or not in_docs else path.parent / t, t, a)
-                   for t, a in (m.groups() for m in MD_CITATION.finditer(line))]
+                   for t, a in (m.groups() for m in MD_CITATION.finditer(line)) if not t.endswith(OUTPUTS)]
         if in_docs:
             targets += [(path.parent / t, t, a) for t, a in (m.groups() for m in MD_LINK.finditer(line)) if t]
         for cited, target, anchor in targets:

@@ -24,6 +24,8 @@ def _make(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
         ("reproduce-casia-b", "casia_b", "casia-b/casia-b_pose_coco.csv"),
         ("reproduce-oumvlp-openpose", "oumvlp_openpose", "oumvlp/openpose"),
         ("reproduce-oumvlp-alphapose", "oumvlp_alphapose", "oumvlp/alphapose"),
+        ("reproduce-grew", "grew", "grew/GREW.json"),
+        ("reproduce-gait3d", "gait3d", "gait3d/Gait3D.json"),
     ],
 )
 def test_reproduce_targets_run_the_paper_experiment(target: str, experiment: str, data_check: str, tmp_path: Path):
@@ -54,6 +56,8 @@ def test_sweep_dir_is_fixed_once_per_invocation():
 @pytest.mark.parametrize(("target", "missing"), [
     ("reproduce-casia-b", "casia-b/casia-b_pose_coco.csv"),
     ("reproduce-oumvlp-openpose", "oumvlp/openpose"),
+    ("reproduce-grew", "grew/GREW.json"),
+    ("reproduce-gait3d", "gait3d/Gait3D.json"),
 ])
 def test_missing_dataset_fails_fast_with_the_path_and_how_to_get_it(target: str, missing: str, tmp_path: Path):
     result = _make(target, f"DATA_DIR={tmp_path}", timeout=30)
@@ -61,14 +65,16 @@ def test_missing_dataset_fails_fast_with_the_path_and_how_to_get_it(target: str,
     # It stops before anything else runs: no install step, no training.
     assert "pip install" not in result.stdout and "python -m venv" not in result.stdout
     assert f"{tmp_path}/{missing}" in result.stderr
-    assert ("GaitGraph release" in result.stderr) if "casia" in target else ("not redistributable" in result.stderr)
+    how = {"casia": "GaitGraph release", "oumvlp": "not redistributable", "grew": "grew-benchmark.org",
+           "gait3d": "gait3d.github.io"}
+    assert next(text for key, text in how.items() if key in target) in result.stderr
     assert "gaitgraph.train" not in result.stdout, "training must not start"
 
 
 def test_help_lists_the_new_targets():
     result = _make("help")
     for target in ("sweep", "reproduce-casia-b", "reproduce-oumvlp-openpose", "reproduce-oumvlp-alphapose",
-                   "train", "test", "install", "clean-cache"):
+                   "reproduce-grew", "reproduce-gait3d", "train", "test", "install", "clean-cache"):
         assert f"  {target} " in result.stdout, target
 
 
@@ -90,3 +96,22 @@ def test_experiment_configs_hold_the_paper_recipes():
         assert oumvlp.optimizer.optimizer._target_ == "torch.optim.Adam" and oumvlp.optimizer.optimizer.lr == 5e-3
         assert oumvlp.trainer.swa.enabled and oumvlp.trainer.swa.start_fraction == 0.8
         assert oumvlp.loss.temperature == 0.01 and oumvlp.tta is True
+
+
+def test_experiment_configs_hold_fastposegaits_recipes():
+    from .conftest import compose_train
+
+    grew = compose_train(["experiment=grew"])
+    assert (grew.dataset.name, grew.model.structure, grew.model.reduction) == ("grew", [1, 2, 3, 3], 4)
+    assert (grew.trainer.epochs, grew.trainer.batch_size, grew.dataset.sequence_length) == (373, 768, 60)
+    assert grew.optimizer.optimizer._target_ == "torch.optim.Adam" and grew.optimizer.scheduler.three_phase is True
+    assert (grew.optimizer.optimizer.lr, grew.optimizer.optimizer.weight_decay) == (5e-3, 1e-5)
+    gait3d = compose_train(["experiment=gait3d"])
+    assert (gait3d.dataset.name, gait3d.model.structure, gait3d.model.reduction) == ("gait3d", [1, 1, 1, 1], 8)
+    assert (gait3d.trainer.epochs, gait3d.trainer.batch_size, gait3d.dataset.sequence_length) == (80, 768, 60)
+    assert gait3d.optimizer.optimizer._target_ == "torch.optim.AdamW"
+    for cfg in (grew, gait3d):
+        assert cfg.loss.temperature == 0.01 and cfg.tta is True and cfg.dataset.split.val_count == 0
+        assert (cfg.augmentation.flip_lr_p, cfg.augmentation.joint_noise, list(cfg.augmentation.random_move)) == (
+            0.1, 0.25, [4.0, 1.0])
+        assert cfg.metric_protocol == cfg.dataset.name

@@ -77,7 +77,7 @@ def test_a_short_run_learns_more_than_the_baseline_and_the_untrained_network(tmp
     seed_everything(cfg.trainer.seed)
     untrained_net = build_model(cfg.model, skeleton)  # the same initial weights the run started from
     test = load_splits(DistContext(), cfg, skeleton).test
-    untrained = Evaluator(cfg, skeleton, torch.device("cpu")).results(untrained_net, test, False)["psymo10"]
+    untrained = Evaluator(cfg, skeleton, torch.device("cpu")).results(untrained_net, test, False, "test")["psymo10"]
     assert trained >= baseline + MARGIN, (trained, baseline)
     assert trained >= untrained.mean_rank1 + MARGIN, (trained, untrained.mean_rank1)
     assert value > metrics["chance"] + 0.25, "validation (2 subjects) well above its 50 % chance"

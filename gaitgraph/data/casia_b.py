@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.data.readers import PoseReader
+from gaitgraph.data.readers import PoseReader, check_values, plain_name
 from gaitgraph.skeletons import COCO17_JOINTS
 
 VALUE_COLUMNS = tuple(f"{j}_{c}" for j in COCO17_JOINTS for c in ("x", "y", "conf"))
@@ -54,7 +54,7 @@ class CasiaBReader(PoseReader):
         short_policy: str = "drop",
     ) -> None:
         super().__init__(root, min_frames, short_policy)
-        self.path = self.root / file
+        self.path = self.root / plain_name(file, "dataset.reader.file")
 
     def files(self) -> list[Path]:
         if not self.path.is_file():
@@ -107,15 +107,17 @@ class CasiaBReader(PoseReader):
             # No usecols: with it the parser would silently skip extra fields in a malformed row.
             reader = pd.read_csv(path, dtype=dtypes, engine="c", index_col=False, chunksize=_CHUNK_ROWS)
             first_row = 0
+            # A value beyond float32 parses to inf with numpy's overflow warning; _check_values names it instead.
             try:
-                for chunk in reader:
-                    names.append(chunk["image_name"])
-                    block = chunk[list(VALUE_COLUMNS)].to_numpy(np.float32)
-                    _check_finite(path, block, chunk["image_name"], first_row)
-                    blocks.append(block)
-                    first_row += len(chunk)
-                    bar.total = max(bar.total, first_row)
-                    bar.update(len(chunk))
+                with np.errstate(over="ignore"):
+                    for chunk in reader:
+                        names.append(chunk["image_name"])
+                        block = chunk[list(VALUE_COLUMNS)].to_numpy(np.float32)
+                        _check_values(path, block, chunk["image_name"], first_row)
+                        blocks.append(block)
+                        first_row += len(chunk)
+                        bar.total = max(bar.total, first_row)
+                        bar.update(len(chunk))
             except DatasetFormatError:
                 raise
             except ValueError as e:
@@ -188,14 +190,16 @@ def _first(codes: np.ndarray, k: int) -> int:
     return int(np.argmax(codes == k))
 
 
-def _check_finite(path: Path, block: np.ndarray, names: pd.Series, first_row: int) -> None:
-    bad = ~np.isfinite(block)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise DatasetFormatError(
-            path, f"line {first_row + i + 2} column {VALUE_COLUMNS[j]} ({names.iloc[i]})",
-            "a finite number", "an empty value" if np.isnan(block[i, j]) else repr(float(block[i, j])),
-        )
+def _check_values(path: Path, block: np.ndarray, names: pd.Series, first_row: int) -> None:
+    """Empty cells, and values that are not finite or out of range (1e300 parses to inf in float32)."""
+    def where(i: int, j: int) -> str:
+        return f"line {first_row + i + 2} column {VALUE_COLUMNS[j]} ({names.iloc[i]})"
+
+    empty = np.isnan(block)
+    if empty.any():
+        i, j = (int(v) for v in np.argwhere(empty)[0])
+        raise DatasetFormatError(path, where(i, j), "a number", "an empty value")
+    check_values(block, path, where)
 
 
 def _sorted_by_sequence(

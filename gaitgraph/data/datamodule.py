@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
+from gaitgraph.errors import ConfigError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import train_window_indices
 from gaitgraph.errors import ConfigError
@@ -18,32 +19,36 @@ SAMPLERS = ("random", "pk")
 def resolve_split(dataset_cfg: Any) -> dict[str, list[int]]:
     """The dataset's subject lists; a ``null`` list comes from the reader's own split file.
 
-    OUMVLP-Pose ships its split as ID_list.csv (``OumvlpReader.split_subjects()``); a reader without such
-    a file must get every list from the config. ``split.val_from_train: N`` moves the N highest training ids into
-    the validation list (for datasets whose published split has no validation part).
+    OUMVLP-Pose ships its split as ID_list.csv (``OumvlpReader.split_subjects()``), GREW and Gait3D as a JSON
+    file (``PosePklReader.split_subjects()``); a reader without such a file must get every list from the config.
+    ``split.val_count: N`` with ``val_subjects: null`` moves the last N training subjects (in id order) to
+    validation.
     """
-    split = _listed_split(dataset_cfg)
-    n_val = int(dataset_cfg.split.get("val_from_train") or 0)
-    if n_val:
-        train = sorted(split["train_subjects"])
-        if n_val >= len(train):
-            raise ConfigError("dataset.split.val_from_train", n_val, f"fewer than the {len(train)} training subjects")
-        split["train_subjects"], moved = train[:-n_val], train[-n_val:]
-        split["val_subjects"] = sorted(set(split.get("val_subjects", [])) | set(moved))
-    return split
-
-
-def _listed_split(dataset_cfg: Any) -> dict[str, list[int]]:
     split = {k: v for k, v in dict(dataset_cfg.split).items() if k.endswith("_subjects")}
-    if any(v is None for v in split.values()):
+    n_val = int(dataset_cfg.split.get("val_count") or 0)
+    missing = [k for k, v in split.items() if v is None and not (k == "val_subjects" and n_val)]
+    resolved = {k: [] if v is None else v for k, v in split.items()}
+    if missing:
         reader = instantiate(dataset_cfg.reader)
         if not hasattr(reader, "split_subjects"):
-            missing = [k for k, v in split.items() if v is None]
             raise ConfigError(f"dataset.split.{missing[0]}", None,
                               "a list of subject ids (the reader of this dataset has no split file to take it from)")
         shipped = reader.split_subjects()
-        split = {k: (shipped.get(k.removesuffix("_subjects"), []) if v is None else v) for k, v in split.items()}
-    return {k: [int(s) for s in v] for k, v in split.items()}
+        resolved.update({k: shipped.get(k.removesuffix("_subjects"), []) for k in missing})
+    resolved = {k: sorted(int(s) for s in v) for k, v in resolved.items()}
+    if n_val:
+        _hold_out(resolved, n_val, split.get("val_subjects"))
+    return resolved
+
+
+def _hold_out(split: dict[str, list[int]], n_val: int, listed: Any) -> None:
+    """Move the last ``n_val`` training subjects to ``val_subjects`` (in place)."""
+    train = split.get("train_subjects", [])
+    if listed is not None:
+        raise ConfigError("dataset.split.val_count", n_val, "0 when dataset.split.val_subjects lists the subjects")
+    if not 0 < n_val < len(train):
+        raise ConfigError("dataset.split.val_count", n_val, f"between 1 and {len(train) - 1} (the training subjects)")
+    split["train_subjects"], split["val_subjects"] = train[:-n_val], train[-n_val:]
 
 
 def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int]]) -> dict[str, PoseSet]:

@@ -6,17 +6,16 @@ Layout: ``<root>/<source>/<subject>/<view:03d>_<seq:02d>/<frame>_keypoints.json`
 
 from __future__ import annotations
 
+import os
 import re
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.data.readers import PoseReader, clip_confidences, keypoint_boxes, load_json, number_rows
+from gaitgraph.data.readers import FolderReader, clip_confidences, keypoint_boxes, load_json, number_rows
 
 SOURCES = ("openpose", "alphapose")
 VIEWS = tuple(f"{v:03d}" for v in (*range(0, 91, 15), *range(180, 271, 15)))
@@ -26,7 +25,7 @@ _SEQ_DIR = re.compile(r"^(\d{3})_(\d{2})$")
 _FRAME = re.compile(r"(\d+)(?:_keypoints?)?\.json$")
 
 
-class OumvlpReader(PoseReader):
+class OumvlpReader(FolderReader):
     """All sequences of one OUMVLP-Pose release (``source``: openpose or alphapose).
 
     Meta: subject (folder id), condition ``"nm"``, seq 0/1, view ``"000"``..``"270"``, source =
@@ -34,6 +33,7 @@ class OumvlpReader(PoseReader):
     frames listing nobody are skipped. With several people, one is chosen by the track rule of
     :func:`gaitgraph.data.readers.pick_track` on boxes around each person's detected joints,
     scored by the sum of joint confidences (GaitGraph2 took ``people[0]``, which jumps).
+    Subject folders are the units that ``workers`` processes parse in parallel.
     """
 
     label = "OUMVLP-Pose"
@@ -42,33 +42,41 @@ class OumvlpReader(PoseReader):
         "<root>/{openpose,alphapose}/ and ID_list.csv into dataset.reader.root, or generate a "
         "synthetic one with gaitgraph.data.synthetic.generate_oumvlp"
     )
+    file_depth = 1
 
-    def __init__(self, root: str | Path, source: str = "openpose", min_frames: int = 1, short_policy: str = "drop") -> None:
-        super().__init__(root, min_frames, short_policy)
+    def __init__(
+        self, root: str | Path, source: str = "openpose", min_frames: int = 1, short_policy: str = "drop",
+        workers: int = 0,
+    ) -> None:
+        super().__init__(root, min_frames, short_policy, workers)
         if source not in SOURCES:
             raise ValueError(f"OUMVLP-Pose source must be one of {SOURCES}, got {source!r}")
         self.source = source
         self.id_list = self.root / "ID_list.csv"
 
-    def files(self) -> list[Path]:
+    def units(self) -> list[str]:
         folder = self.root / self.source
         if not folder.is_dir():
             raise self.missing(f"a folder {self.source}/<subject>/<view>_<seq>/ with frame JSONs", f"no folder {folder}")
+        subjects = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+        if not subjects:
+            raise self.missing(f"{self.source}/<subject>/<view>_<seq>/*.json", "no subject folders")
+        return [f"{self.source}/{s}" for s in subjects]
+
+    def extra_files(self) -> list[Path]:
         if not self.id_list.is_file():
             raise self.missing("ID_list.csv (train ids in column 0, test ids in column 1)", "no ID_list.csv")
-        frames = sorted(folder.glob("*/*/*.json"))
-        if not frames:
-            raise self.missing(f"{self.source}/<subject>/<view>_<seq>/*.json", "no frame files")
-        return frames + [self.id_list]
+        return [self.id_list]
+
+    def unit_files(self, unit: str) -> list[Path]:
+        return [f for _, frames in self._sequences(unit) for f in frames]
 
     def source_path(self, source: str) -> Path:
         return self.root / source
 
     def split_subjects(self) -> dict[str, list[int]]:
         """``{"train": [...], "test": [...]}`` from ID_list.csv (NaN padding dropped)."""
-        path = self.id_list
-        if not path.is_file():
-            raise self.missing("ID_list.csv (train ids in column 0, test ids in column 1)", "no ID_list.csv")
+        path = self.extra_files()[0]
         try:
             table = pd.read_csv(path, dtype="Int64")
         except (ValueError, pd.errors.ParserError) as e:
@@ -77,16 +85,21 @@ class OumvlpReader(PoseReader):
             raise DatasetFormatError(path, "header", "two columns (train ids, test ids)", f"{table.shape[1]} column(s)")
         return {name: sorted(int(v) for v in table.iloc[:, col].dropna()) for col, name in ((0, "train"), (1, "test"))}
 
-    def read(self) -> PoseSet:
-        sequences: dict[Path, list[Path]] = defaultdict(list)
-        for path in self.files()[:-1]:
-            sequences[path.parent].append(path)
+    def read_unit(self, unit: str) -> PoseSet:
         frames, meta = [], []
-        for folder, paths in tqdm(sequences.items(), desc=f"Reading {self.label} {self.source}", unit="seq", leave=False):
+        for folder, paths in self._sequences(unit):
             meta.append(self._meta(folder))
             frames.append(self._read_sequence(paths))
-        self.log_stats()
-        return self.apply_short_policy(PoseSet.from_sequences(frames, meta))
+        return PoseSet.from_sequences(frames, meta, num_joints=NUM_JOINTS)
+
+    def _sequences(self, unit: str) -> list[tuple[Path, list[Path]]]:
+        """(sequence folder, its frame JSONs) of one subject, in name order; folders without JSONs are skipped."""
+        out = []
+        for seq in sorted(e.path for e in os.scandir(self.unit_dir(unit)) if e.is_dir()):
+            frames = sorted(e.path for e in os.scandir(seq) if e.name.endswith(".json") and e.is_file())
+            if frames:
+                out.append((Path(seq), [Path(f) for f in frames]))
+        return out
 
     def _meta(self, folder: Path) -> dict:
         m = _SEQ_DIR.match(folder.name)
@@ -108,17 +121,15 @@ class OumvlpReader(PoseReader):
                 raise DatasetFormatError(path, "file name", "each frame number once per sequence",
                                          f"frame {k} again (also {numbered[k].name})")
             numbered[k] = path
-        poses, boxes, scores = [], [], []
-        for k in sorted(numbered):
-            people = self._people(numbered[k])
-            if len(people):
-                poses.append(people)
-                boxes.append(keypoint_boxes(people))
-                scores.append(people[..., 2].sum(axis=1))
+        poses = [people for people in (self._people(numbered[k]) for k in sorted(numbered)) if len(people)]
         if not poses:
             return np.zeros((0, NUM_JOINTS, 3), np.float32)
-        chosen = self.choose_people(boxes, scores)
-        frames = np.stack([p[c] for p, c in zip(poses, chosen)]).astype(np.float32)
+        if any(len(people) > 1 for people in poses):  # boxes cost a third of the parse: only when needed
+            chosen = self.choose_people([keypoint_boxes(p) for p in poses], [p[..., 2].sum(axis=1) for p in poses])
+            frames = np.stack([p[c] for p, c in zip(poses, chosen)])
+        else:
+            frames = np.concatenate(poses)
+        frames = frames.astype(np.float32)
         return clip_confidences(frames, paths[0].parent, self.stats)
 
     def _people(self, path: Path) -> np.ndarray:

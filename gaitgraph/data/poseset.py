@@ -82,15 +82,21 @@ class PoseSet:
         return PoseSet(self.frames[rows], offsets, self.meta.iloc[idx])
 
     @classmethod
-    def from_sequences(cls, sequences: Iterable[np.ndarray], meta: pd.DataFrame | list[dict]) -> "PoseSet":
-        """Build from a list of [T, J, 3] arrays and their metadata (``n_frames`` filled in)."""
+    def from_sequences(
+        cls, sequences: Iterable[np.ndarray], meta: pd.DataFrame | list[dict], num_joints: int | None = None
+    ) -> "PoseSet":
+        """Build from a list of [T, J, 3] arrays and their metadata (``n_frames`` filled in).
+
+        ``num_joints`` gives the joint count of an empty set (no sequence to take it from).
+        """
         seqs = [np.asarray(s, dtype=np.float32) for s in sequences]
-        meta = pd.DataFrame(meta).copy()
+        meta = pd.DataFrame(meta) if len(meta) else pd.DataFrame(columns=list(META_COLUMNS))
+        meta = meta.copy()
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
         meta["n_frames"] = lengths
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        joints = seqs[0].shape[1] if seqs else 0
+        joints = seqs[0].shape[1] if seqs else (num_joints or 0)
         frames = np.concatenate(seqs) if seqs else np.zeros((0, joints, 3), np.float32)
         return cls(frames, offsets, meta)
 

@@ -11,12 +11,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
 from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import (
-    PoseReader,
+    FolderReader,
     clip_confidences,
     finite_number,
     load_json,
@@ -30,7 +28,7 @@ _IMAGE_ID = re.compile(r"^(\d+)\.jpg$")
 _KEYS = ("image_id", "keypoints", "score", "box")
 
 
-class PsyMoReader(PoseReader):
+class PsyMoReader(FolderReader):
     """One sequence per walk file.
 
     Meta: subject = folder ID, condition = VAR, seq = RUN, view = ``"<VIEW>_<DIR>"`` (e.g.
@@ -50,21 +48,25 @@ class PsyMoReader(PoseReader):
         "paths.data_dir or dataset.reader.root at the folder that holds skeletons/"
     )
 
-    def files(self) -> list[Path]:
+    file_depth = 0
+
+    def units(self) -> list[str]:
         if not self.root.is_dir():
             raise self.missing("a folder holding skeletons/<ID>/*.json", "no such folder")
-        found = sorted(self.root.glob("skeletons/*/*.json"), key=_file_order)
-        if not found:
+        folders = sorted({p.parent.name for p in self.root.glob("skeletons/*/*.json")}, key=_folder_order)
+        if not folders:
             raise self.missing("skeletons/<ID>/*.json files", "none")
-        return found
+        return [f"skeletons/{f}" for f in folders]
 
-    def read(self) -> PoseSet:
+    def unit_files(self, unit: str) -> list[Path]:
+        return sorted(self.unit_dir(unit).glob("*.json"))
+
+    def read_unit(self, unit: str) -> PoseSet:
         sequences, meta = [], []
-        for path in tqdm(self.files(), desc=f"Reading {self.label}", unit="file", leave=False):
+        for path in self.unit_files(unit):
             meta.append(self._meta(path))
             sequences.append(self._read_walk(path))
-        self.log_stats()
-        return self.apply_short_policy(PoseSet.from_sequences(sequences, meta))
+        return PoseSet.from_sequences(sequences, meta, num_joints=NUM_JOINTS)
 
     def _meta(self, path: Path) -> dict:
         m = _NAME.match(path.name)
@@ -140,6 +142,5 @@ def _frame_groups(frame_ids: list[int], path: Path) -> list[int]:
     return starts
 
 
-def _file_order(path: Path) -> tuple:
-    folder = path.parent.name
-    return (int(folder) if folder.isdigit() else float("inf"), folder, path.name)
+def _folder_order(folder: str) -> tuple:
+    return (int(folder) if folder.isdigit() else float("inf"), folder)

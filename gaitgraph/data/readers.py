@@ -5,26 +5,41 @@ A reader is a small class built by Hydra from a dataset config's ``reader:`` nod
 methods: :meth:`PoseReader.files` (every source file the result depends on, for the cache
 fingerprint) and :meth:`PoseReader.read` (a validated :class:`PoseSet` in the source's pixel
 coordinates). Adding a dataset means one module with one subclass plus one config file.
+
+Datasets of many files derive from :class:`FolderReader`: their work is split into unit folders
+(subjects) parsed by a process pool (``workers``) and streamed to the cache chunk by chunk
+(:meth:`PoseReader.chunks`), so neither time nor memory grows out of hand at OUMVLP-Pose scale.
+
+Every number a reader accepts is finite and within :data:`VALUE_LIMIT` (checked before the cast to
+the float32 cache, so 1e300 cannot become inf and 1e30 cannot wipe out a normalised sequence).
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import math
+import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from gaitgraph.errors import DatasetFormatError
+from gaitgraph.errors import ConfigError, DatasetFormatError
+from gaitgraph.data.parallel import ordered_map
 from gaitgraph.data.poseset import PoseSet
 
 log = logging.getLogger(__name__)
 
 SHORT_POLICIES = ("drop", "error")
+#: Largest magnitude a pose value may have: pixel coordinates of any camera (and confidences, which
+#: are clipped to [0, 1] afterwards) lie far inside it, and it is finite in float32, the cache dtype.
+VALUE_LIMIT = 1e5
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass
@@ -35,6 +50,20 @@ class TrackStats:
     not_highest_score: int = 0
     multi_person_sequences: int = 0
     clipped_confidences: int = 0
+
+    def add(self, other: "TrackStats") -> None:
+        """Add another reader's counts (a worker process's) to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class ShortLog:
+    """Short sequences dropped so far: how many, out of how many, and the first few by name."""
+
+    dropped: int = 0
+    total: int = 0
+    examples: list[str] = field(default_factory=list)
 
 
 class PoseReader(ABC):
@@ -77,8 +106,20 @@ class PoseReader(ABC):
         """The error for an absent or empty dataset, with the hint how to get it."""
         return DatasetFormatError(self.root, "dataset root", what, found, self.hint)
 
+    def chunks(self) -> Iterator[PoseSet]:
+        """The dataset as consecutive PoseSets, for streaming into the cache (one chunk by default)."""
+        yield self.read()
+
     def apply_short_policy(self, poses: PoseSet) -> PoseSet:
         """Drop (one warning) or reject (error) sequences shorter than ``min_frames``."""
+        seen = ShortLog()
+        kept = self.keep_long(poses, seen)
+        self.log_dropped(seen)
+        return kept
+
+    def keep_long(self, poses: PoseSet, seen: ShortLog) -> PoseSet:
+        """``poses`` without its short sequences, counted in ``seen``; raises under ``short_policy=error``."""
+        seen.total += len(poses)
         short = np.flatnonzero(poses.lengths < self.min_frames)
         if len(short) == 0:
             return poses
@@ -89,16 +130,21 @@ class PoseReader(ABC):
                 self.source_path(str(sources[i])),
                 f"sequence '{sources[i]}'",
                 f"at least min_frames={self.min_frames} frames",
-                f"{int(poses.lengths[i])} frames ({len(short)} sequences are short)",
+                f"{int(poses.lengths[i])} frames",
                 "set dataset.reader.short_policy=drop to skip short sequences, or lower min_frames",
             )
-        named = ", ".join(f"{sources[i]} ({int(poses.lengths[i])})" for i in short[:5])
-        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-        log.warning(
-            "%s: dropped %d of %d sequences with fewer than %d frames: %s%s",
-            self.label, len(short), len(poses), self.min_frames, named, more,
-        )
+        seen.dropped += len(short)
+        seen.examples += [f"{sources[i]} ({int(poses.lengths[i])})" for i in short[: 5 - len(seen.examples)]]
         return poses.select(poses.lengths >= self.min_frames)
+
+    def log_dropped(self, seen: ShortLog) -> None:
+        """One warning for every short sequence dropped (the first five named)."""
+        if seen.dropped:
+            more = f" and {seen.dropped - len(seen.examples)} more" if seen.dropped > len(seen.examples) else ""
+            log.warning(
+                "%s: dropped %d of %d sequences with fewer than %d frames: %s%s",
+                self.label, seen.dropped, seen.total, self.min_frames, ", ".join(seen.examples), more,
+            )
 
     def choose_people(self, boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> np.ndarray:
         """One person per frame of one sequence by :func:`pick_track`, counted in :attr:`stats`."""
@@ -122,6 +168,94 @@ class PoseReader(ABC):
             log.warning(
                 "%s: clipped %d keypoint confidences above 1 to 1", self.label, s.clipped_confidences
             )
+
+
+class FolderReader(PoseReader):
+    """A dataset of many files, grouped in unit folders (one per subject) parsed independently.
+
+    Subclasses implement :meth:`units`, :meth:`unit_files` and :meth:`read_unit`. ``workers`` > 1
+    parses the units in that many processes; 0 or 1 parses them here. The cache manifest
+    (:mod:`gaitgraph.data.manifest`) uses :meth:`unit_dir` and :attr:`file_depth`.
+    """
+
+    #: Folder levels between a unit folder and the files (OUMVLP-Pose: subject/<view>_<seq>/file = 1).
+    file_depth: int = 1
+
+    def __init__(self, root: str | Path, min_frames: int = 1, short_policy: str = "drop", workers: int = 0) -> None:
+        super().__init__(root, min_frames, short_policy)
+        if int(workers) < 0:
+            raise ConfigError("dataset.reader.workers", workers, "0 or 1 (in this process) or a number of processes")
+        self.workers = int(workers)
+
+    @abstractmethod
+    def units(self) -> list[str]:
+        """Unit folder names relative to the root, in output order (raises if the dataset is missing)."""
+
+    @abstractmethod
+    def unit_files(self, unit: str) -> list[Path]:
+        """Every file of one unit that :meth:`read_unit` reads."""
+
+    @abstractmethod
+    def read_unit(self, unit: str) -> PoseSet:
+        """The validated sequences of one unit (short sequences included; they are dropped later)."""
+
+    def unit_dir(self, unit: str) -> Path:
+        """The folder of ``unit``."""
+        return self.root / unit
+
+    def extra_files(self) -> list[Path]:
+        """Files outside the units that the result depends on (split lists)."""
+        return []
+
+    def files(self) -> list[Path]:
+        return [f for unit in self.units() for f in self.unit_files(unit)] + self.extra_files()
+
+    def chunks(self) -> Iterator[PoseSet]:
+        units = self.units()
+        self.extra_files()  # a missing split file fails before any parsing
+        seen = ShortLog()
+        parts = ordered_map(_read_units, self, units, self.workers, f"Reading {self.label}", "folder")
+        for group in parts:
+            for poses, stats in group:
+                self.stats.add(stats)
+                yield self.keep_long(poses, seen)
+        self.log_stats()
+        self.log_dropped(seen)
+
+    def read(self) -> PoseSet:
+        return PoseSet.concat(list(self.chunks()))
+
+
+def scan_units(reader: FolderReader, units: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Count, bytes and :func:`digest` of every file's (name, size, mtime) per unit: one stat per file.
+
+    A task of the cache manifest (:mod:`gaitgraph.data.manifest`); it lives here so that its worker
+    processes import the readers only, not the cache's heavier dependencies.
+    """
+    out = []
+    for unit in units:
+        base = reader.unit_dir(unit)
+        rows = []
+        for path in reader.unit_files(unit):
+            st = path.stat()
+            rows.append((path.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns))
+        out.append((unit, {"files": len(rows), "bytes": sum(r[1] for r in rows), "digest": digest(rows)}))
+    return out
+
+
+def digest(value: Any) -> str:
+    """A short stable hash of a JSON-serialisable value."""
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:32]
+
+
+def _read_units(reader: FolderReader, units: Sequence[str]) -> list[tuple[PoseSet, TrackStats]]:
+    """One task of :meth:`FolderReader.chunks` (runs in a worker process, or in this one)."""
+    out = []
+    for unit in units:
+        local = copy.copy(reader)  # own counters, so a worker's counts travel back with its result
+        local.stats = TrackStats()
+        out.append((local.read_unit(unit), local.stats))
+    return out
 
 
 def load_json(path: Path) -> Any:
@@ -158,11 +292,38 @@ def number_rows(
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise DatasetFormatError(path, f"{where(i)}[{j}]", "a number", repr(v))
     arr = arr.astype(np.float64, copy=False)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i, j = (int(k) for k in np.argwhere(bad)[0])
-        raise DatasetFormatError(path, f"{where(i)}[{j}]", "a finite number", repr(float(arr[i, j])))
+    joint = (lambda j: f" (joint {j // 3} {_CHANNELS[j % 3]})") if width % 3 == 0 else (lambda j: "")
+    check_values(arr, path, lambda i, j: f"{where(i)}[{j}]{joint(j)}")
     return arr
+
+
+_CHANNELS = ("x", "y", "confidence")
+
+
+def check_values(values: np.ndarray, path: Path, where: Callable[..., str]) -> None:
+    """Reject the first value that is not finite or exceeds :data:`VALUE_LIMIT` in magnitude.
+
+    ``where(*index)`` names the value's location (row, frame, joint) for the message.
+    """
+    bad = ~(np.abs(values) <= VALUE_LIMIT)  # NaN compares false, so it is caught as well
+    if bad.any():
+        index = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise DatasetFormatError(
+            path, where(*index), f"a finite number within +-{VALUE_LIMIT:g}", repr(float(values[index]))
+        )
+
+
+def check_pose_values(frames: np.ndarray, path: Path) -> None:
+    """:func:`check_values` on poses ``[T, J, 3]``, naming frame, joint and channel."""
+    check_values(frames, path, lambda t, j, c: f"frame {t} joint {j} {_CHANNELS[c]}")
+
+
+def plain_name(value: Any, key: str) -> str:
+    """``value`` if it is a plain file or folder name (no separators, no ``..``); else a ConfigError on ``key``."""
+    text = str(value)
+    if not _PLAIN_NAME.match(text) or ".." in text:
+        raise ConfigError(key, value, "a plain name: letters, digits, '.', '_' or '-', no path separators or '..'")
+    return text
 
 
 def finite_number(value: Any, path: Path, where: str) -> float:

@@ -1,14 +1,11 @@
-"""Synthetic gait data in the CASIA-B CSV and OUMVLP-Pose folder formats (docs/formats.md#synthetic-generator).
+"""Synthetic gait data in every public format the platform reads (docs/formats.md#synthetic-generator):
+the CASIA-B CSV, the OUMVLP-Pose folder of frame JSONs, and the pose pickles of CASIA-B-Pose, GREW (after
+FastPoseGait's rearrangement) and Gait3D (docs/formats-pkl.md), each with its split files. The walkers
+come from :mod:`gaitgraph.data.walker`; randomly dropped frames (gaps), empty frames and bystanders mimic a
+pose estimator.
 
-A 3D stick walker carries identity: every subject has its own limb lengths, stride, cadence,
-arm swing, posture lean and head size; gait is sinusoidal (hip, knee, arm swing, vertical bob).
-Each walk is rotated about the vertical axis to the camera's view angle and projected with a
-pinhole camera. Conditions: ``bg`` damps one arm's swing and drops that shoulder, ``cl`` widens
-torso and hips and doubles the joint noise. Per-frame Gaussian pixel noise, confidences in
-(0, 1] and randomly dropped frames (gaps) mimic a pose estimator.
-
-Run ``python -m gaitgraph.data.synthetic`` (config ``conf/synthetic.yaml``), or call
-:func:`generate_casia_b` / :func:`generate_oumvlp`.
+Run ``python -m gaitgraph.data.synthetic format=...`` (config ``conf/synthetic.yaml``), or call the
+``generate_*`` functions. Folder trees are written beside their final place and renamed into it whole.
 """
 
 from __future__ import annotations
@@ -16,164 +13,45 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from omegaconf import DictConfig
 
 from gaitgraph.cli import entry
 from gaitgraph.data import casia_b, oumvlp
+from gaitgraph.data.walker import (
+    CASIA_B_CAMERA,
+    OUMVLP_CAMERA,
+    Camera,
+    Walks,
+    casia_b_sample,
+    render,
+    subject_traits,
+    walk_table,
+)
 from gaitgraph.errors import ConfigError
-from gaitgraph.skeletons import COCO17_JOINTS, OPENPOSE18_JOINTS, OPENPOSE18_TO_COCO17
+from gaitgraph.skeletons import OPENPOSE18_JOINTS, OPENPOSE18_TO_COCO17
 from gaitgraph.utils import atomic_write, current_umask
 
 log = logging.getLogger(__name__)
 
-FPS = 25.0
+FORMATS = ("casia_b", "oumvlp", "casia_b_pkl", "grew", "gait3d")
 CASIA_B_VIEWS = tuple(int(v) for v in casia_b.VIEWS)
 CASIA_B_CONDITIONS = {cond: len(seqs) for cond, seqs in casia_b.CONDITION_SEQS.items()}
 OUMVLP_VIEWS = tuple(int(v) for v in oumvlp.VIEWS)
+#: In-the-wild footage (GREW, Gait3D): a wide frame, walkers further away.
+WILD_CAMERA = Camera(width=1920, height=1080, px_per_m=120.0, distance=12.0)
 #: COCO-17 index per OpenPose-18 joint (the inverse of the field's conversion); -1 = neck (mid-shoulder).
 _COCO_FOR_OPENPOSE18 = tuple(
     OPENPOSE18_TO_COCO17.index(j) if j in OPENPOSE18_TO_COCO17 else -1 for j in range(len(OPENPOSE18_JOINTS))
 )
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Pinhole camera ``distance`` metres from the walk's centre, ``px_per_m`` pixels per metre there."""
-
-    width: int
-    height: int
-    px_per_m: float
-    distance: float = 10.0
-    eye_height: float = 1.0
-
-
-CASIA_B_CAMERA = Camera(width=320, height=240, px_per_m=55.0)
-OUMVLP_CAMERA = Camera(width=1280, height=980, px_per_m=330.0, distance=6.0)
-
-
-@dataclass
-class Walks:
-    """Sequences to render: one entry per sequence (arrays of length S)."""
-
-    subject: np.ndarray
-    view_deg: np.ndarray
-    condition: np.ndarray  # str
-    n_frames: np.ndarray
-
-
-def subject_traits(n_subjects: int, seed: int) -> dict[str, np.ndarray]:
-    """Identity of each subject (index 0 = subject 1): body sizes in metres, gait in rad / Hz."""
-    rng = np.random.default_rng([seed, 1])
-    z = rng.standard_normal((n_subjects, 13))
-    height = 1.70 + 0.08 * z[:, 0]
-    return {
-        "hip_height": height * (0.53 + 0.015 * z[:, 1]),
-        "thigh_share": 0.5 + 0.02 * z[:, 2],
-        "torso": height * (0.30 + 0.012 * z[:, 3]),
-        "upper_arm": height * (0.19 + 0.01 * z[:, 4]),
-        "forearm": height * (0.16 + 0.01 * z[:, 5]),
-        "shoulder_width": height * (0.23 + 0.015 * z[:, 6]),
-        "hip_width": height * (0.16 + 0.01 * z[:, 7]),
-        "head": height * (0.12 + 0.008 * z[:, 8]),
-        "hip_swing": 0.42 + 0.05 * z[:, 9],
-        "knee_flex": 0.9 + 0.1 * z[:, 10],
-        "cadence": 0.95 + 0.07 * z[:, 11],
-        "arm_swing": 0.45 + 0.1 * np.abs(z[:, 12]),
-        "lean": 0.05 + 0.03 * rng.standard_normal(n_subjects),
-    }
-
-
-def render(walks: Walks, traits: dict[str, np.ndarray], camera: Camera, noise_px: float, seed: int) -> np.ndarray:
-    """Pixel poses ``[sum(n_frames), 17, 3]`` (x, y, confidence, COCO-17) for all walks, back to back."""
-    rng = np.random.default_rng([seed, 2])
-    n = walks.n_frames.astype(np.int64)
-    rows = int(n.sum())
-    seq = np.repeat(np.arange(len(n)), n)
-    f32 = np.float32
-    t = ((np.arange(rows) - np.repeat(np.cumsum(n) - n, n)) / FPS).astype(f32)
-    tr = {k: v.astype(f32)[walks.subject[seq] - 1] for k, v in traits.items()}
-    bg = np.repeat(walks.condition == "bg", n)
-    cl = np.repeat(walks.condition == "cl", n)
-
-    cadence = tr["cadence"] * np.repeat(rng.normal(1.0, 0.02, len(n)).astype(f32), n)
-    phase = 2 * np.pi * cadence * t + np.repeat(rng.uniform(0, 2 * np.pi, len(n)).astype(f32), n)
-    leg = tr["hip_height"]
-    thigh, shin = leg * tr["thigh_share"], leg * (1 - tr["thigh_share"])
-    speed = 4 * leg * np.sin(tr["hip_swing"]) * cadence  # two steps per cycle
-    walked = speed * (t - np.repeat((n / FPS / 2).astype(f32), n))
-    half_shoulder = tr["shoulder_width"] / 2 * np.where(cl, f32(1.2), f32(1.0))
-    half_hip = tr["hip_width"] / 2 * np.where(cl, f32(1.25), f32(1.0))
-
-    # Body frame, one [rows, 17] array per axis (metres): forward, up, left; the ground point
-    # below the pelvis is the origin.
-    fwd, up, left = (np.zeros((rows, 17), f32) for _ in range(3))
-    pelvis_up = leg - 0.02 * leg * (1 - np.cos(2 * phase))
-    neck_f = tr["torso"] * np.sin(tr["lean"])
-    neck_u = pelvis_up + tr["torso"] * np.cos(tr["lean"])
-    i = COCO17_JOINTS.index
-    for side, sign, shift in (("left", 1.0, 0.0), ("right", -1.0, np.pi)):
-        hip_angle = tr["hip_swing"] * np.sin(phase + shift)
-        knee_angle = tr["knee_flex"] * np.clip(np.sin(phase + shift + 1.2), 0, None) ** 2
-        swing = tr["arm_swing"] * np.sin(phase + shift + np.pi)
-        elbow_bend = 0.3 + 0.15 * (1 + np.sin(phase + shift + np.pi))
-        drop = 0.0
-        if side == "right":  # a bag in the right hand: little swing, bent elbow, lower shoulder
-            swing = np.where(bg, 0.15 * swing, swing)
-            elbow_bend = np.where(bg, elbow_bend + 0.4, elbow_bend)
-            drop = np.where(bg, f32(0.03), f32(0.0))
-        chains = (
-            ("hip", 0.0, pelvis_up, half_hip, (("knee", thigh, hip_angle), ("ankle", shin, hip_angle - knee_angle))),
-            ("shoulder", neck_f, neck_u - drop, half_shoulder,
-             (("elbow", tr["upper_arm"], swing), ("wrist", tr["forearm"], swing + elbow_bend))),
-        )
-        for root, f0, u0, half_width, limbs in chains:
-            j = i(f"{side}_{root}")
-            fwd[:, j], up[:, j], left[:, j] = f0, u0, sign * half_width
-            for name, length, angle in limbs:  # each limb hangs from the previous joint, swung by angle
-                k = i(f"{side}_{name}")
-                fwd[:, k] = fwd[:, j] + length * np.sin(angle)
-                up[:, k] = up[:, j] - length * np.cos(angle)
-                left[:, k] = left[:, j]
-                j = k
-    head_f, head_u = neck_f + 0.02, neck_u + 0.5 * tr["head"] + 0.05
-    for name, (df, du, dl) in {"nose": (0.5, 0.0, 0.0), "left_eye": (0.42, 0.12, 0.15),
-                               "right_eye": (0.42, 0.12, -0.15), "left_ear": (0.0, 0.05, 0.45),
-                               "right_ear": (0.0, 0.05, -0.45)}.items():
-        fwd[:, i(name)] = head_f + df * tr["head"]
-        up[:, i(name)] = head_u + du * tr["head"]
-        left[:, i(name)] = dl * tr["head"]
-
-    # Turn to the view angle (0 = walking towards the camera, 90 = left to right) and project.
-    theta = np.deg2rad(np.repeat(walks.view_deg, n)).astype(f32)[:, None]
-    sin, cos = np.sin(theta), np.cos(theta)
-    fwd += walked[:, None]
-    x = fwd * sin + left * cos
-    depth = camera.distance - fwd * cos + left * sin
-    focal = f32(camera.px_per_m * camera.distance)
-    sigma = (noise_px * np.where(cl, f32(2.0), f32(1.0)))[:, None]
-    out = np.empty((rows, 17, 3), dtype=f32)
-    nx = rng.standard_normal((rows, 17), dtype=f32) * sigma
-    ny = rng.standard_normal((rows, 17), dtype=f32) * sigma
-    out[..., 0] = camera.width / 2 + focal * x / depth + nx
-    out[..., 1] = camera.height * 0.55 - focal * (up - camera.eye_height) / depth + ny
-    conf = rng.normal(0.85, 0.08, (rows, 17)).astype(f32) - 0.05 * (np.abs(nx) + np.abs(ny)) / max(noise_px, 1e-6)
-    out[..., 2] = np.clip(conf, 0.05, 1.0)
-    return out
-
-
-def _walks(n_subjects: int, views: tuple[int, ...], conditions: dict[str, int], frames: int, rng) -> tuple[Walks, np.ndarray]:
-    """All (subject, condition, seq, view) walks in CASIA-B's sorted path order, and their seq numbers."""
-    rows = [(s, c, q, v) for s in range(1, n_subjects + 1) for c in sorted(conditions)
-            for q in range(1, conditions[c] + 1) for v in views]
-    subject, condition, seq, view = (np.array(col) for col in zip(*rows))
-    n_frames = rng.integers(int(frames * 0.8), int(frames * 1.2) + 1, len(rows))
-    return Walks(subject, view, condition, n_frames), seq
+_ID_CHARS = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 
 
 def generate_casia_b(
@@ -193,19 +71,15 @@ def generate_casia_b(
     before ``drop_prob`` of the frames are dropped. Full scale (the defaults) is ~1.36 M rows.
     """
     out_path = Path(out_path)
-    rng = np.random.default_rng([seed, 3])
-    walks, seq = _walks(n_subjects, CASIA_B_VIEWS[:n_views], conditions or CASIA_B_CONDITIONS, frames, rng)
-    poses = render(walks, subject_traits(n_subjects, seed), CASIA_B_CAMERA, noise_px, seed)
-    n = walks.n_frames
-    first = np.repeat(rng.integers(1, 30, len(n)), n)
-    frame_no = first + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    keep = rng.random(n.sum()) >= drop_prob
+    sample = casia_b_sample(n_subjects, CASIA_B_VIEWS[:n_views], conditions or CASIA_B_CONDITIONS, frames,
+                            drop_prob, noise_px, CASIA_B_CAMERA, seed)
     folders = np.array([f"./{s:03d}-{c}-{q:02d}-{v:03d}/" for s, c, q, v in
-                        zip(walks.subject, walks.condition, seq, walks.view_deg)])
-    names = np.char.add(np.repeat(folders, n)[keep], np.char.add(np.char.zfill(frame_no[keep].astype(str), 6), ".jpg"))
+                        zip(sample.subject, sample.condition, sample.seq, sample.view_deg)])
+    frame_names = np.char.add(np.char.zfill(sample.frame_no.astype(str), 6), ".jpg")
+    names = np.char.add(np.repeat(folders, sample.n_kept), frame_names)
     header = ",".join(casia_b.COLUMNS)
-    atomic_write(out_path, lambda tmp: _write_csv(tmp, header, names, poses[keep].reshape(-1, 51)))
-    log.info("wrote %s: %d sequences, %d rows", out_path, len(n), int(keep.sum()))
+    atomic_write(out_path, lambda tmp: _write_csv(tmp, header, names, sample.poses.reshape(-1, 51)))
+    log.info("wrote %s: %d sequences, %d rows", out_path, len(folders), len(names))
     return out_path
 
 
@@ -265,18 +139,23 @@ def generate_oumvlp(
     ``<subject>_<view>_<seq>_000000000021_keypoints.json`` for openpose), plus ``ID_list.csv``.
     Some frames list nobody, some a bystander listed first (``people[0]`` is not the walker).
     """
-    root = Path(root)
-    if root.exists() and not overwrite:
-        raise FileExistsError(f"{root} exists; pass overwrite=True to replace it")
     rng = np.random.default_rng([seed, 4])
     views = OUMVLP_VIEWS[:n_views]
-    walks, seq = _walks(n_subjects, views, {"nm": 2}, frames, rng)
+    walks, seq = walk_table(n_subjects, views, {"nm": 2}, frames, rng)
     poses = render(walks, subject_traits(n_subjects, seed), OUMVLP_CAMERA, noise_px, seed)
     op18 = np.empty((len(poses), 18, 3), dtype=np.float32)
     for k, c in enumerate(_COCO_FOR_OPENPOSE18):
         op18[:, k] = poses[:, c] if c >= 0 else (poses[:, 5] + poses[:, 6]) / 2
     offsets = np.concatenate([[0], np.cumsum(walks.n_frames)])
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent if root.parent.exists() else None))
+    with new_tree(root, overwrite) as tmp:
+        _write_oumvlp(tmp, walks, seq, op18, offsets, sources, empty_prob, multi_person_prob, rng)
+        _write_id_list(tmp / "ID_list.csv", n_subjects, test_fraction, rng)
+    log.info("wrote %s: %d sequences per source", root, len(walks.n_frames))
+    return Path(root)
+
+
+def _write_oumvlp(tmp: Path, walks: Walks, seq: np.ndarray, op18: np.ndarray, offsets: np.ndarray,
+                  sources: tuple[str, ...], empty_prob: float, multi_person_prob: float, rng) -> None:
     for s in range(len(walks.n_frames)):
         subject, view, q = int(walks.subject[s]), int(walks.view_deg[s]), int(seq[s]) - 1
         for source in sources:
@@ -295,20 +174,35 @@ def generate_oumvlp(
                 name = (f"{t:04d}_keypoints.json" if source == "alphapose"
                         else f"{subject:05d}_{view:03d}_{q:02d}_{t:012d}_keypoints.json")
                 (folder / name).write_text(json.dumps({"version": 1.3, "people": people}))
+
+
+def _write_id_list(path: Path, n_subjects: int, test_fraction: float, rng) -> None:
     ids = np.arange(1, n_subjects + 1)
     test = np.sort(rng.choice(ids, int(round(n_subjects * test_fraction)), replace=False))
     train = np.setdiff1d(ids, test)
     lines = ["train,test"] + [
         f"{train[i] if i < len(train) else ''},{test[i] if i < len(test) else ''}" for i in range(max(len(train), len(test)))
     ]
-    (tmp / "ID_list.csv").write_text("\n".join(lines) + "\n")
-    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
-    if root.exists():
-        shutil.rmtree(root)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@contextmanager
+def new_tree(root: str | Path, overwrite: bool) -> Iterator[Path]:
+    """A temporary folder beside ``root`` to fill; renamed to ``root`` (replacing it) when the block succeeds."""
+    root = Path(root)
+    if root.exists() and not overwrite:
+        raise FileExistsError(f"{root} exists; pass overwrite=True to replace it")
     root.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, root)
-    log.info("wrote %s: %d sequences per source", root, len(walks.n_frames))
-    return root
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def _person(pose: np.ndarray) -> dict:
@@ -325,18 +219,157 @@ def _bystander(pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return other
 
 
+def generate_casia_b_pkl(
+    root: str | Path,
+    n_subjects: int = 124,
+    n_views: int = 11,
+    frames: int = 100,
+    conditions: dict[str, int] | None = None,
+    drop_prob: float = 0.03,
+    noise_px: float = 1.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write a CASIA-B-Pose pickle tree: ``<subject>/<cond>-<seq>/<view>/<view>.pkl`` (+ ``mapping.txt``).
+
+    The same walks as :func:`generate_casia_b` with the same arguments, values rounded to the CSV's three
+    decimals, so both readers must give the same poses. ``CASIA-B.json`` splits 74/124 of the ids to training.
+    """
+    sample = casia_b_sample(n_subjects, CASIA_B_VIEWS[:n_views], conditions or CASIA_B_CONDITIONS, frames,
+                            drop_prob, noise_px, CASIA_B_CAMERA, seed)
+    q = np.rint(np.abs(sample.poses.astype(np.float64)) * 1000) / 1000
+    values = np.split(np.copysign(q, sample.poses), np.cumsum(sample.n_kept)[:-1])
+    frame_no = np.split(sample.frame_no, np.cumsum(sample.n_kept)[:-1])
+    names = [f"{s:03d}/{c}-{k:02d}/{v:03d}" for s, c, k, v in
+             zip(sample.subject, sample.condition, sample.seq, sample.view_deg)]
+    with new_tree(root, overwrite) as tmp:
+        _write_pickles(tmp, names, values)
+        for name, numbers in zip(names, frame_no):
+            lines = (f"{t} {n:06d}.jpg" for t, n in enumerate(numbers))
+            (tmp / name / "mapping.txt").write_text("\n".join(lines) + "\n")
+        n_train = round(n_subjects * 74 / 124)
+        _write_split(tmp / "CASIA-B.json", [f"{i:03d}" for i in range(1, n_train + 1)],
+                     [f"{i:03d}" for i in range(n_train + 1, n_subjects + 1)])
+    log.info("wrote %s: %d sequences", root, len(names))
+    return Path(root)
+
+
+def generate_grew(
+    root: str | Path,
+    n_train: int = 20,
+    n_test: int = 10,
+    train_seqs: tuple[int, int] = (2, 6),
+    probes_per_subject: tuple[int, int] = (1, 2),
+    frames: int = 50,
+    noise_px: float = 2.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write GREW as FastPoseGait's rearrangement leaves it, with ``GREW.json``.
+
+    Training ids ``<id:05d>train/00/<video>/`` (``train_seqs`` walks each); test ids ``<id:05d>/01/<video>/``
+    and ``/02/`` (one walk each); probes ``probe/03/<video>/`` whose identity only the synthetic-only
+    ``probe_truth.csv`` (video id, test id) records. Training and test ids are different people.
+    """
+    rng = np.random.default_rng([seed, 5])
+    names, person = [], []
+    for i in range(1, n_train + 1):
+        for _ in range(rng.integers(train_seqs[0], train_seqs[1] + 1)):
+            names.append(f"{i:05d}train/00/{_video_id(rng)}")
+            person.append(i)
+    truth = []
+    for j in range(1, n_test + 1):
+        names += [f"{j:05d}/01/{_video_id(rng)}", f"{j:05d}/02/{_video_id(rng)}"]
+        person += [n_train + j] * 2
+        for _ in range(rng.integers(probes_per_subject[0], probes_per_subject[1] + 1)):
+            truth.append((_video_id(rng), j))
+            names.append(f"probe/03/{truth[-1][0]}")
+            person.append(n_train + j)
+    with new_tree(root, overwrite) as tmp:
+        _write_pickles(tmp, names, _wild_walks(np.array(person), frames, noise_px, seed, rng))
+        _write_split(tmp / "GREW.json", [f"{i:05d}train" for i in range(1, n_train + 1)],
+                     [f"{j:05d}" for j in range(1, n_test + 1)] + ["probe"])
+        (tmp / "probe_truth.csv").write_text("videoId,subject\n" + "".join(f"{v},{j}\n" for v, j in truth))
+    log.info("wrote %s: %d sequences", root, len(names))
+    return Path(root)
+
+
+def generate_gait3d(
+    root: str | Path,
+    n_subjects: int = 30,
+    test_fraction: float = 0.25,
+    cameras: tuple[int, int] = (2, 4),
+    seqs_per_camera: tuple[int, int] = (1, 2),
+    frames: int = 40,
+    noise_px: float = 2.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write Gait3D's pose pickles, ``<id:04d>/camid<c>_videoid<v>/seq<k>/seq<k>.pkl``, with ``Gait3D.json``.
+
+    Each subject walks past ``cameras`` cameras, ``seqs_per_camera`` times each; ``PROBE_SET`` holds one
+    sequence of every test subject (``<id>-<camid_videoid>-<seq>``), the rest of theirs is gallery.
+    """
+    rng = np.random.default_rng([seed, 6])
+    names, person = [], []
+    for p in range(n_subjects):
+        for cam in np.sort(rng.choice(40, rng.integers(cameras[0], cameras[1] + 1), replace=False)):
+            video = f"{p:04d}/camid{cam}_videoid{rng.integers(1, 4)}"
+            for k in range(rng.integers(seqs_per_camera[0], seqs_per_camera[1] + 1)):
+                names.append(f"{video}/seq{k}")
+                person.append(p + 1)
+    ids = [f"{p:04d}" for p in range(n_subjects)]
+    test = sorted(rng.choice(ids, int(round(n_subjects * test_fraction)), replace=False).tolist())
+    probes = [rng.choice([n for n in names if n.startswith(f"{t}/")]).replace("/", "-") for t in test]
+    with new_tree(root, overwrite) as tmp:
+        _write_pickles(tmp, names, _wild_walks(np.array(person), frames, noise_px, seed, rng))
+        _write_split(tmp / "Gait3D.json", [i for i in ids if i not in test], test, PROBE_SET=probes)
+    log.info("wrote %s: %d sequences", root, len(names))
+    return Path(root)
+
+
+def _video_id(rng: np.random.Generator) -> str:
+    return "".join(rng.choice(_ID_CHARS, 8))
+
+
+def _wild_walks(person: np.ndarray, frames: int, noise_px: float, seed: int, rng) -> list[np.ndarray]:
+    """One float64 walk per entry of ``person`` (1-based identities), each at a random angle to the camera."""
+    n = rng.integers(int(frames * 0.8), int(frames * 1.2) + 1, len(person))
+    walks = Walks(person, rng.uniform(0, 180, len(person)), np.full(len(person), "nm"), n)
+    poses = render(walks, subject_traits(int(person.max()), seed), WILD_CAMERA, noise_px, seed)
+    return np.split(poses.astype(np.float64), np.cumsum(n)[:-1])
+
+
+def _write_pickles(tmp: Path, names: list[str], arrays: list[np.ndarray]) -> None:
+    """``<name>/<last part of name>.pkl`` for each sequence, pickled as FastPoseGait's converters do."""
+    for name, array in zip(names, arrays):
+        folder = tmp / name
+        folder.mkdir(parents=True)
+        with open(folder / f"{folder.name}.pkl", "wb") as f:
+            pickle.dump(array, f)
+
+
+def _write_split(path: Path, train: list[str], test: list[str], **extra: list[str]) -> None:
+    path.write_text(json.dumps({"TRAIN_SET": train, "TEST_SET": test, **extra}, indent=1))
+
+
 @entry("synthetic")
 def main(cfg: DictConfig) -> None:
-    """Generate the synthetic sets chosen by ``cfg.format`` (casia_b, oumvlp or both)."""
-    if cfg.format not in ("casia_b", "oumvlp", "both"):
-        raise ConfigError("format", cfg.format, "casia_b, oumvlp or both")
+    """Generate the synthetic set(s) chosen by ``cfg.format``: one of :data:`FORMATS`, ``both`` or ``all``."""
+    chosen = {"both": ("casia_b", "oumvlp"), "all": FORMATS}.get(cfg.format, (cfg.format,))
+    if not set(chosen) <= set(FORMATS):
+        raise ConfigError("format", cfg.format, f"one of {', '.join(FORMATS)}, both or all")
     out = Path(cfg.out_dir)
-    if cfg.format in ("casia_b", "both"):
-        path = generate_casia_b(out / "casia-b" / "casia-b_pose_coco.csv", seed=cfg.seed, **cfg.casia_b)
-        print(f"CASIA-B format: {path}")
-    if cfg.format in ("oumvlp", "both"):
-        root = generate_oumvlp(out / "oumvlp", seed=cfg.seed, overwrite=True, **cfg.oumvlp)
-        print(f"OUMVLP-Pose format: {root}")
+    writers = {
+        "casia_b": lambda: generate_casia_b(out / "casia-b" / "casia-b_pose_coco.csv", seed=cfg.seed, **cfg.casia_b),
+        "oumvlp": lambda: generate_oumvlp(out / "oumvlp", seed=cfg.seed, overwrite=True, **cfg.oumvlp),
+        "casia_b_pkl": lambda: generate_casia_b_pkl(out / "casia-b-pkl", seed=cfg.seed, overwrite=True,
+                                                    **cfg.casia_b_pkl),
+        "grew": lambda: generate_grew(out / "grew", seed=cfg.seed, overwrite=True, **cfg.grew),
+        "gait3d": lambda: generate_gait3d(out / "gait3d", seed=cfg.seed, overwrite=True, **cfg.gait3d),
+    }
+    for name in chosen:
+        print(f"{name}: {writers[name]()}")
 
 
 if __name__ == "__main__":

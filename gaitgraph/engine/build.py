@@ -136,7 +136,7 @@ def build_precision(cfg: DictConfig, device: torch.device) -> Precision:
 
 def build_callbacks(
     cfg: DictConfig, ctx: DistContext, splits: Splits, optimizer: Any, network: GaitModel, logger: Any,
-    score: Callable[[GaitModel, PoseSet], float],
+    score: Callable[[GaitModel, PoseSet, str], float],
 ) -> dict[str, Callback]:
     """The run's callbacks by name, in call order: averaging, selection, logging, checkpoints, progress, then
     the user's own (``callbacks`` config node, ``_target_`` each)."""
@@ -148,7 +148,8 @@ def build_callbacks(
         callbacks["averaging"] = Averaging(averaging, optimizer)
     if splits.selection is not None:
         selection = splits.selection
-        callbacks["selection"] = Selection(lambda net: score(net, selection), trainer_cfg.val_every,
+        name = "test" if splits.selection is splits.test else "val"
+        callbacks["selection"] = Selection(lambda net: score(net, selection, name), trainer_cfg.val_every,
                                            splits.selection_key, save_best=not swa.enabled)
     callbacks["logging"] = MetricLogging(logger)
     callbacks["checkpointing"] = Checkpointing(trainer_cfg.checkpoint_every_steps,
@@ -161,7 +162,7 @@ def build_callbacks(
 
 def build_trainer(
     ctx: DistContext, cfg: DictConfig, run_dir: Path, splits: Splits, skeleton: Skeleton, device: torch.device,
-    logger: Any, score: Callable[[GaitModel, PoseSet], float],
+    logger: Any, score: Callable[[GaitModel, PoseSet, str], float],
 ) -> Trainer:
     """The Trainer of this rank, restored from ``trainer.resume`` when it points at a checkpoint."""
     t = cfg.trainer

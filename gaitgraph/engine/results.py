@@ -45,14 +45,14 @@ class Evaluator:
         self.batch_size = cfg.trainer.eval_batch_size
         self.protocol = cfg.metric_protocol
 
-    def results(self, network: GaitModel, split: PoseSet, tta: bool) -> dict[str, EvalResult]:
-        """Every protocol's result on ``split``."""
-        return pipeline.evaluate_model(network, split, self.dataset, self.skeleton, tta=tta,
-                                       batch_size=self.batch_size, device=self.device)
+    def results(self, network: GaitModel, poses: PoseSet, tta: bool, split: str) -> dict[str, EvalResult]:
+        """Every protocol's result on ``poses``, the dataset's ``split`` ("val" or "test")."""
+        return pipeline.evaluate_model(network, poses, self.dataset, self.skeleton, tta=tta,
+                                       batch_size=self.batch_size, device=self.device, split=split)
 
-    def score(self, network: GaitModel, split: PoseSet) -> float:
+    def score(self, network: GaitModel, poses: PoseSet, split: str) -> float:
         """The selection score: mean rank-1 of ``metric_protocol`` (the dataset's first by default), no TTA."""
-        return pipeline.selection_metric(self.results(network, split, tta=False), self.protocol)[1]
+        return pipeline.selection_metric(self.results(network, poses, False, split), self.protocol)[1]
 
 
 def objective(name: str, val: dict[str, EvalResult] | None, test: dict[str, EvalResult], protocol: str | None
@@ -79,10 +79,10 @@ def finish(ctx: DistContext, cfg: DictConfig, run_dir: Path, trainer: Trainer, s
         return None
     network = trainer.network
     network.load_state_dict(load_checkpoint(run_dir / "checkpoints" / BEST)["model"])
-    test = evaluator.results(network, splits.test, bool(cfg.tta))
-    val = evaluator.results(network, splits.val, False) if splits.val is not None else None
-    baseline = {name: pipeline.evaluate_baseline(split, cfg.dataset) for name, split in
-                (("test", splits.test), ("val", splits.val)) if split is not None} if cfg.baseline else {}
+    test = evaluator.results(network, splits.test, bool(cfg.tta), "test")
+    val = evaluator.results(network, splits.val, False, "val") if splits.val is not None else None
+    baseline = {name: pipeline.evaluate_baseline(poses, cfg.dataset, split=name) for name, poses in
+                (("test", splits.test), ("val", splits.val)) if poses is not None} if cfg.baseline else {}
     written = pipeline.report(test, run_dir / "eval", title, baseline=baseline.get("test"), console=Console(),
                               tta=bool(cfg.tta))
     for name, result in test.items():  # train.log tells the story without a tracker

@@ -110,17 +110,7 @@ def evaluate(
     Runs on the embeddings' device (CUDA tensors stay on the GPU), in probe blocks per
     (probe view, gallery view) pair; ``progress`` shows a bar over probe views (worth it at OUMVLP scale on CPU).
     """
-    if distance not in DISTANCES:
-        raise ConfigError("distance", distance, f"one of {', '.join(DISTANCES)}")
-    emb = torch.as_tensor(embeddings).detach()
-    if emb.ndim not in (2, 3) or emb.shape[0] != len(meta):
-        raise ValueError(
-            f"embeddings must be [S, D] or [S, D, P] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}"
-        )
-    if not bool(torch.isfinite(emb).all()):
-        raise NonFiniteError("the model's embeddings contain NaN or infinite values: its weights diverged (evaluate an "
-                             "earlier checkpoint, or retrain with a lower learning rate or trainer.grad_clip)")
-    emb = _prepare(emb.float(), distance)
+    emb = normalized_embeddings(embeddings, meta, distance)
     device = emb.device
     meta = meta.reset_index(drop=True)
 
@@ -155,9 +145,21 @@ def evaluate(
     return _aggregate(protocol, distance, views, conditions, correct.cpu().numpy(), total.cpu().numpy(), ap_sum.cpu().numpy())
 
 
-def _prepare(emb: torch.Tensor, distance: str) -> torch.Tensor:
-    """What the gallery views rank on: [S, D] L2-normalised; part-based Euclidean [S, D, P] unchanged; part-based
-    cosine as one [S, D*P] vector of per-part unit vectors (its dot product is the sum of the parts' cosines)."""
+def normalized_embeddings(embeddings: np.ndarray | torch.Tensor, meta: pd.DataFrame, distance: str) -> torch.Tensor:
+    """``embeddings`` [S, D] or part-based [S, D, P], checked against ``meta`` and ``distance``, in float32 and
+    ready to rank: [S, D] L2-normalised; part-based Euclidean unchanged; part-based cosine as one [S, D*P] vector
+    of per-part unit vectors (its dot product is the sum of the parts' cosines)."""
+    if distance not in DISTANCES:
+        raise ConfigError("distance", distance, f"one of {', '.join(DISTANCES)}")
+    emb = torch.as_tensor(embeddings).detach()
+    if emb.ndim not in (2, 3) or emb.shape[0] != len(meta):
+        raise ValueError(
+            f"embeddings must be [S, D] or [S, D, P] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}"
+        )
+    if not bool(torch.isfinite(emb).all()):
+        raise NonFiniteError("the model's embeddings contain NaN or infinite values: its weights diverged (evaluate an "
+                             "earlier checkpoint, or retrain with a lower learning rate or trainer.grad_clip)")
+    emb = emb.float()
     if emb.ndim == 3 and distance == "euclidean":
         return emb
     if emb.ndim == 3:

@@ -18,6 +18,8 @@ from rich.console import Console  # noqa: E402
 
 from gaitgraph.evaluation.metrics import EvalResult  # noqa: E402
 from gaitgraph.evaluation.tables import latex, markdown, pct, plain_text, rich_table, show  # noqa: E402
+from gaitgraph.evaluation.retrieval import RetrievalResult  # noqa: E402
+from gaitgraph.evaluation.retrieval_report import print_retrieval, retrieval_table, save_retrieval  # noqa: E402
 from gaitgraph.utils import atomic_write  # noqa: E402
 
 
@@ -55,8 +57,10 @@ def print_result(
     """Rank-1 table as in the papers (x100, one decimal; rows = conditions, columns = probe views + mean).
 
     With ``baseline``, its per-condition and overall means are shown beside the model's. Never cut: see
-    :func:`gaitgraph.evaluation.tables.show`.
+    :func:`gaitgraph.evaluation.tables.show`. Retrieval protocols (GREW, Gait3D) print their own one-row table.
     """
+    if isinstance(result, RetrievalResult):
+        return print_retrieval(result, title, console, baseline)
     console = console or Console()
     show(rich_table(result_frame(result, baseline), title, describe(result), dim=("baseline",)), console)
     console.print(summary_line(result, baseline))
@@ -64,6 +68,8 @@ def print_result(
 
 def table_text(result: EvalResult, title: str, baseline: EvalResult | None = None) -> str:
     """What :func:`print_result` prints, as plain text at full width (for train.log)."""
+    if isinstance(result, RetrievalResult):
+        return plain_text(retrieval_table(result, title, baseline))
     table = rich_table(result_frame(result, baseline), title, describe(result))
     return plain_text(table) + summary_line(result, baseline) + "\n"
 
@@ -79,7 +85,10 @@ def save_result(
     """Write into ``out_dir``: ``{prefix}results.csv`` (the table), ``{prefix}results.json`` (everything),
     ``{prefix}heatmap.png``, ``{prefix}results.md`` (rank-1 and mAP tables in Markdown) and the paper-style
     rank-1 table ``{prefix}paper_table.md`` / ``{prefix}paper_table.tex`` (the caption names the protocol and,
-    when ``tta`` is given, whether TTA was on). Each file appears complete or not at all."""
+    when ``tta`` is given, whether TTA was on). Each file appears complete or not at all. Retrieval results
+    write their own files (:func:`~gaitgraph.evaluation.retrieval_report.save_retrieval`)."""
+    if isinstance(result, RetrievalResult):
+        return save_retrieval(result, out_dir, prefix)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {"csv": "results.csv", "json": "results.json", "png": "heatmap.png", "md": "results.md",

@@ -15,10 +15,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gaitgraph import CONF_DIR
+from gaitgraph.errors import ConfigError
 
 from gaitgraph.data import cache
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
+
+from ..conftest import compose_train
 
 BUILD_LOG = "builds.log"
 
@@ -146,3 +149,66 @@ def test_concurrent_workers_build_once(source: Path):
         p.join(timeout=60)
     assert results == [4, 4, 4]
     assert _builds(source) == 1, "several workers parsed the source"
+
+
+def test_chunks_stream_into_one_file_and_read_back_in_slices(tmp_path: Path):
+    parts = [_poses(3), _poses(2), _poses(4)]
+    cache.write_poses(tmp_path / "s.h5", iter(parts))
+    whole = PoseSet.concat(parts)
+    back = cache.load_poseset(tmp_path / "s.h5")
+    np.testing.assert_array_equal(back.frames, whole.frames)
+    np.testing.assert_array_equal(back.offsets, whole.offsets)
+    pd.testing.assert_frame_equal(back.meta, whole.meta)
+    slices = list(cache.iter_poseset(tmp_path / "s.h5", max_frames=12))
+    assert len(slices) > 1 and all(s.offsets[-1] == len(s.frames) for s in slices)
+    np.testing.assert_array_equal(PoseSet.concat(slices).frames, whole.frames)
+
+
+@pytest.mark.parametrize("level", ["processed", "raw"])
+def test_garbage_in_the_frames_is_named_and_rebuilt(source: Path, skeleton: Skeleton, caplog, level: str):
+    cfg = _dataset_cfg(source)
+    fresh = cache.load_poses(cfg, skeleton, source / "cache")
+    raw, proc, _ = cache.cache_paths(cfg, source / "cache")
+    target = proc if level == "processed" else raw
+    with h5py.File(target, "r") as f:
+        assert f["frames"].fletcher32
+        offset = f["frames"].id.get_chunk_info(0).byte_offset
+    with open(target, "r+b") as f:  # 4 KB of garbage inside a valid file: its HDF5 structure stays intact
+        f.seek(offset)
+        f.write(np.random.default_rng(0).bytes(4096))
+    if level == "raw":  # the raw level is read when a new processed level is built from it
+        cfg = _dataset_cfg(source, normalize="center_scale")
+        fresh = cache.load_poses(cfg, skeleton, source / "fresh")
+    with caplog.at_level("WARNING"):
+        again = cache.load_poses(cfg, skeleton, source / "cache")
+    assert f"{target}: unreadable cache file" in caplog.text and "rebuilding it" in caplog.text
+    np.testing.assert_array_equal(again.frames, fresh.frames)
+    pd.testing.assert_frame_equal(again.meta, fresh.meta)
+    assert _builds(source) == (1 if level == "processed" else 3), "only the damaged level is rebuilt"
+
+
+def test_content_key_sees_what_size_and_time_miss(source: Path):
+    stat_cfg = _dataset_cfg(source)
+    content_cfg = OmegaConf.merge(stat_cfg, {"cache_key": "content"})
+    before = {m: cache.cache_paths(c, source / "cache")[0] for m, c in (("stat", stat_cfg), ("content", content_cfg))}
+    path = source / "poses.npy"
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same modification time
+    assert cache.cache_paths(stat_cfg, source / "cache")[0] == before["stat"]
+    assert cache.cache_paths(content_cfg, source / "cache")[0] != before["content"]
+
+
+def test_dataset_name_must_be_a_plain_name(tmp_outputs: list[str]):
+    cfg = compose_train(["dataset.name=../x", *tmp_outputs])
+    with pytest.raises(ConfigError, match=r"^dataset\.name='\.\./x': expected a plain name"):
+        cache.cache_paths(cfg.dataset, cfg.paths.cache_dir)
+
+
+def test_unknown_or_unfit_cache_key(source: Path):
+    with pytest.raises(ConfigError, match=r"^dataset\.cache_key='mtime'"):
+        cache.cache_paths(OmegaConf.merge(_dataset_cfg(source), {"cache_key": "mtime"}), source / "cache")
+    with pytest.raises(ConfigError, match=r"^dataset\.cache_key='manifest': expected stat or content"):
+        cache.cache_paths(OmegaConf.merge(_dataset_cfg(source), {"cache_key": "manifest"}), source / "cache")

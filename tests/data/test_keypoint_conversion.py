@@ -40,8 +40,9 @@ def oumvlp_data(tmp_path_factory) -> Path:
 
 
 def _load(data: Path, cache_dir: Path, keypoints: str, *overrides: str) -> tuple[PoseSet, Path, Path]:
-    cfg = compose_train(["dataset=oumvlp", f"keypoints={keypoints}", f"paths.data_dir={data}", "dataset.split.val_from_train=0",
-                         f"paths.cache_dir={cache_dir}", *overrides])
+    cfg = compose_train(["dataset=oumvlp", f"keypoints={keypoints}", f"paths.data_dir={data}",
+                         f"paths.cache_dir={cache_dir}", "dataset.reader.workers=0", "dataset.split.val_count=0",
+                         *overrides])
     skeleton = instantiate(cfg.keypoints)
     poses = cache.load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir)
     raw, proc, _ = cache.cache_paths(cfg.dataset, cfg.paths.cache_dir, skeleton)
@@ -116,8 +117,9 @@ def test_wrong_combination_fails_clearly(tmp_path: Path, dataset: str, keypoints
 
 def test_train_and_evaluate_a_coco17_model_on_openpose_files(oumvlp_data: Path, tmp_path: Path):
     paths = [f"paths.data_dir={oumvlp_data}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=none"]
-    cfg = compose_train(["dataset=oumvlp", "keypoints=openpose_coco17", "dataset.sequence_length=8", "dataset.split.val_from_train=0",
-                         "trainer.epochs=1", "trainer.batch_size=16", "baseline=false", *paths])
+    cfg = compose_train(["dataset=oumvlp", "keypoints=openpose_coco17", "dataset.sequence_length=8",
+                         "dataset.reader.workers=0", "dataset.split.val_count=0", "trainer.epochs=1",
+                         "trainer.batch_size=16", "baseline=false", *paths])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     train(cfg)

@@ -64,3 +64,29 @@ def test_save_results_one_folder_per_protocol_when_several(tmp_path: Path) -> No
     several = save_results([result_for(False, "a"), result_for(True, "b")], tmp_path / "two")
     assert several["b"]["json"] == tmp_path / "two" / "b" / "results.json"
     assert json.loads(several["b"]["json"].read_text())["protocol"] == "b"
+
+
+def test_retrieval_results_print_and_save_with_the_submission(tmp_path: Path) -> None:
+    from gaitgraph.evaluation.protocols import RetrievalProtocol
+    from gaitgraph.evaluation.retrieval import evaluate_retrieval
+
+    meta = pd.DataFrame({"subject": [1, 2, 1, -1], "condition": ["g", "g", "p", "q"],
+                         "source": ["a/1", "a/2", "b/3", "probe/03/vidX"]})
+    emb = np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1]], dtype=np.float32)
+    scored = evaluate_retrieval(emb, meta, RetrievalProtocol.from_config(
+        "grew", {"probes": {"condition": ["p"]}, "gallery": {"condition": ["g"]}, "ranks": [1, 5]}))
+    submission = evaluate_retrieval(emb, meta, RetrievalProtocol.from_config(
+        "grew_submission", {"probes": {"condition": ["q"]}, "gallery": {"condition": ["g"]},
+                            "missing_gallery": "skip", "submission": True}))
+    console = Console(record=True, width=140)
+    print_result(scored, "GREW toy", console=console, baseline=scored)
+    text = console.export_text()
+    assert "GREW toy" in text and "1 probes against the whole gallery of 2" in " ".join(text.split())
+    assert text.count("100.00") >= 6  # rank-1, rank-5, mAP for the model and the baseline row
+    written = save_results([scored, submission], tmp_path)
+    assert sorted(p.name for p in (tmp_path / "grew").iterdir()) == ["cmc.png", "results.csv", "results.json"]
+    assert json.loads(written["grew"]["json"].read_text())["ranks"] == {"1": 1.0, "5": 1.0}
+    lines = written["grew_submission"]["submission"].read_text().splitlines()
+    assert lines == ["videoId,rank1,rank2", "vidX,2,1"]
+    with Image.open(written["grew_submission"]["png"]) as img:
+        assert img.format == "PNG"
