@@ -36,11 +36,16 @@ $(STAMP): pyproject.toml
 train: install ## Train ResGCN on the embedded PsyMo-10 subset and print the per-view rank-1 table
 	$(BIN)/python -m gaitgraph.train $(ARGS)
 
+# The suite runs on up to 4 processes (a test file stays on one); the kernel- and clock-dependent `system` tests
+# run afterwards on their own, so no other test's load skews them.
+XDIST := -n auto --maxprocesses=4 --dist loadfile
+
 test: install lint ## Lint, then the full test suite (slow end-to-end and system tests included)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not system" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m system $(PYTEST_ARGS)
 
 test-fast: install ## The unit tests only (no end-to-end runs, no timing- or kernel-dependent checks)
-	$(BIN)/python -m pytest -q -m "not slow and not system" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not system" $(PYTEST_ARGS)
 
 lint: install ## ruff (configured in pyproject.toml) on the package, tests, benchmarks and scripts
 	$(BIN)/ruff check gaitgraph hydra_plugins tests benchmarks scripts docs

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
-from gaitgraph.errors import GaitGraphError
+from gaitgraph.errors import DiskFullError, GaitGraphError
 from gaitgraph.utils import atomic_write
 
 log = logging.getLogger("gaitgraph")
@@ -50,7 +50,7 @@ def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[
                 report(err)
                 if _in_sweep() or _full_error():
                     raise
-                sys.exit(USAGE_EXIT)
+                leave(err)
 
         return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(run)
 
@@ -78,9 +78,21 @@ def exit_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
             if _full_error():
                 raise
             report(err)
-            sys.exit(USAGE_EXIT)
+            leave(err)
 
     return guarded
+
+
+def leave(err: GaitGraphError) -> None:
+    """Exit with :data:`USAGE_EXIT`. After a failed write (a full disk) HDF5's handles of the file it could not
+    finish cannot be closed any more, and finalising them at interpreter exit crashes: the logs are flushed and
+    the process ends without finalisers."""
+    if isinstance(err, DiskFullError):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(USAGE_EXIT)
+    sys.exit(USAGE_EXIT)
 
 
 def config_choices() -> dict[str, str]:

@@ -152,6 +152,8 @@ def _job_space(job_dir: Path) -> dict[str, bool]:
 def read_job(root: Path, job_dir: Path) -> dict[str, Any]:
     """One run: its overrides, config facts, sweep space and metrics.json (empty when it failed)."""
     overrides = dict(parse_override(o) for o in _read_yaml(job_dir / ".hydra" / "overrides.yaml") or [])
+    # an override such as `dataset=psymo10` would collide with the table's own columns
+    overrides = {f"{k} (override)" if k in FIXED_COLUMNS else k: v for k, v in overrides.items()}
     config = OmegaConf.load(job_dir / ".hydra" / "config.yaml") if (job_dir / ".hydra/config.yaml").is_file() \
         else OmegaConf.create()
     metrics_file = job_dir / "metrics.json"

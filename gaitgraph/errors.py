@@ -62,7 +62,8 @@ class ConfigError(GaitGraphError, ValueError):
         self.value = value
         self.allowed = allowed
         self.hint = hint
-        msg = f"{key}={short_repr(value)}: expected {allowed}"
+        # a path is the one thing the user must see whole; a list or a file's text is cut
+        msg = f"{key}={short_repr(value, 240 if isinstance(value, str) else 80)}: expected {allowed}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)

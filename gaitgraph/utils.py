@@ -80,6 +80,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the file the usual mode
+        with open(tmp, "rb") as done:  # on disk before the rename: a power cut cannot leave an empty file in place
+            os.fsync(done.fileno())
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
@@ -124,7 +126,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def _reason(err: BaseException) -> str:
     """The informative line of a torch.load error, cut short."""
     text = str(err)
-    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    # torch puts the cause a blank line or two after its "WeightsUnpickler error:" label
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
     line = found.group(1) if found else (text.strip().splitlines() or [type(err).__name__])[0]
     return short_text(line, 160)
 

@@ -17,6 +17,13 @@ from gaitgraph.skeletons import Skeleton
 # optuna 2.10 on SQLAlchemy 1.4 warns about 2.0 on every storage call.
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several test processes share the cores: one torch thread each (and in their subprocesses), or the
+    # OpenMP pools of the workers spin against each other and the suite gets slower, not faster.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 #: Entry points whose config has a trainer group: tests run them on the CPU unless they test devices.

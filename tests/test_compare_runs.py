@@ -174,6 +174,15 @@ def test_ad_hoc_runs_of_two_datasets_form_two_groups_and_plot_no_unswept_key(tmp
     assert "not plotted (overrides that differ but were not swept)" in capsys.readouterr().out
 
 
+def test_an_override_named_like_a_column_gets_its_own_column(tmp_path: Path):
+    root = tmp_path / "outputs"  # one run chose dataset=psymo10 on the command line, the other by default
+    _write_job(root / "2026-01-01/10-00-00", ["dataset=psymo10"], {"dataset": {"name": "psymo10"}}, {"metric": 0.5})
+    _write_job(root / "2026-01-01/11-00-00", [], {"dataset": {"name": "psymo10"}}, {"metric": 0.6})
+    (group,) = load_sweep(root).groups
+    assert group.context == ["dataset (override)"] and group.runs["dataset"].tolist() == ["psymo10", "psymo10"]
+    assert group.runs["dataset (override)"].fillna("-").tolist() == ["-", "psymo10"]
+
+
 def test_a_command_line_grid_is_swept(tmp_path: Path):
     root = tmp_path / "grid"
     for job, lr in (("0", 1e-3), ("1", 1e-2)):

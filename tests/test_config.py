@@ -43,8 +43,14 @@ def test_keypoints_instantiate(option: str):
     assert skeleton.flip_idx[skeleton.flip_idx[3]] == 3
 
 
+# The compose API above covers every option; the real command line (package search path, sweeper plugin
+# discovery, `--cfg job`) is checked once per kind of option: a sweep, an experiment, a debug mode, a zoo model.
+CLI_CASES = [("hparams_search", "optuna_small"), ("experiment", "oumvlp_alphapose"), ("debug", "profiler"),
+             ("model", "gpgait")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
+@pytest.mark.parametrize(("group", "option"), CLI_CASES, ids=[f"{g}={o}" for g, o in CLI_CASES])
 def test_cfg_job_prints(group: str, option: str, tmp_path):
     result = run_module(["gaitgraph.train", "--cfg", "job", f"{group}={option}"], cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

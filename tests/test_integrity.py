@@ -171,10 +171,16 @@ def test_8_a_type_error_fails_while_composing_and_a_window_longer_than_the_data_
 
 
 @pytest.mark.slow
-def test_9_a_full_disk_during_a_checkpoint_is_one_paragraph(tmp_path: Path):
-    # Creating the cache and the first checkpoint needs more than 1.2 MB: the file-size limit stands in for a full disk.
+def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp_path: Path):
+    # A file-size limit of 1.2 MB stands in for a full disk: the processed cache and a checkpoint are larger.
+    cache = gaitgraph("train", train_args(tmp_path, "run"), tmp_path, limit_file_bytes=1_200_000)
+    one_paragraph(cache, "disk full", "psymo10-", ".h5: the write failed for lack of space", "nothing was written")
+    assert not list((tmp_path / "cache").glob("*.tmp")) and not list((tmp_path / "cache").glob("psymo10-[!r]*.h5"))
+    built = gaitgraph("data.cache", ["build", f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    assert built.returncode == 0, built.stderr[-2000:]
     result = gaitgraph("train", train_args(tmp_path, "run"), tmp_path, limit_file_bytes=1_200_000)
-    one_paragraph(result, "disk full", "the write failed for lack of space", "nothing was written")
+    one_paragraph(result, "disk full", "checkpoints/", ".pt: the write failed for lack of space")
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.pt"))
 
 
 @pytest.mark.slow
@@ -188,4 +194,4 @@ def test_9_the_other_entry_points_report_without_traceback(finished: Path, tmp_p
     one_paragraph(gaitgraph("data.cache", ["info", "dataset.name=nowhere", *paths], tmp_path),
                   "config error", "run `python -m gaitgraph.data.cache build")
     one_paragraph(gaitgraph("data.synthetic", ["format=bogus", f"out_dir={tmp_path}"], tmp_path),
-                  "config error", "format='bogus': expected casia_b")
+                  "config error", "format='bogus': expected one of casia_b")

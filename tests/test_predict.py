@@ -133,11 +133,11 @@ def test_split_gallery_equals_the_enrolled_gallery_files(tmp_path: Path, trained
 def test_errors_name_the_problem(tmp_path: Path, trained):
     ckpt, cache = trained
     walk = next((SKELETONS / "6").glob("*.json"))
-    with pytest.raises(ConfigError, match=r"ckpt_path=None: expected a gaitgraph.train checkpoint"):
+    with pytest.raises(ConfigError, match=r"ckpt_path=None: expected a checkpoint file"):
         _run(predict, "predict", tmp_path / "a", [f"input={walk}"])
     bogus = tmp_path / "notes.pt"
     bogus.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         _run(predict, "predict", tmp_path / "b", [f"ckpt_path={bogus}", f"input={walk}"])
     with pytest.raises(ConfigError, match=r"input=None: expected pose files or folders"):
         _predict(tmp_path / "c", ckpt, cache)

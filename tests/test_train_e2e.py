@@ -19,11 +19,12 @@ from gaitgraph.utils import build, seed_everything
 from .conftest import compose_train, run_module
 
 TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=30", "trainer.device=cpu"]
-# 10 epochs of 6 steps (192 training sequences, batch 32). Measured on this machine, seeds 1 and 2: test mean
-# rank-1 41.4 % / 46.3 %, against 27.7 % for the nearest-neighbour pose baseline and 27.7 % / 29.8 % for the same
+# 10 epochs of 6 steps (192 training sequences, batch 32) on one thread (the suite runs several test processes
+# side by side; more threads per process would oversubscribe the cores). Measured, seeds 1 and 2: test mean
+# rank-1 42.9 % / 46.8 %, against 27.7 % for the nearest-neighbour pose baseline and 27.7 % / 29.8 % for the same
 # network untrained (chance 25 %). The test asks for +8 points over both.
 LEARN = ["trainer.epochs=10", "trainer.batch_size=32", "dataset.sequence_length=30", "trainer.device=cpu",
-         "trainer.seed=1", "logger=none", "trainer.num_threads=2"]
+         "trainer.seed=1", "logger=none", "trainer.num_threads=1"]
 MARGIN = 0.08
 
 

@@ -62,7 +62,8 @@ def test_each_family_of_a_model_sweep_trains_a_step(model):
 
 @pytest.mark.slow
 def test_model_family_sweep_runs(tmp_path):
-    tiny = ["trainer.epochs=1", "trainer.batch_size=32", "dataset.sequence_length=16", "dataset.split.train_subjects=[0,1]",
+    tiny = ["trainer.epochs=1", "trainer.batch_size=32", "trainer.limit_batches=1", "dataset.sequence_length=16",
+            "dataset.split.train_subjects=[0,1]", "dataset.split.val_subjects=[4]", "dataset.split.test_subjects=[6]",
             "baseline=false", "trainer.num_threads=1", "trainer.device=cpu", "logger=none"]
     result = run_module(
         ["gaitgraph.train", "-m", f"model={','.join(FAMILIES)}", "loss=triplet", *tiny,

@@ -5,7 +5,7 @@ sinusoidal (hip, knee, arm swing, vertical bob). Each walk is rotated about the 
 camera's view angle and projected with a pinhole camera. Conditions: ``bg`` damps one arm's swing and
 drops that shoulder, ``cl`` widens torso and hips and doubles the joint noise. Per-frame Gaussian pixel
 noise and confidences in (0, 1] mimic a pose estimator. The format writers live in
-:mod:`gaitgraph.data.synthetic` and :mod:`gaitgraph.data.synthetic_pkl`.
+:mod:`gaitgraph.data.synthetic`.
 """
 
 from __future__ import annotations
@@ -77,18 +77,25 @@ def render(walks: Walks, traits: dict[str, np.ndarray], camera: Camera, noise_px
     tr = {k: v.astype(f32)[walks.subject[seq] - 1] for k, v in traits.items()}
     bg = np.repeat(walks.condition == "bg", n)
     cl = np.repeat(walks.condition == "cl", n)
-
     cadence = tr["cadence"] * np.repeat(rng.normal(1.0, 0.02, len(n)).astype(f32), n)
     phase = 2 * np.pi * cadence * t + np.repeat(rng.uniform(0, 2 * np.pi, len(n)).astype(f32), n)
+    speed = 4 * tr["hip_height"] * np.sin(tr["hip_swing"]) * cadence  # two steps per cycle
+    walked = speed * (t - np.repeat((n / FPS / 2).astype(f32), n))
+    fwd, up, left = _body(tr, phase, bg, cl)
+    fwd += walked[:, None]
+    theta = np.deg2rad(np.repeat(walks.view_deg, n)).astype(f32)[:, None]
+    return _project(fwd, up, left, theta, camera, noise_px * np.where(cl, f32(2.0), f32(1.0)), noise_px, rng)
+
+
+def _body(tr: dict[str, np.ndarray], phase: np.ndarray, bg: np.ndarray, cl: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Body-frame joint positions in metres, one ``[rows, 17]`` array per axis: forward, up, left; the ground
+    point below the pelvis is the origin."""
+    f32 = np.float32
+    rows = len(phase)
     leg = tr["hip_height"]
     thigh, shin = leg * tr["thigh_share"], leg * (1 - tr["thigh_share"])
-    speed = 4 * leg * np.sin(tr["hip_swing"]) * cadence  # two steps per cycle
-    walked = speed * (t - np.repeat((n / FPS / 2).astype(f32), n))
     half_shoulder = tr["shoulder_width"] / 2 * np.where(cl, f32(1.2), f32(1.0))
     half_hip = tr["hip_width"] / 2 * np.where(cl, f32(1.25), f32(1.0))
-
-    # Body frame, one [rows, 17] array per axis (metres): forward, up, left; the ground point
-    # below the pelvis is the origin.
     fwd, up, left = (np.zeros((rows, 17), f32) for _ in range(3))
     pelvis_up = leg - 0.02 * leg * (1 - np.cos(2 * phase))
     neck_f = tr["torso"] * np.sin(tr["lean"])
@@ -125,15 +132,20 @@ def render(walks: Walks, traits: dict[str, np.ndarray], camera: Camera, noise_px
         fwd[:, i(name)] = head_f + df * tr["head"]
         up[:, i(name)] = head_u + du * tr["head"]
         left[:, i(name)] = dl * tr["head"]
+    return fwd, up, left
 
-    # Turn to the view angle (0 = walking towards the camera, 90 = left to right) and project.
-    theta = np.deg2rad(np.repeat(walks.view_deg, n)).astype(f32)[:, None]
+
+def _project(fwd: np.ndarray, up: np.ndarray, left: np.ndarray, theta: np.ndarray, camera: Camera,
+             sigma: np.ndarray, noise_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Turn each row to its view angle ``theta`` (0 = towards the camera, 90 = left to right), project, add pixel
+    noise of std ``sigma`` per row and confidences that drop with the noise drawn."""
+    f32 = np.float32
+    rows = len(fwd)
     sin, cos = np.sin(theta), np.cos(theta)
-    fwd += walked[:, None]
     x = fwd * sin + left * cos
     depth = camera.distance - fwd * cos + left * sin
     focal = f32(camera.px_per_m * camera.distance)
-    sigma = (noise_px * np.where(cl, f32(2.0), f32(1.0)))[:, None]
+    sigma = sigma[:, None]
     out = np.empty((rows, 17, 3), dtype=f32)
     nx = rng.standard_normal((rows, 17), dtype=f32) * sigma
     ny = rng.standard_normal((rows, 17), dtype=f32) * sigma

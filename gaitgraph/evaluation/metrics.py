@@ -156,9 +156,14 @@ def normalized_embeddings(embeddings: np.ndarray | torch.Tensor, meta: pd.DataFr
         raise ValueError(
             f"embeddings must be [S, D] or [S, D, P] with S = {len(meta)} metadata rows, found shape {tuple(emb.shape)}"
         )
-    if not bool(torch.isfinite(emb).all()):
-        raise NonFiniteError("the model's embeddings contain NaN or infinite values: its weights diverged (evaluate an "
-                             "earlier checkpoint, or retrain with a lower learning rate or trainer.grad_clip)")
+    bad = ~torch.isfinite(emb.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        first = meta.iloc[int(bad.nonzero()[0, 0])].to_dict()
+        raise NonFiniteError(
+            f"the model's embeddings of {int(bad.sum())} of {len(meta)} sequences (first: {first}) contain NaN or "
+            "infinite values: its weights diverged, or that input is degenerate (evaluate an earlier checkpoint, or "
+            "retrain with a lower learning rate or trainer.grad_clip)"
+        )
     emb = emb.float()
     if emb.ndim == 3 and distance == "euclidean":
         return emb

@@ -213,7 +213,7 @@ def test_input_errors() -> None:
     protocol = Protocol.from_config("c", CASIA_SPEC)
     with pytest.raises(ValueError, match="metadata rows"):
         evaluate(np.ones((3, 4)), meta, protocol)
-    with pytest.raises(NonFiniteError, match="NaN"):
+    with pytest.raises(NonFiniteError, match=rf"of {len(meta)} of {len(meta)} sequences \(first: \{{'subject': 0"):
         evaluate(np.full((len(meta), 4), np.nan), meta, protocol)
     with pytest.raises(ValueError, match="distance"):
         evaluate(np.ones((len(meta), 4)), meta, protocol, distance="manhattan")

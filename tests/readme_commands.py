@@ -1,0 +1,129 @@
+"""README's bash blocks as commands, and how the README tests run them as written on the default data.
+
+Training commands get a fast tail (1 epoch of 2 small batches) appended, sweeps one trial; placeholders
+(``ckpt_path=...``, ``outputs/<date>/<time>``) become the files the earlier commands wrote. A command whose
+comment says ``needs:`` (data or services this machine does not have) is only composed (``--cfg job``), and a few
+lines that are not runs (``make test`` itself, activating the venv, uploads, a TensorBoard server) are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from gaitgraph import ROOT
+
+FAST = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.batch_size=16", "dataset.sequence_length=16",
+        "trainer.device=cpu", "baseline=false", "trainer.checkpoint_every_steps=1"]
+SWEEP = ["hydra.sweeper.n_trials=1"]
+#: Lines that are not runs of the platform on this machine.
+NOT_RUNS = ("make test", "source ", "conda ", "wandb sync", "tensorboard ", "WANDB_API_KEY=", "make reproduce-")
+TRAINING = ("gaitgraph-train", "python -m gaitgraph.train", "torchrun ")
+
+
+def readme_commands(text: str) -> list[str]:
+    """The commands of every ```bash block, continuation lines joined, comments kept."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                commands.append(line.strip())
+    return commands
+
+
+def split_comment(line: str) -> tuple[str, str]:
+    """(command, comment): the comment starts at a `#` preceded by whitespace outside quotes."""
+    quote = None
+    for i, char in enumerate(line):
+        if char in "'\"" and quote in (None, char):
+            quote = None if quote else char
+        elif char == "#" and quote is None and i > 0 and line[i - 1].isspace():
+            return line[:i].strip(), line[i + 1:].strip()
+    return line.strip(), ""
+
+
+class Workspace:
+    """A scratch root (data linked, outputs here) and what earlier commands produced, for the placeholders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for shared in ("data", "scripts"):  # the checkout's data and scripts, read where README's paths say
+            (root / shared).symlink_to(ROOT / shared, target_is_directory=True)
+        self.env = {**os.environ, "GAITGRAPH_ROOT": str(root), "WANDB_MODE": "offline", "SWEEP_DIR": str(root / "sweep"),
+                    "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HYDRA_FULL_ERROR": "0"}
+
+    def latest(self, pattern: str) -> Path:
+        found = sorted(self.root.glob(pattern), key=lambda p: p.stat().st_mtime)
+        assert found, f"no {pattern} under {self.root} yet"
+        return found[-1]
+
+    def concrete(self, command: str) -> str:
+        """Placeholders replaced by real paths."""
+        if "ckpt_path=" in command:
+            ckpt = self.latest("outputs/**/checkpoints/best.pt")
+            command = re.sub(r"ckpt_path=\S+", f"ckpt_path={ckpt}", command)
+        if "embeddings.h5" in command:
+            command = re.sub(r"gallery=\S+embeddings\.h5", f"gallery={self.latest('outputs/**/embeddings.h5')}", command)
+        command = command.replace("input=my_walks/", "input=data/psymo10/skeletons/7")
+        if "outputs/multirun/<date>/<time>" in command:
+            command = command.replace("outputs/multirun/<date>/<time>", str(self.root / "sweep"))
+        return command
+
+    def run(self, command: str) -> subprocess.CompletedProcess:
+        cwd = ROOT if command.startswith("make ") else self.root
+        return subprocess.run(["bash", "-c", command], cwd=cwd, env=self.env, capture_output=True, text=True,
+                              timeout=600)
+
+
+def prepared(command: str) -> str:
+    """The command as the test runs it: training fast, sweeps one trial, make targets through ARGS."""
+    if command.startswith("make "):
+        extra = FAST + (SWEEP if command.startswith("make sweep") else [])
+        return f"{command} ARGS={shlex.quote(' '.join(extra))}"
+    if command.startswith(TRAINING) and "--cfg" not in command and "-sc " not in command:
+        return " ".join([command, *FAST, *(SWEEP if is_multirun(command) else [])])
+    return command
+
+
+def composed_only(command: str) -> str:
+    """The command printing its composed config instead of running (``--cfg job``; Hydra takes it without ``-m``)."""
+    if is_multirun(command):
+        command = re.sub(r"(?<=\s)(-m|--multirun)(?=\s)", "", command, count=1)
+    return f"{command} --cfg job"
+
+
+def is_multirun(command: str) -> bool:
+    """Whether the training command has Hydra's ``-m`` (after the entry point: torchrun's own ``-m`` names a module)."""
+    words = shlex.split(command)
+    entry = next(i for i, word in enumerate(words) if word in ("gaitgraph-train", "gaitgraph.train"))
+    return "-m" in words[entry + 1:] or "--multirun" in words[entry + 1:]
+
+
+COMMANDS = readme_commands((ROOT / "README.md").read_text())
+#: README's commands in two halves that run side by side under pytest-xdist: training and sweeps up to the first
+#: evaluation; then evaluation, caches, sweeps, trackers, comparison and prediction (they start from a fresh run).
+_FIRST_TOOL = next(i for i, line in enumerate(COMMANDS) if line.startswith("python -m gaitgraph.evaluate"))
+TRAINING_PART, TOOLS_PART = COMMANDS[:_FIRST_TOOL], COMMANDS[_FIRST_TOOL:]
+
+
+def run_as_written(space: Workspace, commands: list[str]) -> int:
+    """Run each command (see the module doc); the number of commands that ran for real."""
+    ran = 0
+    for line in commands:
+        command, comment = split_comment(line)
+        if command.startswith(NOT_RUNS):
+            continue
+        if "needs:" in comment:
+            if command.startswith(TRAINING[:2]):
+                done = space.run(composed_only(command))
+                assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+            continue
+        done = space.run(space.concrete(prepared(command)))
+        assert done.returncode == 0, f"{command}\n{done.stdout[-1500:]}\n{done.stderr[-2500:]}"
+        assert "Traceback" not in done.stderr, command
+        ran += 1
+    return ran
