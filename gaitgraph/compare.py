@@ -101,9 +101,13 @@ def rank_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return ordered
 
 
+#: Overrides the Optuna sweeper adds to every job to tell it its study and trial: bookkeeping, not parameters.
+SWEEPER_OVERRIDES = ("hparams_search.study_name", "hparams_search.trial_number")
+
+
 def varying_overrides(overrides: list[dict[str, object]]) -> list[str]:
-    """The override keys whose values are not the same in every job."""
-    keys = sorted({k for o in overrides for k in o})
+    """The override keys whose values are not the same in every job (the sweeper's bookkeeping left out)."""
+    keys = sorted({k for o in overrides for k in o if k not in SWEEPER_OVERRIDES})
     return [k for k in keys if len({repr(o.get(k)) for o in overrides}) > 1]
 
 
@@ -167,28 +171,22 @@ def read_job(root: Path, job_dir: Path) -> dict[str, Any]:
 
 def references(metrics: list[dict[str, Any]]) -> tuple[References, list[str]]:
     """The metric's name, chance level and pose baseline recorded in the runs' metrics.json (``metric_name``,
-    ``chance``, ``baseline`` = the baseline's summary per protocol), with a note for each one absent."""
+    ``chance``, ``baseline_metric`` = the nearest-neighbour baseline scored like the metric, on the same split),
+    with a note for each one absent."""
     name = next((str(m["metric_name"]) for m in metrics if m.get("metric_name")), "metric")
-    chance = next((float(m["chance"]) for m in metrics if isinstance(m.get("chance"), (int, float))), None)
-    baseline = next((b for b in map(_baseline_of, metrics) if b is not None), None)
+    chance = _first_number(metrics, "chance")
+    baseline = _first_number(metrics, "baseline_metric")
     notes = []
     if chance is None:
         notes.append("chance line: skipped (no run's metrics.json records 'chance')")
     if baseline is None:
-        notes.append("baseline line: skipped (no run's metrics.json records a 'baseline'; runs with baseline=false)")
+        notes.append("baseline line: skipped (no run's metrics.json records a 'baseline_metric'; runs with "
+                     "baseline=false)")
     return References(f"{name} (%)", chance, baseline), notes
 
 
-def _baseline_of(metrics: dict[str, Any]) -> float | None:
-    """The pose baseline's mean rank-1 under the run's metric protocol (a number, or per-protocol summaries)."""
-    baseline = metrics.get("baseline")
-    if isinstance(baseline, (int, float)):
-        return float(baseline)
-    if not isinstance(baseline, dict) or not baseline:
-        return None
-    entry = baseline.get(metrics.get("metric_protocol")) or (next(iter(baseline.values())) if len(baseline) == 1 else None)
-    value = entry.get("mean_rank1") if isinstance(entry, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
+def _first_number(metrics: list[dict[str, Any]], key: str) -> float | None:
+    return next((float(m[key]) for m in metrics if isinstance(m.get(key), (int, float))), None)
 
 
 def open_study(study_name: str, url: str) -> Any:

@@ -128,8 +128,9 @@ def test_compare_ranks_writes_csv_and_plots_of_swept_parameters(tmp_path: Path, 
 
 def test_chance_and_baseline_lines_from_metrics_json(tmp_path: Path, monkeypatch, capsys):
     figures = _Figures(monkeypatch)
-    extra = {"chance": 0.25, "metric_protocol": "p", "metric_name": "test mean rank-1",
-             "baseline": {"p": {"mean_rank1": 0.33}, "q": {"mean_rank1": 0.9}}}
+    # the keys of a real run's metrics.json (gaitgraph/engine/results.py): the baseline scored like the metric
+    extra = {"chance": 0.25, "metric_protocol": "p", "metric_name": "val/rank1", "baseline_metric": 0.33,
+             "baseline": {"val": {"p": {"mean_rank1": 0.33}}, "test": {"p": {"mean_rank1": 0.9}}}}
     compare(_make_multirun(tmp_path / "with", metrics=extra))
     seen = figures.seen["metric_per_trial.png"]
     assert {"chance 25.0", "pose baseline 33.0"} <= set(seen["lines"])
@@ -142,8 +143,8 @@ def test_chance_and_baseline_lines_from_metrics_json(tmp_path: Path, monkeypatch
     assert "chance line: skipped" in out and "baseline line: skipped" in out
 
 
-def test_references_read_the_metric_protocols_baseline():
-    refs, notes = references([{}, {"metric_protocol": "b", "baseline": {"a": {"mean_rank1": 0.1}, "b": {"mean_rank1": 0.2}},
+def test_references_read_the_baseline_scored_like_the_metric():
+    refs, notes = references([{}, {"baseline_metric": 0.2, "baseline": {"test": {"b": {"mean_rank1": 0.1}}},
                                    "chance": 0.5, "metric_name": "m"}])
     assert (refs.chance, refs.baseline, refs.metric_name, notes) == (0.5, 0.2, "m (%)", [])
 

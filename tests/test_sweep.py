@@ -135,6 +135,7 @@ def test_compare_runs_on_the_real_sweep(first_sweep):
     # optuna_small's space: lr sampled log-uniform, joint noise linear.
     assert set(group.params) == {"optimizer.optimizer.lr", "augmentation.transforms.joint_noise.amplitude"}
     assert group.log_params == {"optimizer.optimizer.lr"}
+    assert group.context == [], "the sweeper's study name and trial number are bookkeeping, not context"
     result = run_module(["scripts.compare_runs", str(sweep_dir)], cwd=Path(__file__).parent.parent, timeout=120)
     assert result.returncode == 0, _log(result)
     out = sweep_dir / "comparison"

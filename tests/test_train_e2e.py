@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from gaitgraph.compare import references
 from gaitgraph.engine.build import load_splits
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.results import Evaluator
@@ -53,6 +54,10 @@ def test_entry_point_writes_a_complete_run_dir(tmp_path: Path, shared_cache: Pat
     assert metrics["metric_name"] == "val/rank1"
     assert metrics["metric"] == pytest.approx(metrics["val"]["psymo10"]["mean_rank1"])
     assert metrics["baseline"]["test"]["psymo10"]["mean_rank1"] == pytest.approx(0.2774, abs=1e-4)
+    # compare_runs draws its reference lines from these keys: the baseline scored like the metric (validation)
+    refs, notes = references([metrics])
+    assert notes == [] and refs.chance == 0.5
+    assert refs.baseline == pytest.approx(metrics["baseline"]["val"]["psymo10"]["mean_rank1"])
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert {"model", "optimizer", "scheduler", "batches", "rng", "augment_rng", "callbacks", "epoch", "step",
             "epoch_loss_sum", "history", "config"} <= set(ckpt)
