@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-fast lint clean-cache sweep reproduce-casia-b reproduce-oumvlp-openpose \
+.PHONY: help install train test test-fast lint format clean-cache sweep reproduce-casia-b reproduce-oumvlp-openpose \
 	reproduce-oumvlp-alphapose reproduce-grew reproduce-gait3d check-casia-b-data check-oumvlp-openpose-data \
 	check-oumvlp-alphapose-data check-grew-data check-gait3d-data
 
@@ -47,8 +47,15 @@ test: install lint ## Lint, then the full test suite (slow end-to-end and system
 test-fast: install ## The unit tests only (no end-to-end runs, no timing- or kernel-dependent checks)
 	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not system" $(PYTEST_ARGS)
 
-lint: install ## ruff (configured in pyproject.toml) on the package, tests, benchmarks and scripts
-	$(BIN)/ruff check gaitgraph hydra_plugins tests benchmarks scripts docs
+LINTED := gaitgraph hydra_plugins tests benchmarks scripts docs
+
+lint: install ## ruff (configured in pyproject.toml): the linter, and the formatter in check mode
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+format: install ## Apply ruff's fixes and formatting (what `make lint` checks)
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 clean-cache: ## Delete the HDF5 pose caches under outputs/cache
 	rm -rf outputs/cache

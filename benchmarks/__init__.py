@@ -15,8 +15,14 @@ def json_from_subprocess(code: str, env: dict[str, str] | None = None) -> dict:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT_DIR, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}

@@ -56,8 +56,14 @@ def run(scale: str = "full", out_json: Path | None = None, parts: tuple[str, ...
             work = Path(tmp)
             steps = {name: _in_subprocess("_step", name, str(work), scale) for name in STEPS}
             csv = work / "casia-b" / "casia-b_pose_coco.csv"
-            result.update({**SCALES[scale], "csv_mb": round(csv.stat().st_size / 1e6, 1),
-                           "cache_mb": round((work / "cache.h5").stat().st_size / 1e6, 1), "steps": steps})
+            result.update(
+                {
+                    **SCALES[scale],
+                    "csv_mb": round(csv.stat().st_size / 1e6, 1),
+                    "cache_mb": round((work / "cache.h5").stat().st_size / 1e6, 1),
+                    "steps": steps,
+                }
+            )
     if "oumvlp" in parts:
         result["oumvlp"] = oumvlp_part(scale)
     if out_json is not None:
@@ -81,8 +87,9 @@ def oumvlp_part(scale: str) -> dict:
         runs = {}
         for source, workers in OUMVLP_RUNS:
             cache_dir = Path(tmp) / f"cache-{source}-{workers}"
-            runs[f"{source}_{workers}w"] = _in_subprocess("_oumvlp_step", "ingest", str(tree), source, str(workers),
-                                                          str(cache_dir))
+            runs[f"{source}_{workers}w"] = _in_subprocess(
+                "_oumvlp_step", "ingest", str(tree), source, str(workers), str(cache_dir)
+            )
         warm = _warm_start(tree, Path(tmp) / "cache-openpose-2")
         # A tiny tree's warm start is the part that does not grow with the data (imports' first calls, file opens).
         tiny = Path(tmp) / "oumvlp-tiny"
@@ -117,8 +124,11 @@ def _extrapolate(two: dict, warm: dict, fixed_load: float, base_rss: float, subj
     return {
         "scale_factor": round(k, 3),
         "files": round(k * two["files"]),
-        "serial_s": round(serial, 1), "parallel_s": round(parallel, 1),
-        "ingest_s": round(ingest, 1), "peak_rss_mb": round(rss), "warm_start_s": round(start, 2),
+        "serial_s": round(serial, 1),
+        "parallel_s": round(parallel, 1),
+        "ingest_s": round(ingest, 1),
+        "peak_rss_mb": round(rss),
+        "warm_start_s": round(start, 2),
         "worker_peak_rss_mb": two["worker_peak_rss_mb"],
         "all_processes_peak_rss_mb": round(rss + FULL_CORES * two["worker_peak_rss_mb"]),
         "formula": (
@@ -132,8 +142,11 @@ def _extrapolate(two: dict, warm: dict, fixed_load: float, base_rss: float, subj
             "a 6-subject tree (the part that does not grow with the data); each the median of 5 fresh processes."
         ),
         "targets": TARGETS,
-        "met": {"ingest_s": ingest < TARGETS["ingest_s"], "peak_rss_mb": rss < TARGETS["peak_rss_mb"],
-                "warm_start_s": start < TARGETS["warm_start_s"]},
+        "met": {
+            "ingest_s": ingest < TARGETS["ingest_s"],
+            "peak_rss_mb": rss < TARGETS["peak_rss_mb"],
+            "warm_start_s": start < TARGETS["warm_start_s"],
+        },
     }
 
 
@@ -155,8 +168,16 @@ def _oumvlp_step(kind: str, tree: str, source: str, workers: str, cache_dir: str
     from gaitgraph.data.cache import cache_paths, load_poses
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["dataset=oumvlp", f"keypoints={source}", f"dataset.reader.root={tree}",
-                                          f"dataset.reader.workers={workers}", f"paths.cache_dir={cache_dir}"])
+        cfg = compose(
+            "train",
+            overrides=[
+                "dataset=oumvlp",
+                f"keypoints={source}",
+                f"dataset.reader.root={tree}",
+                f"dataset.reader.workers={workers}",
+                f"paths.cache_dir={cache_dir}",
+            ],
+        )
     skeleton = instantiate(cfg.keypoints)
     out: dict = {"import_s": round(time.perf_counter() - start, 2)}
     start, cpu = time.perf_counter(), _cpu_seconds()
@@ -246,8 +267,12 @@ def _epoch_data(poses) -> dict:
         samples += len(feats)
     elapsed = time.perf_counter() - start
     del feats
-    return {"epoch_samples": samples, "epoch_data_s": round(elapsed, 2),
-            "data_samples_per_s": round(samples / elapsed, 1), **EPOCH}
+    return {
+        "epoch_samples": samples,
+        "epoch_data_s": round(elapsed, 2),
+        "data_samples_per_s": round(samples / elapsed, 1),
+        **EPOCH,
+    }
 
 
 if __name__ == "__main__":

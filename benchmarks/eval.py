@@ -76,8 +76,11 @@ def bench_casia_b(poses: PoseSet, repeats: int = 1, batch_size: int = 64) -> dic
         )
         score_s, result = _median_time(partial(evaluate, emb, poses.meta, protocol), repeats)
         out["tta" if tta else "plain"] = {
-            "embed_s": round(embed_s, 2), "score_s": round(score_s, 2), "total_s": round(embed_s + score_s, 2),
-            "embedding_dim": int(emb.shape[1]), "mean_rank1": result.mean_rank1,
+            "embed_s": round(embed_s, 2),
+            "score_s": round(score_s, 2),
+            "total_s": round(embed_s + score_s, 2),
+            "embedding_dim": int(emb.shape[1]),
+            "mean_rank1": result.mean_rank1,
         }
     return out
 
@@ -85,8 +88,9 @@ def bench_casia_b(poses: PoseSet, repeats: int = 1, batch_size: int = 64) -> dic
 def oumvlp_meta(n_subjects: int) -> pd.DataFrame:
     """Metadata of n_subjects x 14 views x seq 00/01 (every sequence present)."""
     s, v, q = np.meshgrid(np.arange(n_subjects), np.arange(len(OUMVLP_VIEWS)), np.arange(2), indexing="ij")
-    return pd.DataFrame({"subject": s.ravel(), "condition": "nm", "seq": q.ravel(),
-                         "view": np.asarray(OUMVLP_VIEWS)[v.ravel()]})
+    return pd.DataFrame(
+        {"subject": s.ravel(), "condition": "nm", "seq": q.ravel(), "view": np.asarray(OUMVLP_VIEWS)[v.ravel()]}
+    )
 
 
 def bench_oumvlp_scoring(n_subjects: int = OUMVLP_SUBJECTS, repeats: int = 1, dim: int = 128) -> dict[str, Any]:
@@ -103,8 +107,12 @@ def bench_oumvlp_scoring(n_subjects: int = OUMVLP_SUBJECTS, repeats: int = 1, di
 def run(out_json: str | Path | None = None, repeats: int = 1, oumvlp_subjects: int = OUMVLP_SUBJECTS) -> dict:
     """Run both benchmarks on CPU; write the JSON to ``out_json`` (atomically) if given and return it."""
     result: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
         "repeats": repeats,
     }
     with tempfile.TemporaryDirectory(prefix="gaitgraph-bench-eval-") as tmp:

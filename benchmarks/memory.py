@@ -26,8 +26,14 @@ def run(out_json: str | Path | None = None) -> dict:
     for batch, frames in CONFIGS:
         for recompute in (False, True):
             code = f"from benchmarks.memory import measure; measure({batch}, {frames}, {recompute})"
-            rows.append({"batch_size": batch, "sequence_length": frames, "recompute": recompute,
-                         **json_from_subprocess(code, {"THP_MEM_ALLOC_ENABLE": "1"})})
+            rows.append(
+                {
+                    "batch_size": batch,
+                    "sequence_length": frames,
+                    "recompute": recompute,
+                    **json_from_subprocess(code, {"THP_MEM_ALLOC_ENABLE": "1"}),
+                }
+            )
     ratios = [r["estimate_gb"] / r["measured_gb"] for r in rows if "measured_gb" in r]
     out = {"rows": rows, "estimate_over_measured": {"min": round(min(ratios), 3), "max": round(max(ratios), 3)}}
     if out_json is not None:
@@ -54,8 +60,15 @@ def measure(batch_size: int, sequence_length: int, recompute: bool) -> None:
     before = _rss()
     train_steps("cpu", recompute, batch_size, sequence_length, 3)
     measured = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    print(json.dumps({"estimate_gb": round(predicted / 1e9, 3), "measured_gb": round(measured / 1e9, 3),
-                      "baseline_gb": round(before / 1e9, 3)}))
+    print(
+        json.dumps(
+            {
+                "estimate_gb": round(predicted / 1e9, 3),
+                "measured_gb": round(measured / 1e9, 3),
+                "baseline_gb": round(before / 1e9, 3),
+            }
+        )
+    )
 
 
 def _rss() -> int:

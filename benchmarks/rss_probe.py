@@ -3,8 +3,9 @@ worker imports only this and the reader (as a real ingest's workers do), not the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def parse_and_measure(reader: Any, units: Sequence[str]) -> int:

@@ -53,8 +53,17 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
             malloc = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml").host_malloc)
         results[name] = _in_subprocess(device, recompute, env_extra, malloc)
         results[name].update(env=env_extra, host_malloc=malloc)
-    out = {"recipe": {**RECIPE, "model": "resgcn-n21-r8", "keypoints": "coco17", "optimizer": "AdamW+OneCycle",
-                      "device": device, "data": DATA}, "variants": results}
+    out = {
+        "recipe": {
+            **RECIPE,
+            "model": "resgcn-n21-r8",
+            "keypoints": "coco17",
+            "optimizer": "AdamW+OneCycle",
+            "device": device,
+            "data": DATA,
+        },
+        "variants": results,
+    }
     if out_json is not None:
         write_json(out, out_json)
     return out
@@ -81,8 +90,17 @@ def synthetic_poses(seed: int = 0):
     seq = np.repeat(np.arange(n), lengths)
     xy = 160 + body[subject[seq]] + 10 * np.sin(t / 4.0)[:, None, None] + rng.normal(0, 2, (len(t), 17, 2))
     frames = np.concatenate([xy, rng.uniform(0.3, 1.0, (len(t), 17, 1))], axis=-1).astype(np.float32)
-    meta = [{"subject": int(s), "condition": "nm", "seq": int(i % DATA["per_subject"]), "view": "000",
-             "n_frames": int(length), "source": "synthetic"} for i, (s, length) in enumerate(zip(subject, lengths))]
+    meta = [
+        {
+            "subject": int(s),
+            "condition": "nm",
+            "seq": int(i % DATA["per_subject"]),
+            "view": "000",
+            "n_frames": int(length),
+            "source": "synthetic",
+        }
+        for i, (s, length) in enumerate(zip(subject, lengths))
+    ]
     return PoseSet(frames, offsets, __import__("pandas").DataFrame(meta))
 
 
@@ -96,8 +114,9 @@ def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = 
     from gaitgraph.engine.host_malloc import configure_malloc
 
     configure_malloc(**(malloc or {}))
-    steps = train_steps(device, recompute, RECIPE["batch_size"], RECIPE["sequence_length"],
-                        RECIPE["warmup"] + RECIPE["steps"])[RECIPE["warmup"]:]
+    steps = train_steps(
+        device, recompute, RECIPE["batch_size"], RECIPE["sequence_length"], RECIPE["warmup"] + RECIPE["steps"]
+    )[RECIPE["warmup"] :]
     print(json.dumps({"recompute": recompute, **step_summary(RECIPE["batch_size"], steps, device)}))
 
 
@@ -142,8 +161,16 @@ def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: 
     state = TrainState(model, optimizer, batches, torch.Generator(device=dev).manual_seed(1), {}, scheduler)
     stamps = Stamps()
     with tempfile.TemporaryDirectory() as tmp:
-        Trainer(state, model=model, loss_fn=SupConLoss(0.01), augment=build(cfg.augmentation), epochs=1, device=dev,
-                checkpointer=Checkpointer(tmp), callbacks=[stamps]).fit()
+        Trainer(
+            state,
+            model=model,
+            loss_fn=SupConLoss(0.01),
+            augment=build(cfg.augmentation),
+            epochs=1,
+            device=dev,
+            checkpointer=Checkpointer(tmp),
+            callbacks=[stamps],
+        ).fit()
     return [b - a for a, b in zip(stamps.times, stamps.times[1:])]
 
 

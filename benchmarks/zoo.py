@@ -31,15 +31,24 @@ WARMUP, STEPS = 2, 5
 
 def run(out_json: str | Path | None = None, device: str = "cpu", models: list[str] | None = None) -> dict:
     """Measure every model (or ``models``) in its own subprocess; write and return the results."""
-    results = {name: json_from_subprocess(f"from benchmarks.zoo import measure; measure({name!r}, {device!r})")
-               for name in models or list(RECIPES)}
-    out = {"recipe": {"sequence_length": SEQUENCE_LENGTH, "warmup": WARMUP, "steps": STEPS, "device": device,
-                      "keypoints": "coco17", "optimizer": "Adam"}, "models": results}
+    results = {
+        name: json_from_subprocess(f"from benchmarks.zoo import measure; measure({name!r}, {device!r})")
+        for name in models or list(RECIPES)
+    }
+    out = {
+        "recipe": {
+            "sequence_length": SEQUENCE_LENGTH,
+            "warmup": WARMUP,
+            "steps": STEPS,
+            "device": device,
+            "keypoints": "coco17",
+            "optimizer": "Adam",
+        },
+        "models": results,
+    }
     if out_json is not None:
         write_json(out, out_json)
     return out
-
-
 
 
 def measure(name: str, device: str = "cpu") -> None:
@@ -72,8 +81,11 @@ def measure(name: str, device: str = "cpu") -> None:
         stamps.append(time.perf_counter())
     steps = [b - a for a, b in pairwise(stamps)][WARMUP - 1 :]
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(json.dumps({"batch_size": batch, "loss": loss_option, "parameters": parameters,
-                      **step_summary(batch, steps, dev)}))
+    print(
+        json.dumps(
+            {"batch_size": batch, "loss": loss_option, "parameters": parameters, **step_summary(batch, steps, dev)}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -61,21 +61,29 @@ ARROWS = [
     ("protocols", "tables", "test", -0.38),
 ]
 ENTRY = (
-    "entry points: python -m gaitgraph.train | evaluate | visualize (thin Hydra functions wrapped by gaitgraph/cli.py)\n"
+    "entry points: python -m gaitgraph.train | evaluate | visualize | predict (thin Hydra functions, see cli.py)\n"
     "Hydra composes gaitgraph/conf/, typed schemas validate it before any work; outputs go to the run directory"
 )
 TRAINER = (
-    "Trainer (engine/trainer.py): the epoch loop over the training row; callbacks: checkpoint · validation and model\n"
-    "selection on the VAL split · SWA · metric logging · progress · non-finite guard.   TrainState: what resume restores"
+    "Trainer (engine/trainer.py): the epoch loop over the training row; callbacks: checkpoint · validation and\n"
+    "model selection on the VAL split · SWA · metric logging · progress · non-finite guard.   TrainState: what resume "
+    "restores"
 )
 
 
 def draw_box(ax: plt.Axes, x: float, y: float, text: str, layer: str, width: float = BOX_W) -> None:
     """A rounded box centred on (x, y)."""
-    ax.add_patch(FancyBboxPatch(
-        (x - width / 2, y - BOX_H / 2), width, BOX_H, boxstyle="round,pad=0.05,rounding_size=0.15",
-        facecolor=COLOURS[layer], edgecolor="#444444", linewidth=1.1,
-    ))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - BOX_H / 2),
+            width,
+            BOX_H,
+            boxstyle="round,pad=0.05,rounding_size=0.15",
+            facecolor=COLOURS[layer],
+            edgecolor="#444444",
+            linewidth=1.1,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=9.5, linespacing=1.35)
 
 
@@ -92,9 +100,18 @@ def draw_arrow(ax: plt.Axes, start: str, end: str, label: str, lift: float) -> N
     """An arrow from box ``start`` to box ``end``, its label ``lift`` above (or below) the middle."""
     (x0, y0), (x1, y1) = anchor(start, end), anchor(end, start)
     bend = "arc3,rad=-0.25" if x0 != x1 and y0 != y1 else "arc3"
-    ax.annotate("", (x1, y1), (x0, y0), arrowprops={
-        "arrowstyle": "-|>", "color": "#333333", "linewidth": 1.3, "connectionstyle": bend, "mutation_scale": 14,
-    })
+    ax.annotate(
+        "",
+        (x1, y1),
+        (x0, y0),
+        arrowprops={
+            "arrowstyle": "-|>",
+            "color": "#333333",
+            "linewidth": 1.3,
+            "connectionstyle": bend,
+            "mutation_scale": 14,
+        },
+    )
     if label:
         ax.text((x0 + x1) / 2, (y0 + y1) / 2 + lift, label, ha="center", va="center", fontsize=9, style="italic")
 
@@ -116,17 +133,41 @@ def main() -> None:
     ax.annotate("", (gap, below_trainer), (gap, 0.05), arrowprops={"arrowstyle": "-|>", "linestyle": "--", **engine})
     ax.text(gap + 0.12, (top + ROW) / 2, "val rank-1 selects best.pt", fontsize=9, style="italic", color="#2f6b2f")
     draw_box(ax, centre, 3.6 * ROW, ENTRY, "entry", width=COLUMNS[-1] - COLUMNS[0] + BOX_W)
-    ax.annotate("", (centre, top + BOX_H / 2 + 0.05), (centre, 3.6 * ROW - BOX_H / 2 - 0.05),
-                arrowprops={"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.3})
+    ax.annotate(
+        "",
+        (centre, top + BOX_H / 2 + 0.05),
+        (centre, 3.6 * ROW - BOX_H / 2 - 0.05),
+        arrowprops={"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.3},
+    )
     ax.text(centre + 0.12, (3.6 * ROW + top) / 2, "validated config", fontsize=9, style="italic")
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor=c, edgecolor="#444444") for c in COLOURS.values()]
     labels = {"entry": "entry points", "outputs": "run directory"}
-    ax.legend(handles, [labels.get(k, f"gaitgraph/{k}/") for k in COLOURS], loc="upper center", fontsize=10,
-              ncol=len(COLOURS), frameon=False, bbox_to_anchor=(0.5, 0.0), title="colour = where the step lives")
-    ax.text(COLUMNS[0] - BOX_W / 2, 5 * ROW, "GaitGraph data flow: source files to tables", fontsize=15,
-            weight="bold", va="center")
-    ax.text(COLUMNS[0] - BOX_W / 2, 4.6 * ROW, "Read the left column downwards, then the two rows: training above, "
-            "evaluation (validation during training, test at the end) below.", fontsize=11, va="center")
+    ax.legend(
+        handles,
+        [labels.get(k, f"gaitgraph/{k}/") for k in COLOURS],
+        loc="upper center",
+        fontsize=10,
+        ncol=len(COLOURS),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+        title="colour = where the step lives",
+    )
+    ax.text(
+        COLUMNS[0] - BOX_W / 2,
+        5 * ROW,
+        "GaitGraph data flow: source files to tables",
+        fontsize=15,
+        weight="bold",
+        va="center",
+    )
+    ax.text(
+        COLUMNS[0] - BOX_W / 2,
+        4.6 * ROW,
+        "Read the left column downwards, then the two rows: training above, "
+        "evaluation (validation during training, test at the end) below.",
+        fontsize=11,
+        va="center",
+    )
     ax.set_xlim(-1.6, COLUMNS[-1] + 1.6)
     ax.set_ylim(-0.8, 5 * ROW + 0.7)
     ax.set_aspect("equal")

@@ -121,4 +121,3 @@ def _in_sweep() -> bool:
 
 def _full_error() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
-

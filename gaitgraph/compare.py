@@ -148,7 +148,7 @@ def _job_space(job_dir: Path) -> dict[str, bool]:
     """What the job's sweeper searched: ``hydra.sweeper.params`` and the sweep's command-line sweeps."""
     hydra_cfg = (_read_yaml(job_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
     params = (hydra_cfg.get("sweeper") or {}).get("params") or {}
-    multirun = ((_read_yaml(job_dir.parent / "multirun.yaml") or {}).get("hydra") or {})
+    multirun = (_read_yaml(job_dir.parent / "multirun.yaml") or {}).get("hydra") or {}
     task = (multirun.get("overrides") or {}).get("task") or []
     return sweep_space([f"{k}={v}" for k, v in params.items()] + list(task))
 
@@ -158,15 +158,25 @@ def read_job(root: Path, job_dir: Path) -> dict[str, Any]:
     overrides = dict(parse_override(o) for o in _read_yaml(job_dir / ".hydra" / "overrides.yaml") or [])
     # an override such as `dataset=psymo10` would collide with the table's own columns
     overrides = {f"{k} (override)" if k in FIXED_COLUMNS else k: v for k, v in overrides.items()}
-    config = OmegaConf.load(job_dir / ".hydra" / "config.yaml") if (job_dir / ".hydra/config.yaml").is_file() \
+    config = (
+        OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+        if (job_dir / ".hydra/config.yaml").is_file()
         else OmegaConf.create()
+    )
     metrics_file = job_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     location = study_location(config)
     dataset = OmegaConf.select(config, "dataset.name", default=None, throw_on_resolution_failure=False)
-    return {"job": job_dir.relative_to(root).as_posix(), "run_dir": str(job_dir), "overrides": overrides,
-            "metrics": metrics, "space": _job_space(job_dir), "storage": location,
-            "study": location[0] if location else None, "dataset": str(dataset or "unknown")}
+    return {
+        "job": job_dir.relative_to(root).as_posix(),
+        "run_dir": str(job_dir),
+        "overrides": overrides,
+        "metrics": metrics,
+        "space": _job_space(job_dir),
+        "storage": location,
+        "study": location[0] if location else None,
+        "dataset": str(dataset or "unknown"),
+    }
 
 
 def references(metrics: list[dict[str, Any]]) -> tuple[References, list[str]]:
@@ -180,8 +190,9 @@ def references(metrics: list[dict[str, Any]]) -> tuple[References, list[str]]:
     if chance is None:
         notes.append("chance line: skipped (no run's metrics.json records 'chance')")
     if baseline is None:
-        notes.append("baseline line: skipped (no run's metrics.json records a 'baseline_metric'; runs with "
-                     "baseline=false)")
+        notes.append(
+            "baseline line: skipped (no run's metrics.json records a 'baseline_metric'; runs with baseline=false)"
+        )
     return References(f"{name} (%)", chance, baseline), notes
 
 
@@ -223,12 +234,18 @@ def build_group(study: str | None, dataset: str, jobs: list[dict[str, Any]]) -> 
     for job in jobs:
         metric = job["metrics"].get("metric")
         ok = isinstance(metric, (int, float)) and math.isfinite(metric)
-        rows.append({
-            "study": study or "", "dataset": dataset, "job": job["job"], "status": "ok" if ok else "failed",
-            "metric": float(metric) if ok else np.nan,
-            "train_seconds": job["metrics"].get("train_seconds", np.nan), "run_dir": job["run_dir"],
-            **{k: job["overrides"].get(k) for k in params + context},
-        })
+        rows.append(
+            {
+                "study": study or "",
+                "dataset": dataset,
+                "job": job["job"],
+                "status": "ok" if ok else "failed",
+                "metric": float(metric) if ok else np.nan,
+                "train_seconds": job["metrics"].get("train_seconds", np.nan),
+                "run_dir": job["run_dir"],
+                **{k: job["overrides"].get(k) for k in params + context},
+            }
+        )
     runs = rank_runs(pd.DataFrame(rows))
     runs = runs[[*FIXED_COLUMNS, *params, *context]]
     group = Group(study, dataset, runs, params, {k for k in params if space[k]}, context, storage, refs, notes)
@@ -252,7 +269,9 @@ def _load(root: str | Path) -> tuple[Sweep, list[Any]]:
     for job_dir in job_dirs:
         job = read_job(root, job_dir)
         by_group.setdefault((job["study"], job["dataset"]), []).append(job)
-    built = [build_group(s, d, jobs) for (s, d), jobs in sorted(by_group.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))]
+    built = [
+        build_group(s, d, jobs) for (s, d), jobs in sorted(by_group.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+    ]
     groups, studies = [g for g, _ in built], [s for _, s in built]
     runs = pd.concat([g.runs for g in groups], ignore_index=True)
     return Sweep(root=root, runs=runs, groups=groups), studies
@@ -303,8 +322,14 @@ def print_table(group: Group, console: Console) -> None:
     for row in group.runs.to_dict("records"):
         metric = "-" if pd.isna(row["metric"]) else f"{row['metric'] * 100:.1f}"
         seconds = "-" if pd.isna(row["train_seconds"]) else f"{row['train_seconds']:.0f}"
-        table.add_row(str(row["rank"]), str(row["job"]), row["status"], metric,
-                      *(_fmt(row[p]) for p in group.params + group.context), seconds)
+        table.add_row(
+            str(row["rank"]),
+            str(row["job"]),
+            row["status"],
+            metric,
+            *(_fmt(row[p]) for p in group.params + group.context),
+            seconds,
+        )
     show(table, console)
 
 
@@ -321,8 +346,9 @@ def compare_group(group: Group, study: Any, out: Path, console: Console) -> dict
     by_launch = group.runs.sort_values("job", key=lambda s: s.map(_job_key))
     written = {"metric_per_trial": plot_per_trial(by_launch, out / "metric_per_trial.png", group.refs)}
     for key in group.params:
-        written[f"metric_vs_{key}"] = plot_vs_param(group.runs, key, out / f"metric_vs_{safe_name(key)}.png",
-                                                    group.refs, log=key in group.log_params)
+        written[f"metric_vs_{key}"] = plot_vs_param(
+            group.runs, key, out / f"metric_vs_{safe_name(key)}.png", group.refs, log=key in group.log_params
+        )
     notes = list(group.notes)
     if group.context:
         notes.append(f"not plotted (overrides that differ but were not swept): {', '.join(group.context)}")
@@ -347,10 +373,13 @@ def _study_plots(group: Group, study: Any, out: Path, notes: list[str]) -> dict[
     except LookupError as err:
         notes.append(f"parameter importances: skipped ({err})")
     else:
-        written["param_importances"] = plot_importances(importances, method, n_trials, f"study {group.study}",
-                                                        out / "param_importances.png")
-        notes.append(f"parameter importances of study {group.study!r} over {n_trials} completed trials ({method}): "
-                     + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
+        written["param_importances"] = plot_importances(
+            importances, method, n_trials, f"study {group.study}", out / "param_importances.png"
+        )
+        notes.append(
+            f"parameter importances of study {group.study!r} over {n_trials} completed trials ({method}): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in importances.items())
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         try:
@@ -371,8 +400,11 @@ def compare(root: str | Path, console: Console | None = None) -> dict[str, Path]
     atomic_write(written["csv"], lambda tmp: sweep.runs.to_csv(tmp, index=False))
     several = len(sweep.groups) > 1
     if several:
-        console.print(f"{len(sweep.groups)} groups (study x dataset), each ranked on its own: "
-                      + ", ".join(g.name for g in sweep.groups), markup=False)
+        console.print(
+            f"{len(sweep.groups)} groups (study x dataset), each ranked on its own: "
+            + ", ".join(g.name for g in sweep.groups),
+            markup=False,
+        )
     for group, study in zip(sweep.groups, studies):
         files = compare_group(group, study, out / group.name if several else out, console)
         written |= {(f"{group.name}/{k}" if several else k): v for k, v in files.items()}

@@ -59,8 +59,14 @@ def plot_per_trial(runs: pd.DataFrame, path: Path, refs: References) -> Path:
     fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
     ok = ~np.isnan(metric)
     ax.plot(x[ok], metric[ok], "o", label="trial")
-    ax.plot(x, np.fmax.accumulate(np.where(ok, metric, -np.inf)), "-", drawstyle="steps-post", alpha=0.6,
-            label="best so far")
+    ax.plot(
+        x,
+        np.fmax.accumulate(np.where(ok, metric, -np.inf)),
+        "-",
+        drawstyle="steps-post",
+        alpha=0.6,
+        label="best so far",
+    )
     _references(ax, refs, metric)
     if (~ok).any():
         ax.plot(x[~ok], np.full((~ok).sum(), ax.get_ylim()[0]), "x", color="tab:red", clip_on=False, label="failed")

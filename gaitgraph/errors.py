@@ -51,7 +51,6 @@ class DatasetFormatError(GaitGraphError, ValueError):
         super().__init__(msg)
 
 
-
 class ConfigError(GaitGraphError, ValueError):
     """A configuration value is invalid: names the key, the value found and what is allowed."""
 
@@ -67,7 +66,6 @@ class ConfigError(GaitGraphError, ValueError):
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
-
 
 
 class CheckpointError(GaitGraphError, ValueError):

@@ -32,8 +32,14 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
     log.info("evaluating %s on %d test sequences", cfg.ckpt_path, len(run.test))
     with tracker_session(cfg, run_dir, config_choices(), job_type="eval") as tracker:
         results = pipeline.evaluate_model(
-            run.model, run.test, run.dataset_cfg, run.skeleton, tta=cfg.tta,
-            batch_size=cfg.trainer.eval_batch_size, device=run.device, distance=cfg.distance,
+            run.model,
+            run.test,
+            run.dataset_cfg,
+            run.skeleton,
+            tta=cfg.tta,
+            batch_size=cfg.trainer.eval_batch_size,
+            device=run.device,
+            distance=cfg.distance,
         )
         title = f"{run.dataset_cfg.name} test, rank-1 % ({Path(cfg.ckpt_path).name}{', TTA' if cfg.tta else ''})"
         written = pipeline.report(results, run_dir / "eval", title, console=Console(), tta=bool(cfg.tta))

@@ -67,8 +67,13 @@ def restore(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Restored
 def config_hash(groups: dict[str, DictConfig], tta: bool) -> str:
     """SHA-256 of what decides an embedding besides the weights: model, keypoints, preprocessing, window, TTA."""
     dataset = groups["dataset"]
-    parts = {"model": plain(groups["model"]), "keypoints": plain(groups["keypoints"]),
-             "preprocess": plain(dataset.preprocess), "sequence_length": int(dataset.sequence_length), "tta": tta}
+    parts = {
+        "model": plain(groups["model"]),
+        "keypoints": plain(groups["keypoints"]),
+        "preprocess": plain(dataset.preprocess),
+        "sequence_length": int(dataset.sequence_length),
+        "tta": tta,
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -83,8 +88,15 @@ def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
 
 def embed(cfg: DictConfig, run: Restored, poses: PoseSet) -> np.ndarray:
     """Embeddings [S, D] of every sequence, as gaitgraph.evaluate embeds the test split."""
-    return embed_poseset(run.model, poses, run.skeleton, run.dataset_cfg.sequence_length, tta=bool(cfg.tta),
-                         batch_size=cfg.trainer.eval_batch_size, device=run.device)
+    return embed_poseset(
+        run.model,
+        poses,
+        run.skeleton,
+        run.dataset_cfg.sequence_length,
+        tta=bool(cfg.tta),
+        batch_size=cfg.trainer.eval_batch_size,
+        device=run.device,
+    )
 
 
 def dataset_split(name: str, cfg: DictConfig, run: Restored) -> PoseSet:
@@ -102,8 +114,10 @@ def dataset_split(name: str, cfg: DictConfig, run: Restored) -> PoseSet:
             raise ConfigError("metric_protocol", cfg.metric_protocol, f"one of {list(protocols)}")
         test = splits["test"]
         views = protocol.resolve_views(test.meta)
-        chosen = test.select(select(test.meta, protocol.gallery, f"protocol '{protocol.name}' gallery")
-                             & test.meta["view"].astype(str).isin(views).to_numpy())
+        chosen = test.select(
+            select(test.meta, protocol.gallery, f"protocol '{protocol.name}' gallery")
+            & test.meta["view"].astype(str).isin(views).to_numpy()
+        )
     else:
         raise ConfigError("gallery", f"split:{name}", allowed)
     if len(chosen) == 0:
@@ -122,8 +136,9 @@ def load_gallery(cfg: DictConfig, run: Restored, run_dir: Path) -> tuple[np.ndar
         return embeddings, poses.meta
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise ConfigError("gallery", spec, "an embeddings.h5 of an earlier predict, or split:<name>",
-                          hint="no such file")
+        raise ConfigError(
+            "gallery", spec, "an embeddings.h5 of an earlier predict, or split:<name>", hint="no such file"
+        )
     embeddings, meta, attrs = read_embeddings(path)
     mismatch = [k for k in ("weights_hash", "config_hash") if attrs.get(k) != run.attrs[k]]
     if mismatch:
@@ -155,7 +170,8 @@ def predict(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str
         console.print(
             f"identified {len(poses)} sequences against {len(gallery)} gallery sequences "
             f"({gallery_meta['subject'].nunique()} identities, {cfg.distance} distance) -> {written['identities']}",
-            markup=False, highlight=False,
+            markup=False,
+            highlight=False,
         )
     return written
 

@@ -50,8 +50,12 @@ def _casia_b(path: Path, policy: dict[str, Any], skeleton: Skeleton) -> PoseRead
     if path.is_dir():
         found = sorted(path.glob("*.csv"))
         if len(found) != 1:
-            raise ConfigError("input", str(path), "a CASIA-B pose CSV or a folder holding exactly one *.csv",
-                              hint=f"found {len(found)} CSV files there")
+            raise ConfigError(
+                "input",
+                str(path),
+                "a CASIA-B pose CSV or a folder holding exactly one *.csv",
+                hint=f"found {len(found)} CSV files there",
+            )
         path = found[0]
     return CasiaBReader(path.parent, file=path.name, **policy)
 
@@ -62,8 +66,12 @@ def _psymo(path: Path, policy: dict[str, Any], skeleton: Skeleton) -> PoseReader
     files = sorted(path.glob("*.json")) if path.is_dir() else [path]
     walks = [f for f in files if _PSYMO_WALK.match(f.name)]
     if not walks:
-        raise ConfigError("input", str(path), "PsyMo walk files <IDPAD>_<VIEW>_<DIR>_<RUN>_<VAR>.json",
-                          hint="or a PsyMo folder holding skeletons/<ID>/*.json")
+        raise ConfigError(
+            "input",
+            str(path),
+            "PsyMo walk files <IDPAD>_<VIEW>_<DIR>_<RUN>_<VAR>.json",
+            hint="or a PsyMo folder holding skeletons/<ID>/*.json",
+        )
     return _PsyMoFiles(walks[0].parent.parent, walks, **policy)
 
 
@@ -104,14 +112,14 @@ def detect_format(path: Path) -> str:
         if any(path.glob("*.csv")):
             return "casia_b"
     raise ConfigError(
-        "input", str(path), "a pose file or folder in a supported format (CASIA-B CSV, PsyMo JSON, OUMVLP-Pose)",
+        "input",
+        str(path),
+        "a pose file or folder in a supported format (CASIA-B CSV, PsyMo JSON, OUMVLP-Pose)",
         hint=f"set input_format to one of {sorted(FORMATS)} to say which; docs/formats.md describes each",
     )
 
 
-def read_input(
-    inputs: str | Sequence[str], input_format: str, dataset_cfg: DictConfig, skeleton: Skeleton
-) -> PoseSet:
+def read_input(inputs: str | Sequence[str], input_format: str, dataset_cfg: DictConfig, skeleton: Skeleton) -> PoseSet:
     """Every sequence of ``inputs`` (paths, in order), preprocessed as ``dataset_cfg`` preprocesses its data."""
     paths = [Path(p).expanduser() for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
     if not paths:
@@ -126,7 +134,9 @@ def read_input(
         fmt = FORMATS[name]
         if fmt.layout != skeleton.file_layout:
             raise ConfigError(
-                "input_format", name, f"a format with '{skeleton.file_layout}' joints, as the checkpoint was trained on",
+                "input_format",
+                name,
+                f"a format with '{skeleton.file_layout}' joints, as the checkpoint was trained on",
                 hint=f"{path} holds {fmt.layout} poses; use a checkpoint trained on {fmt.layout} keypoints",
             )
         raw = fmt.build(path, _policy(fmt, dataset_cfg), skeleton).read()

@@ -86,8 +86,22 @@ ConfigStore.instance().store(group="trainer", name="schema", node=TrainerSchema)
 #: Top-level keys of train.yaml besides the config groups.
 ROOT_KEYS = ("task_name", "metric_protocol", "optimized_metric", "tta", "baseline")
 #: Config groups of train.yaml (``local`` is the optional git-ignored one).
-GROUPS = ("paths", "dataset", "keypoints", "model", "loss", "augmentation", "optimizer", "trainer", "logger",
-          "experiment", "hparams_search", "debug", "callbacks", "local")
+GROUPS = (
+    "paths",
+    "dataset",
+    "keypoints",
+    "model",
+    "loss",
+    "augmentation",
+    "optimizer",
+    "trainer",
+    "logger",
+    "experiment",
+    "hparams_search",
+    "debug",
+    "callbacks",
+    "local",
+)
 OBJECTIVES = ("val/rank1", "val/mAP", "legacy_test/rank1", "legacy_test/mAP")
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -126,7 +140,9 @@ def validate(cfg: DictConfig) -> None:
     """Check a composed ``train`` config; raise :class:`ConfigError` for the first mistake."""
     unknown = [k for k in cfg if k not in ROOT_KEYS + GROUPS and k != "hydra"]
     if unknown:
-        raise ConfigError(unknown[0], cfg[unknown[0]], f"a known top-level key: {_suggest(unknown[0], ROOT_KEYS + GROUPS)}")
+        raise ConfigError(
+            unknown[0], cfg[unknown[0]], f"a known top-level key: {_suggest(unknown[0], ROOT_KEYS + GROUPS)}"
+        )
     _check_schema("trainer", cfg.trainer, TrainerSchema)
     for key, ok, allowed in RANGES:
         value = OmegaConf.select(cfg, key)
@@ -149,11 +165,12 @@ def validate_sweep(cfg: DictConfig) -> None:
     val = OmegaConf.select(cfg, "dataset.split.val_subjects")
     if val is not None and len(val) == 0 and not OmegaConf.select(cfg, "dataset.split.val_count"):
         raise ConfigError(
-            "optimized_metric", cfg.optimized_metric,
+            "optimized_metric",
+            cfg.optimized_metric,
             f"an objective the sweep can measure: dataset '{cfg.dataset.name}' has no validation subjects "
             "(dataset.split.val_subjects is empty)",
             hint="give it validation subjects (val_subjects, or val_count: N), or name the legacy objective "
-                 "optimized_metric=legacy_test/rank1 to tune on the test split knowingly",
+            "optimized_metric=legacy_test/rank1 to tune on the test split knowingly",
         )
 
 
@@ -166,11 +183,13 @@ def _check_schema(group: str, node: DictConfig, schema: type) -> None:
         key = str(err.key) if err.key is not None else "?"
         known = [f.name for f in schema.__dataclass_fields__.values()]  # type: ignore[attr-defined]
         parent = f"{group}.{err.full_key.rsplit('.', 1)[0]}" if err.full_key and "." in err.full_key else group
-        raise ConfigError(f"{parent}.{key}", OmegaConf.select(node, err.full_key or key),
-                          f"a key of {parent}: {_suggest(key, known)}") from None
+        raise ConfigError(
+            f"{parent}.{key}", OmegaConf.select(node, err.full_key or key), f"a key of {parent}: {_suggest(key, known)}"
+        ) from None
     except ValidationError as err:
-        raise ConfigError(f"{group}.{err.full_key}", err.value if hasattr(err, "value") else None,
-                          str(err).splitlines()[0]) from None
+        raise ConfigError(
+            f"{group}.{err.full_key}", err.value if hasattr(err, "value") else None, str(err).splitlines()[0]
+        ) from None
 
 
 def _check_probabilities(augmentation: DictConfig) -> None:

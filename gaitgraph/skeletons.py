@@ -14,15 +14,44 @@ from gaitgraph.errors import ConfigError
 
 #: COCO-17 joint order (CASIA-B HRNet release, PsyMo AlphaPose, the FastPoseGait/OpenGait pose pickles).
 COCO17_JOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 #: OpenPose-18 joint order (both OUMVLP-Pose releases).
 OPENPOSE18_JOINTS: tuple[str, ...] = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
 )
 #: OpenPose-18 index for each COCO-17 joint (the field's conversion, docs/formats.md#openpose-18-to-coco-17).
 OPENPOSE18_TO_COCO17: tuple[int, ...] = (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10)
@@ -71,9 +100,12 @@ class Skeleton:
             self.convert_from = str(self.convert_from)
             if (self.convert_from, self.layout) not in CONVERSIONS:
                 known = ", ".join(f"{a} -> {b}" for a, b in CONVERSIONS)
-                raise ConfigError("keypoints.convert_from", self.convert_from,
-                                  f"a known conversion to '{self.layout}' ({known}), or null when the files are "
-                                  f"already '{self.layout}'")
+                raise ConfigError(
+                    "keypoints.convert_from",
+                    self.convert_from,
+                    f"a known conversion to '{self.layout}' ({known}), or null when the files are "
+                    f"already '{self.layout}'",
+                )
 
     @property
     def num_joints(self) -> int:

@@ -75,8 +75,9 @@ def study_name(config: DictConfig, space: dict[str, Any]) -> str:
     keys = [k for k in config if k != "hydra" and k not in OPERATIONAL_KEYS]
     task = OmegaConf.to_container(OmegaConf.masked_copy(config, keys), resolve=False)
     recipe = {key: value for key, _, value in recipe_differences({}, task)}
-    blob = json.dumps({"recipe": recipe, "space": {k: repr(v) for k, v in sorted(space.items())}},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"recipe": recipe, "space": {k: repr(v) for k, v in sorted(space.items())}}, sort_keys=True, default=str
+    )
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return f"{config.task_name}-{config.dataset.name}-{digest}"
 
@@ -102,8 +103,13 @@ class OptunaSweeper(Sweeper):
         for name in fixed:
             space.pop(name, None)
         name = impl.study_name or study_name(impl.config, space)
-        study = optuna.create_study(study_name=name, storage=impl.storage, sampler=impl.sampler,
-                                    directions=impl._get_directions(), load_if_exists=True)
+        study = optuna.create_study(
+            study_name=name,
+            storage=impl.storage,
+            sampler=impl.sampler,
+            directions=impl._get_directions(),
+            load_if_exists=True,
+        )
         check_search_space(study, space)
         log.info("study %s (%d earlier trials) in %s", name, len(study.trials), impl.storage)
         asked: list[optuna.trial.Trial] = []
@@ -135,8 +141,15 @@ class OptunaSweeper(Sweeper):
             raise StudyError(f"study {study.study_name}: no trial has completed; see the failed trials' logs")
         best = study.best_trial
         log.info("best trial %d: %s = %s", best.number, best.params, best.value)
-        result = OmegaConf.create({"name": "optuna", "study": study.study_name, "best_params": best.params,
-                                   "best_value": best.value, "best_trial": best.number})
+        result = OmegaConf.create(
+            {
+                "name": "optuna",
+                "study": study.study_name,
+                "best_params": best.params,
+                "best_value": best.value,
+                "best_trial": best.number,
+            }
+        )
         OmegaConf.save(result, Path(self.impl.config.hydra.sweep.dir) / "optimization_results.yaml")
 
 

@@ -53,7 +53,8 @@ def run(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, str
         trainer = build_trainer(ctx, cfg, run_dir, splits, skeleton, device, tracker, evaluator.score)
         trainer.fit()
         title = f"{cfg.dataset.name} test, rank-1 % ({cfg.model._target_.rsplit('.', 1)[-1]}" + (
-            ", TTA)" if cfg.tta else ")")
+            ", TTA)" if cfg.tta else ")"
+        )
         return finish(ctx, cfg, run_dir, trainer, splits, evaluator, tracker, title)
 
 

@@ -116,8 +116,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "torch.save(c.get('state_dict', c.get('model', c)), 'weights.pt')\""
         ) from None
     except Exception as err:  # noqa: BLE001 - torch raises many types for truncated or foreign files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_reason(err)}); it may be truncated, or not a "
-                              "checkpoint at all") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({_reason(err)}); it may be truncated, or not a checkpoint at all"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a checkpoint dict, found {type(state).__name__}")
     return state

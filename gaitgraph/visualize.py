@@ -124,8 +124,12 @@ def draw_frames(
 def write_gif(frames: Sequence[np.ndarray], path: Path, duration_ms: int = 150) -> None:
     """Write RGB frames as a looping GIF, atomically (temp file in the same folder, then rename)."""
     images = [Image.fromarray(f) for f in frames]
-    atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                                           duration=duration_ms, loop=0))
+    atomic_write(
+        path,
+        lambda tmp: images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0
+        ),
+    )
 
 
 def write_png(frame: np.ndarray, path: Path) -> None:
@@ -137,8 +141,11 @@ def select_sequences(meta: pd.DataFrame, select: dict[str, Any]) -> np.ndarray:
     """Row indices of ``meta`` matching every non-null ``select`` filter (a value or a list), at most ``limit``."""
     unknown = set(select) - {*SELECT_KEYS, "limit"}
     if unknown:
-        raise ConfigError(f"select.{sorted(unknown)[0]}", select[sorted(unknown)[0]],
-                          f"a key of select: {', '.join([*SELECT_KEYS, 'limit'])}")
+        raise ConfigError(
+            f"select.{sorted(unknown)[0]}",
+            select[sorted(unknown)[0]],
+            f"a key of select: {', '.join([*SELECT_KEYS, 'limit'])}",
+        )
     mask = np.ones(len(meta), dtype=bool)
     for key in SELECT_KEYS:
         wanted = select.get(key)
@@ -155,13 +162,19 @@ def select_sequences(meta: pd.DataFrame, select: dict[str, Any]) -> np.ndarray:
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         present = {k: sorted(map(str, meta[k].unique()))[:20] for k in SELECT_KEYS}
-        raise ConfigError("select", dict(select), f"a choice matching a test sequence; present: {short_repr(present, 200)}")
+        raise ConfigError(
+            "select", dict(select), f"a choice matching a test sequence; present: {short_repr(present, 200)}"
+        )
     limit = select.get("limit")
     return rows[: int(limit)] if limit else rows
 
 
 def sequence_activations(
-    model: torch.nn.Module, poses: PoseSet, idx: np.ndarray, skeleton: Skeleton, sequence_length: int,
+    model: torch.nn.Module,
+    poses: PoseSet,
+    idx: np.ndarray,
+    skeleton: Skeleton,
+    sequence_length: int,
     device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(windows [N, L, V, 3], activation [N, L, V], source frame index [N, L]) of sequences ``idx``."""
@@ -192,9 +205,7 @@ def visualize(cfg: DictConfig, overrides: Sequence[str] | None = None) -> list[P
     batch = int(cfg.trainer.eval_batch_size)
     for start in tqdm(range(0, len(chosen), batch), desc="activations", unit="batch", leave=False):
         idx = chosen[start : start + batch]
-        windows, activation, source = sequence_activations(
-            run.model, run.test, idx, run.skeleton, length, run.device
-        )
+        windows, activation, source = sequence_activations(run.model, run.test, idx, run.skeleton, length, run.device)
         for i, row in enumerate(idx):
             m = meta.iloc[row]
             stem = f"{int(m.subject):03d}-{m.view}-{m.condition}-{int(m.seq):02d}"

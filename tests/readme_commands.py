@@ -17,8 +17,15 @@ from pathlib import Path
 
 from gaitgraph import ROOT
 
-FAST = ["trainer.epochs=1", "trainer.limit_batches=2", "trainer.batch_size=16", "dataset.sequence_length=16",
-        "trainer.device=cpu", "baseline=false", "trainer.checkpoint_every_steps=1"]
+FAST = [
+    "trainer.epochs=1",
+    "trainer.limit_batches=2",
+    "trainer.batch_size=16",
+    "dataset.sequence_length=16",
+    "trainer.device=cpu",
+    "baseline=false",
+    "trainer.checkpoint_every_steps=1",
+]
 SWEEP = ["hydra.sweeper.n_trials=1"]
 #: Lines that are not runs of the platform on this machine.
 NOT_RUNS = ("make test", "source ", "conda ", "wandb sync", "tensorboard ", "WANDB_API_KEY=", "make reproduce-")
@@ -42,7 +49,7 @@ def split_comment(line: str) -> tuple[str, str]:
         if char in "'\"" and quote in (None, char):
             quote = None if quote else char
         elif char == "#" and quote is None and i > 0 and line[i - 1].isspace():
-            return line[:i].strip(), line[i + 1:].strip()
+            return line[:i].strip(), line[i + 1 :].strip()
     return line.strip(), ""
 
 
@@ -53,8 +60,14 @@ class Workspace:
         self.root = root
         for shared in ("data", "scripts"):  # the checkout's data and scripts, read where README's paths say
             (root / shared).symlink_to(ROOT / shared, target_is_directory=True)
-        self.env = {**os.environ, "GAITGRAPH_ROOT": str(root), "WANDB_MODE": "offline", "SWEEP_DIR": str(root / "sweep"),
-                    "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HYDRA_FULL_ERROR": "0"}
+        self.env = {
+            **os.environ,
+            "GAITGRAPH_ROOT": str(root),
+            "WANDB_MODE": "offline",
+            "SWEEP_DIR": str(root / "sweep"),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "HYDRA_FULL_ERROR": "0",
+        }
 
     def latest(self, pattern: str) -> Path:
         found = sorted(self.root.glob(pattern), key=lambda p: p.stat().st_mtime)
@@ -67,7 +80,9 @@ class Workspace:
             ckpt = self.latest("outputs/**/checkpoints/best.pt")
             command = re.sub(r"ckpt_path=\S+", f"ckpt_path={ckpt}", command)
         if "embeddings.h5" in command:
-            command = re.sub(r"gallery=\S+embeddings\.h5", f"gallery={self.latest('outputs/**/embeddings.h5')}", command)
+            command = re.sub(
+                r"gallery=\S+embeddings\.h5", f"gallery={self.latest('outputs/**/embeddings.h5')}", command
+            )
         command = command.replace("input=my_walks/", "input=data/psymo10/skeletons/7")
         if "outputs/multirun/<date>/<time>" in command:
             command = command.replace("outputs/multirun/<date>/<time>", str(self.root / "sweep"))
@@ -75,8 +90,9 @@ class Workspace:
 
     def run(self, command: str) -> subprocess.CompletedProcess:
         cwd = ROOT if command.startswith("make ") else self.root
-        return subprocess.run(["bash", "-c", command], cwd=cwd, env=self.env, capture_output=True, text=True,
-                              timeout=600)
+        return subprocess.run(
+            ["bash", "-c", command], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=600
+        )
 
 
 def prepared(command: str) -> str:
@@ -100,7 +116,7 @@ def is_multirun(command: str) -> bool:
     """Whether the training command has Hydra's ``-m`` (after the entry point: torchrun's own ``-m`` names a module)."""
     words = shlex.split(command)
     entry = next(i for i, word in enumerate(words) if word in ("gaitgraph-train", "gaitgraph.train"))
-    return "-m" in words[entry + 1:] or "--multirun" in words[entry + 1:]
+    return "-m" in words[entry + 1 :] or "--multirun" in words[entry + 1 :]
 
 
 COMMANDS = readme_commands((ROOT / "README.md").read_text())

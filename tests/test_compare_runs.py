@@ -51,9 +51,13 @@ def _make_multirun(root: Path, config: dict | None = None, metrics: dict | None 
     """An Optuna-like sweep over lr (log) and model; trainer.epochs and +tag are fixed, so not swept."""
     for job, (lr, model, metric) in JOBS.items():
         overrides = [f"optimizer.optimizer.lr={lr}", f"model={model}", "trainer.epochs=1", "+tag=[1,2]"]
-        _write_job(root / job, overrides, config or {"task_name": "t", "dataset": {"name": "psymo10"}},
-                   None if metric is None else {"metric": metric, "train_seconds": 3.0, **(metrics or {})},
-                   sweeper_params=SEARCH)
+        _write_job(
+            root / job,
+            overrides,
+            config or {"task_name": "t", "dataset": {"name": "psymo10"}},
+            None if metric is None else {"metric": metric, "train_seconds": 3.0, **(metrics or {})},
+            sweeper_params=SEARCH,
+        )
     return root
 
 
@@ -67,7 +71,9 @@ class _Figures:
         def record(fig, path, *args, **kwargs):
             ax = fig.axes[0]
             self.seen[Path(path).name] = {
-                "xscale": ax.get_xscale(), "ylim": ax.get_ylim(), "title": ax.get_title(),
+                "xscale": ax.get_xscale(),
+                "ylim": ax.get_ylim(),
+                "title": ax.get_title(),
                 "lines": [line.get_label() for line in ax.get_lines()],
             }
             return real(fig, path, *args, **kwargs)
@@ -119,7 +125,10 @@ def test_compare_ranks_writes_csv_and_plots_of_swept_parameters(tmp_path: Path, 
     for name in ("metric_per_trial", "metric_vs_model", "metric_vs_optimizer.optimizer.lr"):
         _open(out / f"{name}.png", name)
     assert sorted(p.name for p in out.glob("*.png")) == [
-        "metric_per_trial.png", "metric_vs_model.png", "metric_vs_optimizer.optimizer.lr.png"]
+        "metric_per_trial.png",
+        "metric_vs_model.png",
+        "metric_vs_optimizer.optimizer.lr.png",
+    ]
     assert figures.seen["metric_vs_optimizer.optimizer.lr.png"]["xscale"] == "log"  # sampled log-uniform
     assert figures.seen["metric_vs_model.png"]["xscale"] == "linear"
     # Running it again reads the same jobs (the comparison folder is not taken for a job).
@@ -129,23 +138,39 @@ def test_compare_ranks_writes_csv_and_plots_of_swept_parameters(tmp_path: Path, 
 def test_chance_and_baseline_lines_from_metrics_json(tmp_path: Path, monkeypatch, capsys):
     figures = _Figures(monkeypatch)
     # the keys of a real run's metrics.json (gaitgraph/engine/results.py): the baseline scored like the metric
-    extra = {"chance": 0.25, "metric_protocol": "p", "metric_name": "val/rank1", "baseline_metric": 0.33,
-             "baseline": {"val": {"p": {"mean_rank1": 0.33}}, "test": {"p": {"mean_rank1": 0.9}}}}
+    extra = {
+        "chance": 0.25,
+        "metric_protocol": "p",
+        "metric_name": "val/rank1",
+        "baseline_metric": 0.33,
+        "baseline": {"val": {"p": {"mean_rank1": 0.33}}, "test": {"p": {"mean_rank1": 0.9}}},
+    }
     compare(_make_multirun(tmp_path / "with", metrics=extra))
     seen = figures.seen["metric_per_trial.png"]
     assert {"chance 25.0", "pose baseline 33.0"} <= set(seen["lines"])
     assert seen["ylim"][0] <= 25.0 and seen["ylim"][1] >= 70.0  # spans chance .. best trial
 
     compare(_make_multirun(tmp_path / "without"))
-    assert not any(label.startswith(("chance", "pose baseline")) for label in figures.seen["metric_per_trial.png"]["lines"])
+    assert not any(
+        label.startswith(("chance", "pose baseline")) for label in figures.seen["metric_per_trial.png"]["lines"]
+    )
     assert figures.seen["metric_per_trial.png"]["ylim"][0] == 0.0  # no reference known: the axis starts at 0
     out = capsys.readouterr().out
     assert "chance line: skipped" in out and "baseline line: skipped" in out
 
 
 def test_references_read_the_baseline_scored_like_the_metric():
-    refs, notes = references([{}, {"baseline_metric": 0.2, "baseline": {"test": {"b": {"mean_rank1": 0.1}}},
-                                   "chance": 0.5, "metric_name": "m"}])
+    refs, notes = references(
+        [
+            {},
+            {
+                "baseline_metric": 0.2,
+                "baseline": {"test": {"b": {"mean_rank1": 0.1}}},
+                "chance": 0.5,
+                "metric_name": "m",
+            },
+        ]
+    )
     assert (refs.chance, refs.baseline, refs.metric_name, notes) == (0.5, 0.2, "m (%)", [])
 
 
@@ -158,8 +183,12 @@ def test_ad_hoc_runs_of_two_datasets_form_two_groups_and_plot_no_unswept_key(tmp
         "2026-01-02/10-00-00": ("casia_b", "resgcn_n39_r8", "[1,2,3]", 0.8),
     }
     for job, (dataset, model, split, metric) in runs.items():
-        _write_job(root / job, [f"dataset={dataset}", f"model={model}", f"{SPLIT}={split}"],
-                   {"dataset": {"name": dataset}}, {"metric": metric})
+        _write_job(
+            root / job,
+            [f"dataset={dataset}", f"model={model}", f"{SPLIT}={split}"],
+            {"dataset": {"name": dataset}},
+            {"metric": metric},
+        )
     sweep = load_sweep(root)
     assert [(g.study, g.dataset) for g in sweep.groups] == [(None, "casia_b"), (None, "psymo10")]
     for group in sweep.groups:
@@ -188,8 +217,9 @@ def test_a_command_line_grid_is_swept(tmp_path: Path):
     root = tmp_path / "grid"
     for job, lr in (("0", 1e-3), ("1", 1e-2)):
         _write_job(root / job, [f"optimizer.optimizer.lr={lr}", f"{SPLIT}=[{job}]"], {}, {"metric": 0.5})
-    (root / "multirun.yaml").write_text(yaml.safe_dump(
-        {"hydra": {"overrides": {"task": ["optimizer.optimizer.lr=0.001,0.01", f"{SPLIT}=[0]"]}}}))
+    (root / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"overrides": {"task": ["optimizer.optimizer.lr=0.001,0.01", f"{SPLIT}=[0]"]}}})
+    )
     (group,) = load_sweep(root).groups
     assert group.params == ["optimizer.optimizer.lr"] and group.log_params == set()
 
@@ -198,13 +228,19 @@ def _study(tmp_path: Path) -> Path:
     db = tmp_path / "optuna" / "s.db"
     db.parent.mkdir()
     study = optuna.create_study(study_name="s", storage=f"sqlite:///{db}", direction="maximize")
-    space = {"optimizer.optimizer.lr": optuna.distributions.LogUniformDistribution(1e-5, 1e-1),
-             "model": optuna.distributions.CategoricalDistribution(["resgcn_n21_r8", "resgcn_n39_r8"])}
+    space = {
+        "optimizer.optimizer.lr": optuna.distributions.LogUniformDistribution(1e-5, 1e-1),
+        "model": optuna.distributions.CategoricalDistribution(["resgcn_n21_r8", "resgcn_n39_r8"]),
+    }
     for lr, model, metric in JOBS.values():
-        study.add_trial(optuna.trial.create_trial(
-            params={"optimizer.optimizer.lr": lr, "model": model}, distributions=space, value=metric,
-            state=optuna.trial.TrialState.COMPLETE if metric is not None else optuna.trial.TrialState.FAIL,
-        ))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"optimizer.optimizer.lr": lr, "model": model},
+                distributions=space,
+                value=metric,
+                state=optuna.trial.TrialState.COMPLETE if metric is not None else optuna.trial.TrialState.FAIL,
+            )
+        )
     return db
 
 
@@ -212,8 +248,10 @@ def _study(tmp_path: Path) -> Path:
 def test_study_importances_with_trial_count_history_and_slice(tmp_path: Path, monkeypatch, capsys):
     figures = _Figures(monkeypatch)
     db = _study(tmp_path)
-    config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": str(db)},
-              "dataset": {"name": "psymo10"}}
+    config = {
+        "hparams_search": {"study_name": "s", "storage": None, "sqlite_path": str(db)},
+        "dataset": {"name": "psymo10"},
+    }
     root = _make_multirun(tmp_path / "multirun", config)
     for job in JOBS:  # no sweeper params saved: the study's distributions say what was swept, and how
         (root / job / ".hydra" / "hydra.yaml").unlink()
@@ -237,15 +275,20 @@ def test_missing_study_storage_is_skipped_with_a_note(tmp_path: Path, capsys):
 
 
 def test_correlation_importances_find_the_parameter_that_matters():
-    frame = pd.DataFrame({"lr": [1, 2, 3, 4, 5], "noise": [3, 1, 4, 1, 5], "model": list("ababa"),
-                          "value": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    frame = pd.DataFrame(
+        {"lr": [1, 2, 3, 4, 5], "noise": [3, 1, 4, 1, 5], "model": list("ababa"), "value": [0.1, 0.2, 0.3, 0.4, 0.5]}
+    )
     scores = correlation_importances(frame, ["lr", "noise", "model"])
     assert list(scores)[0] == "lr"
     assert sum(scores.values()) == pytest.approx(1.0)
 
 
 def test_script_fails_clearly_on_a_folder_without_jobs(tmp_path: Path):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "no job folders" in result.stderr and str(tmp_path) in result.stderr

@@ -8,8 +8,20 @@ from omegaconf import OmegaConf
 
 from .conftest import compose_train, config_options, run_module
 
-GROUPS = ["dataset", "keypoints", "model", "loss", "augmentation", "optimizer", "trainer", "logger", "hparams_search",
-          "experiment", "debug", "paths"]
+GROUPS = [
+    "dataset",
+    "keypoints",
+    "model",
+    "loss",
+    "augmentation",
+    "optimizer",
+    "trainer",
+    "logger",
+    "hparams_search",
+    "experiment",
+    "debug",
+    "paths",
+]
 CASES = [(g, o) for g in GROUPS for o in config_options(g)]
 
 
@@ -45,8 +57,12 @@ def test_keypoints_instantiate(option: str):
 
 # The compose API above covers every option; the real command line (package search path, sweeper plugin
 # discovery, `--cfg job`) is checked once per kind of option: a sweep, an experiment, a debug mode, a zoo model.
-CLI_CASES = [("hparams_search", "optuna_small"), ("experiment", "oumvlp_alphapose"), ("debug", "profiler"),
-             ("model", "gpgait")]
+CLI_CASES = [
+    ("hparams_search", "optuna_small"),
+    ("experiment", "oumvlp_alphapose"),
+    ("debug", "profiler"),
+    ("model", "gpgait"),
+]
 
 
 @pytest.mark.slow

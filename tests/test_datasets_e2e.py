@@ -19,8 +19,9 @@ TINY = ["trainer.epochs=1", "trainer.batch_size=32", "logger=none", "baseline=fa
 
 
 def _run(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
-    cfg = compose_train([*TINY, f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}",
-                         *overrides])
+    cfg = compose_train(
+        [*TINY, f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}", *overrides]
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     value = train(cfg)
@@ -32,9 +33,18 @@ def _run(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
 def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source: str):
     # 10 subjects: ID_list.csv gives 5 train / 5 test ids; the 2 highest training ids become validation.
     generate_oumvlp(tmp_path / "data" / "oumvlp", n_subjects=10, n_views=3, frames=16, seed=3)
-    value, metrics = _run(tmp_path, ["dataset=oumvlp", f"keypoints={source}", "model=resgcn_n51_r4",
-                                     "dataset.reader.workers=0", "optimizer=adam_onecycle",
-                                     "dataset.sequence_length=16", "dataset.split.val_count=2"])
+    value, metrics = _run(
+        tmp_path,
+        [
+            "dataset=oumvlp",
+            f"keypoints={source}",
+            "model=resgcn_n51_r4",
+            "dataset.reader.workers=0",
+            "optimizer=adam_onecycle",
+            "dataset.sequence_length=16",
+            "dataset.split.val_count=2",
+        ],
+    )
     assert set(metrics["test"]) == {"gaitgraph2", "opengait"}, "OUMVLP must report both protocols"
     assert metrics["metric_protocol"] == "gaitgraph2" and metrics["chance"] == 0.5  # two validation subjects
     assert value == metrics["val"]["gaitgraph2"]["mean_rank1"], "the objective is read on the validation split"
@@ -49,10 +59,16 @@ def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source
 @pytest.mark.slow
 def test_casia_b_csv(tmp_path: Path):
     generate_casia_b(tmp_path / "data" / "casia-b" / "casia-b_pose_coco.csv", n_subjects=6, n_views=3, frames=40)
-    value, metrics = _run(tmp_path, [
-        "dataset=casia_b", "dataset.sequence_length=30", "dataset.split.train_subjects=[1,2,3]",
-        "dataset.split.val_subjects=[4]", "dataset.split.test_subjects=[5,6]",
-    ])
+    value, metrics = _run(
+        tmp_path,
+        [
+            "dataset=casia_b",
+            "dataset.sequence_length=30",
+            "dataset.split.train_subjects=[1,2,3]",
+            "dataset.split.val_subjects=[4]",
+            "dataset.split.test_subjects=[5,6]",
+        ],
+    )
     table = metrics["test"]["casia_b"]
     assert table["views"] == ["000", "018", "036"]
     assert {cell["condition"] for cell in table["cells"]} == {"nm", "bg", "cl"}
@@ -64,8 +80,10 @@ def test_casia_b_csv(tmp_path: Path):
 @pytest.mark.slow
 def test_grew_scores_its_protocol_validates_on_training_ids_and_writes_the_submission(tmp_path: Path):
     root = generate_grew(tmp_path / "data" / "grew", n_train=10, n_test=5)
-    value, metrics = _run(tmp_path, ["dataset=grew", "dataset.split.val_count=3", "dataset.reader.workers=0",
-                                     "dataset.sequence_length=30"])
+    value, metrics = _run(
+        tmp_path,
+        ["dataset=grew", "dataset.split.val_count=3", "dataset.reader.workers=0", "dataset.sequence_length=30"],
+    )
     test = metrics["test"]
     assert set(test) == {"grew", "grew_submission"} and metrics["metric_protocol"] == "grew"
     assert test["grew"]["n_probes"] == 5
@@ -80,8 +98,10 @@ def test_grew_scores_its_protocol_validates_on_training_ids_and_writes_the_submi
 @pytest.mark.slow
 def test_gait3d_scores_rank_map_and_minp(tmp_path: Path):
     generate_gait3d(tmp_path / "data" / "gait3d", n_subjects=16, test_fraction=0.25)
-    value, metrics = _run(tmp_path, ["dataset=gait3d", "dataset.split.val_count=2", "dataset.reader.workers=0",
-                                     "dataset.sequence_length=30"])
+    value, metrics = _run(
+        tmp_path,
+        ["dataset=gait3d", "dataset.split.val_count=2", "dataset.reader.workers=0", "dataset.sequence_length=30"],
+    )
     result = metrics["test"]["gait3d"]
     assert set(result["ranks"]) == {"1", "5", "10"} and result["n_probes"] == 4
     assert 0.0 < result["mean_inp"] <= 1.0 and 0.0 < result["mean_map"] <= 1.0

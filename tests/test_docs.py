@@ -59,8 +59,11 @@ def broken_citations(path: Path, root: Path) -> list[str]:
     for number, line in enumerate(path.read_text().splitlines(), 1):
         where = f"{path.relative_to(root)}:{number}"
         # Paths are from the root; inside docs/ a bare name and a link target are siblings in docs/.
-        targets = [(root / t if "/" in t or not in_docs else path.parent / t, t, a)
-                   for t, a in (m.groups() for m in MD_CITATION.finditer(line)) if not t.endswith(OUTPUTS)]
+        targets = [
+            (root / t if "/" in t or not in_docs else path.parent / t, t, a)
+            for t, a in (m.groups() for m in MD_CITATION.finditer(line))
+            if not t.endswith(OUTPUTS)
+        ]
         if in_docs:
             targets += [(path.parent / t, t, a) for t, a in (m.groups() for m in MD_LINK.finditer(line)) if t]
         for cited, target, anchor in targets:

@@ -33,8 +33,14 @@ def trained(tmp_path_factory) -> tuple[Path, Path, float]:
 def _evaluate(tmp_path: Path, ckpt: Path, cache: Path, *extra: str) -> tuple[Path, object]:
     run_dir = tmp_path / ("tta" if "tta=true" in extra else "plain")
     done = run_module(
-        ["gaitgraph.evaluate", f"ckpt_path={ckpt}", f"paths.output_root={tmp_path}", f"paths.cache_dir={cache}",
-         f"hydra.run.dir={run_dir}", *extra],
+        [
+            "gaitgraph.evaluate",
+            f"ckpt_path={ckpt}",
+            f"paths.output_root={tmp_path}",
+            f"paths.cache_dir={cache}",
+            f"hydra.run.dir={run_dir}",
+            *extra,
+        ],
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

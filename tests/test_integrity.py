@@ -19,13 +19,22 @@ from gaitgraph import ROOT
 from gaitgraph.engine.checkpoint import non_finite_keys
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch.
-TINY = ["dataset.sequence_length=16", "trainer.batch_size=32", "trainer.epochs=1", "logger=none", "baseline=false",
-        "trainer.device=cpu", "trainer.num_threads=1", "trainer.deterministic=true"]
+TINY = [
+    "dataset.sequence_length=16",
+    "trainer.batch_size=32",
+    "trainer.epochs=1",
+    "logger=none",
+    "baseline=false",
+    "trainer.device=cpu",
+    "trainer.num_threads=1",
+    "trainer.deterministic=true",
+]
 USAGE_EXIT = 2
 
 
-def gaitgraph(module: str, args: list[str], tmp: Path, limit_file_bytes: int | None = None
-              ) -> subprocess.CompletedProcess:
+def gaitgraph(
+    module: str, args: list[str], tmp: Path, limit_file_bytes: int | None = None
+) -> subprocess.CompletedProcess:
     """Run ``python -m gaitgraph.<module> args`` from ``tmp``, with the repository importable (test hooks)."""
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
 
@@ -33,13 +42,19 @@ def gaitgraph(module: str, args: list[str], tmp: Path, limit_file_bytes: int | N
         if limit_file_bytes is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
 
-    return subprocess.run([sys.executable, "-m", f"gaitgraph.{module}", *args], cwd=tmp, env=env, text=True,
-                          capture_output=True, timeout=300, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, "-m", f"gaitgraph.{module}", *args],
+        cwd=tmp,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        preexec_fn=limit,
+    )
 
 
 def train_args(tmp: Path, run: str, *extra: str) -> list[str]:
-    return [*TINY, f"hydra.run.dir={tmp / run}", f"paths.output_root={tmp}", f"paths.cache_dir={tmp / 'cache'}",
-            *extra]
+    return [*TINY, f"hydra.run.dir={tmp / run}", f"paths.output_root={tmp}", f"paths.cache_dir={tmp / 'cache'}", *extra]
 
 
 def one_paragraph(result: subprocess.CompletedProcess, kind: str, *phrases: str) -> str:
@@ -50,7 +65,7 @@ def one_paragraph(result: subprocess.CompletedProcess, kind: str, *phrases: str)
     lines = result.stderr.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(f"{kind}: ")]
     assert len(starts) == 1, result.stderr[-3000:]
-    paragraph = "\n".join(lines[starts[0]:])  # the message and its hint line, the last thing printed
+    paragraph = "\n".join(lines[starts[0] :])  # the message and its hint line, the last thing printed
     for phrase in phrases:
         assert phrase in paragraph, (phrase, paragraph)
     assert len(paragraph) < 800, f"messages stay short: {paragraph}"
@@ -58,8 +73,11 @@ def one_paragraph(result: subprocess.CompletedProcess, kind: str, *phrases: str)
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +97,47 @@ def test_1_the_objective_is_validation_and_a_sweep_without_one_refuses(finished:
     assert metrics["metric"] == pytest.approx(metrics["val"][protocol]["mean_rank1"])
     assert metrics["chance"] == pytest.approx(0.5)  # two validation subjects
     storage = tmp_path / "optuna"
-    result = gaitgraph("train", ["-m", "hparams_search=optuna_small", *TINY, "dataset.split.val_subjects=[]",
-                                 f"paths.output_root={tmp_path}", f"hparams_search.sqlite_path={storage}/s.db",
-                                 f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
+    result = gaitgraph(
+        "train",
+        [
+            "-m",
+            "hparams_search=optuna_small",
+            *TINY,
+            "dataset.split.val_subjects=[]",
+            f"paths.output_root={tmp_path}",
+            f"hparams_search.sqlite_path={storage}/s.db",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        tmp_path,
+    )
     one_paragraph(result, "config error", "optimized_metric=", "no validation subjects", "legacy_test/rank1")
     assert not storage.exists() and not (tmp_path / "sweep").exists(), "refused before any study or trial"
 
 
 @pytest.mark.slow
 def test_2_a_nan_step_stops_the_run_and_leaves_the_last_good_checkpoint(tmp_path: Path):
-    poison = ["trainer.checkpoint_every_steps=1", "+callbacks.poison._target_=tests.engine.hooks.PoisonAtStep",
-              "+callbacks.poison.step=3"]
+    poison = [
+        "trainer.checkpoint_every_steps=1",
+        "+callbacks.poison._target_=tests.engine.hooks.PoisonAtStep",
+        "+callbacks.poison.step=3",
+    ]
     result = gaitgraph("train", train_args(tmp_path, "nan", *poison), tmp_path)
-    one_paragraph(result, "training diverged", "the training loss became nan at step 4",
-                  "last good checkpoint", "(step 3)", "trainer.resume=auto")
+    one_paragraph(
+        result,
+        "training diverged",
+        "the training loss became nan at step 4",
+        "last good checkpoint",
+        "(step 3)",
+        "trainer.resume=auto",
+    )
     kept = torch.load(tmp_path / "nan" / "checkpoints" / "last.pt", weights_only=True)
     assert kept["step"] == 3 and non_finite_keys(kept["model"]) == []
     # Exactly step 3 of the same run without the poison.
-    stop = ["trainer.checkpoint_every_steps=1", "+callbacks.kill._target_=tests.engine.hooks.KillAtStep",
-            "+callbacks.kill.step=3"]
+    stop = [
+        "trainer.checkpoint_every_steps=1",
+        "+callbacks.kill._target_=tests.engine.hooks.KillAtStep",
+        "+callbacks.kill.step=3",
+    ]
     gaitgraph("train", train_args(tmp_path, "clean", *stop), tmp_path)
     clean = torch.load(tmp_path / "clean" / "checkpoints" / "last.pt", weights_only=True)
     assert clean["step"] == 3 and all(torch.equal(kept["model"][k], clean["model"][k]) for k in clean["model"])
@@ -127,34 +167,49 @@ def test_4_pretrained_weights_never_run_code(tmp_path: Path):
 
 @pytest.mark.slow
 def test_5_resume_is_exact_or_refuses(finished: Path, tmp_path: Path):
-    for changed, key in (("trainer.batch_size=64", "trainer.batch_size: 32 -> 64"),
-                         ("trainer.epochs=3", "trainer.epochs: 1 -> 3"),
-                         ("model=resgcn_n39_r8", "model.structure")):
+    for changed, key in (
+        ("trainer.batch_size=64", "trainer.batch_size: 32 -> 64"),
+        ("trainer.epochs=3", "trainer.epochs: 1 -> 3"),
+        ("model=resgcn_n39_r8", "model.structure"),
+    ):
         before = digest(finished / "checkpoints")
-        result = gaitgraph("train", [*train_args(finished.parent, "run", "trainer.resume=auto"), changed],
-                           finished.parent)
+        result = gaitgraph(
+            "train", [*train_args(finished.parent, "run", "trainer.resume=auto"), changed], finished.parent
+        )
         one_paragraph(result, "checkpoint error", "cannot resume", key, "A finished run is not extended")
         assert digest(finished / "checkpoints") == before
 
 
 @pytest.mark.slow
 def test_6_memory_is_estimated_before_training(tmp_path: Path):
-    result = gaitgraph("train", train_args(tmp_path, "run", "trainer.memory.limit_gb=0.01",
-                                           "trainer.activation_checkpointing=false"), tmp_path)
-    one_paragraph(result, "not enough memory", "needs about", "0.0 GB are free",
-                  "trainer.activation_checkpointing=true", "trainer.batch_size")
+    result = gaitgraph(
+        "train",
+        train_args(tmp_path, "run", "trainer.memory.limit_gb=0.01", "trainer.activation_checkpointing=false"),
+        tmp_path,
+    )
+    one_paragraph(
+        result,
+        "not enough memory",
+        "needs about",
+        "0.0 GB are free",
+        "trainer.activation_checkpointing=true",
+        "trainer.batch_size",
+    )
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("override", "message"), [
-    ("trainer.epochs=0", "trainer.epochs=0: expected an integer >= 1"),
-    ("trainer.batch_size=-4", "trainer.batch_size=-4: expected an integer >= 1"),
-    ("trainer.devices=0", "trainer.devices=0: expected an integer >= 1"),
-    ("+trainer.epoch=1", "trainer.epoch=1: expected a key of trainer: did you mean 'epochs'?"),
-    ("augmentation.transforms.flip_lr.p=1.5", "augmentation.transforms.flip_lr.p=1.5: expected a probability"),
-    ("optimized_metric=test/rank1", "optimized_metric='test/rank1': expected one of val/rank1"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.epochs=0", "trainer.epochs=0: expected an integer >= 1"),
+        ("trainer.batch_size=-4", "trainer.batch_size=-4: expected an integer >= 1"),
+        ("trainer.devices=0", "trainer.devices=0: expected an integer >= 1"),
+        ("+trainer.epoch=1", "trainer.epoch=1: expected a key of trainer: did you mean 'epochs'?"),
+        ("augmentation.transforms.flip_lr.p=1.5", "augmentation.transforms.flip_lr.p=1.5: expected a probability"),
+        ("optimized_metric=test/rank1", "optimized_metric='test/rank1': expected one of val/rank1"),
+    ],
+)
 def test_8_bad_configuration_is_refused_before_any_data_is_read(tmp_path: Path, override: str, message: str):
     result = gaitgraph("train", train_args(tmp_path, "run", override), tmp_path)
     one_paragraph(result, "config error", message)
@@ -187,11 +242,23 @@ def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp
 def test_9_the_other_entry_points_report_without_traceback(finished: Path, tmp_path: Path):
     (tmp_path / "junk.pt").write_text("junk")
     paths = [f"paths.output_root={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    one_paragraph(gaitgraph("evaluate", [f"ckpt_path={tmp_path / 'junk.pt'}", *paths], tmp_path),
-                  "checkpoint error", "junk.pt: not a readable checkpoint")
-    one_paragraph(gaitgraph("visualize", [f"ckpt_path={tmp_path / 'absent.pt'}", *paths], tmp_path),
-                  "checkpoint error", "absent.pt: no such checkpoint file")
-    one_paragraph(gaitgraph("data.cache", ["info", "dataset.name=nowhere", *paths], tmp_path),
-                  "config error", "run `python -m gaitgraph.data.cache build")
-    one_paragraph(gaitgraph("data.synthetic", ["format=bogus", f"out_dir={tmp_path}"], tmp_path),
-                  "config error", "format='bogus': expected one of casia_b")
+    one_paragraph(
+        gaitgraph("evaluate", [f"ckpt_path={tmp_path / 'junk.pt'}", *paths], tmp_path),
+        "checkpoint error",
+        "junk.pt: not a readable checkpoint",
+    )
+    one_paragraph(
+        gaitgraph("visualize", [f"ckpt_path={tmp_path / 'absent.pt'}", *paths], tmp_path),
+        "checkpoint error",
+        "absent.pt: no such checkpoint file",
+    )
+    one_paragraph(
+        gaitgraph("data.cache", ["info", "dataset.name=nowhere", *paths], tmp_path),
+        "config error",
+        "run `python -m gaitgraph.data.cache build",
+    )
+    one_paragraph(
+        gaitgraph("data.synthetic", ["format=bogus", f"out_dir={tmp_path}"], tmp_path),
+        "config error",
+        "format='bogus': expected one of casia_b",
+    )

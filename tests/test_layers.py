@@ -12,15 +12,35 @@ from gaitgraph import ROOT
 PACKAGE = ROOT / "gaitgraph"
 #: Lowest layer first; a module may import its own layer and the layers before it.
 LAYERS = [
-    ("ground", ["gaitgraph", "gaitgraph.skeletons", "gaitgraph.errors", "gaitgraph.utils", "gaitgraph.schema",
-                "gaitgraph.cli"]),
+    (
+        "ground",
+        [
+            "gaitgraph",
+            "gaitgraph.skeletons",
+            "gaitgraph.errors",
+            "gaitgraph.utils",
+            "gaitgraph.schema",
+            "gaitgraph.cli",
+        ],
+    ),
     ("data", ["gaitgraph.data"]),
     ("loggers", ["gaitgraph.loggers"]),
     ("models", ["gaitgraph.models"]),
     ("evaluation", ["gaitgraph.evaluation"]),
     ("engine", ["gaitgraph.engine"]),
-    ("entry", ["gaitgraph.train", "gaitgraph.evaluate", "gaitgraph.visualize", "gaitgraph.predict",
-               "gaitgraph.predict_input", "gaitgraph.sweeps", "gaitgraph.compare", "gaitgraph.compare_plots"]),
+    (
+        "entry",
+        [
+            "gaitgraph.train",
+            "gaitgraph.evaluate",
+            "gaitgraph.visualize",
+            "gaitgraph.predict",
+            "gaitgraph.predict_input",
+            "gaitgraph.sweeps",
+            "gaitgraph.compare",
+            "gaitgraph.compare_plots",
+        ],
+    ),
 ]
 #: Pairs of layers that must not see each other although their order would allow it.
 FORBIDDEN = {("models", "data"), ("models", "loggers"), ("evaluation", "loggers")}

@@ -204,8 +204,10 @@ def test_a_failing_tracker_does_not_stop_the_others(tmp_path: Path, caplog):
 
 
 def test_a_tracker_that_cannot_be_built_is_left_out(caplog):
-    cfg = {"csv": {"_target_": "gaitgraph.loggers.csv.CsvLogger"},
-           "bad": {"_target_": "gaitgraph.loggers.csv.CsvLogger", "no_such_option": 1}}
+    cfg = {
+        "csv": {"_target_": "gaitgraph.loggers.csv.CsvLogger"},
+        "bad": {"_target_": "gaitgraph.loggers.csv.CsvLogger", "no_such_option": 1},
+    }
     with caplog.at_level(logging.WARNING, logger="gaitgraph.loggers"):
         group = build_logger(cfg)
     assert set(group.loggers) == {"csv"}

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 
 def _make(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,28 +54,45 @@ def test_sweep_dir_is_fixed_once_per_invocation():
     assert len(dirs) == 1, result.stdout  # the compare step reads the folder the sweep wrote
 
 
-@pytest.mark.parametrize(("target", "missing"), [
-    ("reproduce-casia-b", "casia-b/casia-b_pose_coco.csv"),
-    ("reproduce-oumvlp-openpose", "oumvlp/openpose"),
-    ("reproduce-grew", "grew/GREW.json"),
-    ("reproduce-gait3d", "gait3d/Gait3D.json"),
-])
+@pytest.mark.parametrize(
+    ("target", "missing"),
+    [
+        ("reproduce-casia-b", "casia-b/casia-b_pose_coco.csv"),
+        ("reproduce-oumvlp-openpose", "oumvlp/openpose"),
+        ("reproduce-grew", "grew/GREW.json"),
+        ("reproduce-gait3d", "gait3d/Gait3D.json"),
+    ],
+)
 def test_missing_dataset_fails_fast_with_the_path_and_how_to_get_it(target: str, missing: str, tmp_path: Path):
     result = _make(target, f"DATA_DIR={tmp_path}", timeout=30)
     assert result.returncode != 0
     # It stops before anything else runs: no install step, no training.
     assert "pip install" not in result.stdout and "python -m venv" not in result.stdout
     assert f"{tmp_path}/{missing}" in result.stderr
-    how = {"casia": "GaitGraph release", "oumvlp": "not redistributable", "grew": "grew-benchmark.org",
-           "gait3d": "gait3d.github.io"}
+    how = {
+        "casia": "GaitGraph release",
+        "oumvlp": "not redistributable",
+        "grew": "grew-benchmark.org",
+        "gait3d": "gait3d.github.io",
+    }
     assert next(text for key, text in how.items() if key in target) in result.stderr
     assert "gaitgraph.train" not in result.stdout, "training must not start"
 
 
 def test_help_lists_the_new_targets():
     result = _make("help")
-    for target in ("sweep", "reproduce-casia-b", "reproduce-oumvlp-openpose", "reproduce-oumvlp-alphapose",
-                   "reproduce-grew", "reproduce-gait3d", "train", "test", "install", "clean-cache"):
+    for target in (
+        "sweep",
+        "reproduce-casia-b",
+        "reproduce-oumvlp-openpose",
+        "reproduce-oumvlp-alphapose",
+        "reproduce-grew",
+        "reproduce-gait3d",
+        "train",
+        "test",
+        "install",
+        "clean-cache",
+    ):
         assert f"  {target} " in result.stdout, target
 
 
@@ -113,5 +131,8 @@ def test_experiment_configs_hold_fastposegaits_recipes():
     for cfg in (grew, gait3d):
         assert cfg.loss.temperature == 0.01 and cfg.tta is True and cfg.dataset.split.val_count == 0
         assert (cfg.augmentation.flip_lr_p, cfg.augmentation.joint_noise, list(cfg.augmentation.random_move)) == (
-            0.1, 0.25, [4.0, 1.0])
+            0.1,
+            0.25,
+            [4.0, 1.0],
+        )
         assert cfg.metric_protocol == cfg.dataset.name

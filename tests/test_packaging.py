@@ -24,8 +24,11 @@ def _run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Comp
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")  # keeps setuptools' build/ out of the checkout
-    done = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                 str(ROOT)], cwd=build, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    done = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        cwd=build,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (found,) = out.glob("gaitgraph-*.whl")
     return found
@@ -35,8 +38,12 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_holds_configs_and_plugin_but_no_tests_or_benchmarks(wheel: Path):
     names = zipfile.ZipFile(wheel).namelist()
     assert f"gaitgraph-{gaitgraph.__version__}-py3-none-any.whl" == wheel.name
-    assert {"gaitgraph/conf/train.yaml", "gaitgraph/conf/trainer/default.yaml", "gaitgraph/conf/debug/fdr.yaml",
-            "hydra_plugins/gaitgraph_sweeper/__init__.py"} <= set(names)
+    assert {
+        "gaitgraph/conf/train.yaml",
+        "gaitgraph/conf/trainer/default.yaml",
+        "gaitgraph/conf/debug/fdr.yaml",
+        "hydra_plugins/gaitgraph_sweeper/__init__.py",
+    } <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "data/"))]
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "gaitgraph-train = gaitgraph.train:main" in entry_points
@@ -51,20 +58,27 @@ def test_a_fresh_venv_with_the_wheel_composes_and_runs(wheel: Path, tmp_path: Pa
     assert installed.returncode == 0, installed.stderr[-3000:]
     # The pinned dependencies come from this environment, appended after the fresh venv's own packages, so
     # the checkout's editable install of gaitgraph is not on the path.
-    site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                     cwd=tmp_path).stdout.strip())
+    site = Path(
+        _run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path
+        ).stdout.strip()
+    )
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = _run([str(python), "-c", "import gaitgraph; print(gaitgraph.__file__, gaitgraph.__version__)"],
-                 cwd=tmp_path)
+    where = _run(
+        [str(python), "-c", "import gaitgraph; print(gaitgraph.__file__, gaitgraph.__version__)"], cwd=tmp_path
+    )
     assert where.stdout.startswith(str(site)) and gaitgraph.__version__ in where.stdout, where.stdout + where.stderr
-    compose = ("from hydra import compose, initialize_config_module; "
-               "initialize_config_module('gaitgraph.conf', version_base='1.3'); "
-               "cfg = compose('train', overrides=['model=gpgait']); print(cfg.model._target_, cfg.trainer.epochs)")
+    compose = (
+        "from hydra import compose, initialize_config_module; "
+        "initialize_config_module('gaitgraph.conf', version_base='1.3'); "
+        "cfg = compose('train', overrides=['model=gpgait']); print(cfg.model._target_, cfg.trainer.epochs)"
+    )
     composed = _run([str(python), "-c", compose], cwd=tmp_path)
     assert composed.stdout.split() == ["gaitgraph.models.gpgait.GPGait", "40"], composed.stderr[-3000:]
     job = _run([str(venv / "bin" / "gaitgraph-train"), "--cfg", "job", "hparams_search=optuna_small"], cwd=tmp_path)
     assert job.returncode == 0 and "task_name: sweep_small" in job.stdout, job.stderr[-3000:]
     # Outside a checkout, data and outputs are relative to the working directory.
-    paths = _run([str(python), "-m", "gaitgraph.train", "--cfg", "job", "--resolve", "-p", "paths.data_dir"],
-                 cwd=tmp_path)
+    paths = _run(
+        [str(python), "-m", "gaitgraph.train", "--cfg", "job", "--resolve", "-p", "paths.data_dir"], cwd=tmp_path
+    )
     assert paths.stdout.strip() == str(tmp_path / "data"), paths.stdout + paths.stderr

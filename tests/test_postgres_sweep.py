@@ -52,8 +52,17 @@ def postgres_url():
         assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
     run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    run(pg_ctl, "-D", str(data), "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
-        "-l", str(base / "server.log"), "-w", "start")
+    run(
+        pg_ctl,
+        "-D",
+        str(data),
+        "-o",
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+        "-l",
+        str(base / "server.log"),
+        "-w",
+        "start",
+    )
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -69,12 +78,31 @@ def test_two_workers_share_one_study(postgres_url: str, tmp_path: Path):
     cache = tmp_path / "cache"
     workers = []
     for worker in ("a", "b"):
-        args = [sys.executable, "-m", "gaitgraph.train", "-m", "hparams_search=optuna_small", *TINY, "logger=none",
-                f"paths.output_root={tmp_path}", f"paths.cache_dir={cache}", f"hydra.sweep.dir={tmp_path / worker}",
-                f"hparams_search.study_name={STUDY}", f"hparams_search.storage={postgres_url}",
-                "hydra.sweeper.n_trials=2"]
-        workers.append(subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, env={**os.environ, "WANDB_MODE": "offline"}))
+        args = [
+            sys.executable,
+            "-m",
+            "gaitgraph.train",
+            "-m",
+            "hparams_search=optuna_small",
+            *TINY,
+            "logger=none",
+            f"paths.output_root={tmp_path}",
+            f"paths.cache_dir={cache}",
+            f"hydra.sweep.dir={tmp_path / worker}",
+            f"hparams_search.study_name={STUDY}",
+            f"hparams_search.storage={postgres_url}",
+            "hydra.sweeper.n_trials=2",
+        ]
+        workers.append(
+            subprocess.Popen(
+                args,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "WANDB_MODE": "offline"},
+            )
+        )
     outputs = [w.communicate(timeout=400)[0] for w in workers]
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-4000:]

@@ -29,8 +29,13 @@ from gaitgraph.train import train
 
 from .conftest import compose_train
 
-TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=30", "trainer.device=cpu",
-        "trainer.num_threads=1"]
+TINY = [
+    "trainer.epochs=1",
+    "trainer.batch_size=64",
+    "dataset.sequence_length=30",
+    "trainer.device=cpu",
+    "trainer.num_threads=1",
+]
 SKELETONS = ROOT / "data" / "psymo10" / "skeletons"
 TEST_SUBJECTS = (6, 7, 8, 9)
 VIEW = "00_0"  # the one gallery view G of the round trip
@@ -87,8 +92,9 @@ def test_identities_from_an_enrolled_view_match_evaluate_cells(tmp_path: Path, t
     assert (np.diff(identities[[f"distance_{r}" for r in range(1, 5)]].to_numpy(), axis=1) >= 0).all()
 
     eval_dir = tmp_path / "evaluate"
-    metric = _run(evaluate, "evaluate", eval_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *TINY[3:],
-                                                   "logger=csv"])
+    metric = _run(
+        evaluate, "evaluate", eval_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *TINY[3:], "logger=csv"]
+    )
     cells = pd.DataFrame(json.loads((eval_dir / "eval" / "results.json").read_text())["cells"])
     protocol = Protocol.from_config("psymo10", compose_train([]).dataset.protocols.psymo10)
     meta = _probe_meta(identities)
@@ -99,7 +105,10 @@ def test_identities_from_an_enrolled_view_match_evaluate_cells(tmp_path: Path, t
         for view in sorted(meta["view"].unique()):
             rows = chosen & (meta["view"] == view).to_numpy()
             cell = cells[(cells.condition == condition) & (cells.probe_view == view) & (cells.gallery_view == VIEW)]
-            assert (int(hit[rows].sum()), int(rows.sum())) == (cell.correct.item(), cell.total.item()), (condition, view)
+            assert (int(hit[rows].sum()), int(rows.sum())) == (cell.correct.item(), cell.total.item()), (
+                condition,
+                view,
+            )
             compared += 1
     assert compared == 7 * 6  # every condition at every probe view
     # gaitgraph.evaluate logs through the chosen logger (job_type eval): metrics.csv holds its metric.

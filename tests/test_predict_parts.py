@@ -39,7 +39,9 @@ def test_detect_format_from_the_path(tmp_path: Path):
     assert detect_format(tmp_path / "psymo") == "psymo"
     assert detect_format(WALKS) == "psymo" and detect_format(next(WALKS.glob("*.json"))) == "psymo"
     assert detect_format(tmp_path / "oumvlp") == "oumvlp"
-    assert detect_format(tmp_path / "casia") == "casia_b" and detect_format(tmp_path / "casia" / "poses.csv") == "casia_b"
+    assert (
+        detect_format(tmp_path / "casia") == "casia_b" and detect_format(tmp_path / "casia" / "poses.csv") == "casia_b"
+    )
     with pytest.raises(ConfigError, match=r"input='.*other': expected a pose file or folder in a supported format"):
         detect_format(tmp_path / "other")
 
@@ -106,8 +108,14 @@ def test_identify_ties_go_to_the_identity_enrolled_first():
 def test_identities_table_one_row_per_probe():
     meta = pd.DataFrame({"subject": [1, 2], "source": ["a", "b"]})
     table = identities_table(meta, np.array([[1, 2], [2, 1]]), np.array([[0.1, 0.2], [0.3, 0.4]]))
-    assert list(table.columns) == ["probe_subject", "probe_source", "identity_1", "distance_1", "identity_2",
-                                   "distance_2"]
+    assert list(table.columns) == [
+        "probe_subject",
+        "probe_source",
+        "identity_1",
+        "distance_1",
+        "identity_2",
+        "distance_2",
+    ]
     assert table["identity_1"].tolist() == [1, 2] and table["distance_2"].tolist() == [0.2, 0.4]
 
 

@@ -19,8 +19,15 @@ from gaitgraph.sweeps import storage_url
 from .conftest import compose_train, run_module
 from .wandb_offline import read_offline_run
 
-TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=16",
-        "dataset.split.train_subjects=[0,1]", "baseline=false", "trainer.num_threads=1", "trainer.device=cpu"]
+TINY = [
+    "trainer.epochs=1",
+    "trainer.batch_size=64",
+    "dataset.sequence_length=16",
+    "dataset.split.train_subjects=[0,1]",
+    "baseline=false",
+    "trainer.num_threads=1",
+    "trainer.device=cpu",
+]
 
 logging.getLogger("alembic").setLevel(logging.WARNING)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -36,9 +43,17 @@ def _sweep(out: Path, cache: Path, *extra: str, timeout: int = 300):
     tiny = [t for t in TINY if t.split("=", 1)[0] not in keys]
     before = set(out.glob("multirun/*/*"))
     result = run_module(
-        ["gaitgraph.train", "-m", "hparams_search=optuna_small", *tiny, f"paths.output_root={out}",
-         f"paths.cache_dir={cache}", *extra],
-        cwd=out.parent, timeout=timeout,
+        [
+            "gaitgraph.train",
+            "-m",
+            "hparams_search=optuna_small",
+            *tiny,
+            f"paths.output_root={out}",
+            f"paths.cache_dir={cache}",
+            *extra,
+        ],
+        cwd=out.parent,
+        timeout=timeout,
     )
     new = sorted(set(out.glob("multirun/*/*")) - before)
     return result, (new[0] if len(new) == 1 else None)
@@ -156,7 +171,11 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path, first
     study.enqueue_trial({"trainer.batch_size": 0})
     study.enqueue_trial({"trainer.batch_size": 64})
     result, sweep_dir = _sweep(
-        out, cache, "logger=none", "hparams_search.study_name=fail", "hydra.sweeper.n_trials=2",
+        out,
+        cache,
+        "logger=none",
+        "hparams_search.study_name=fail",
+        "hydra.sweeper.n_trials=2",
         "trainer.batch_size=choice(0, 64)",
     )
     assert result.returncode == 0, _log(result)
@@ -173,10 +192,21 @@ def test_submitit_local_launcher_runs_two_jobs(tmp_path: Path, first_sweep):
     _, cache, _ = first_sweep
     sweep_dir = tmp_path / "multirun"
     result = run_module(
-        ["gaitgraph.train", "-m", "hydra/launcher=submitit_local", "trainer.seed=1,2", *TINY, "logger=none",
-         f"paths.output_root={tmp_path}", f"paths.cache_dir={cache}", f"hydra.sweep.dir={sweep_dir}",
-         "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"],
-        cwd=tmp_path, timeout=300,
+        [
+            "gaitgraph.train",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "trainer.seed=1,2",
+            *TINY,
+            "logger=none",
+            f"paths.output_root={tmp_path}",
+            f"paths.cache_dir={cache}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.timeout_min=10",
+        ],
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, _log(result)
     for job, seed in (("0", 1), ("1", 2)):
@@ -192,9 +222,19 @@ def test_ddp_sweep_trains_each_trial_on_two_processes(tmp_path: Path, first_swee
     _, cache, _ = first_sweep
     out = tmp_path / "outputs"
     result = run_module(
-        ["gaitgraph.train", "-m", "hparams_search=optuna_ddp", *TINY, "model=resgcn_n21_r8", "logger=wandb",
-         f"paths.output_root={out}", f"paths.cache_dir={cache}", "hydra.sweeper.n_trials=1"],
-        cwd=tmp_path, timeout=300,
+        [
+            "gaitgraph.train",
+            "-m",
+            "hparams_search=optuna_ddp",
+            *TINY,
+            "model=resgcn_n21_r8",
+            "logger=wandb",
+            f"paths.output_root={out}",
+            f"paths.cache_dir={cache}",
+            "hydra.sweeper.n_trials=1",
+        ],
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, _log(result)
     (job,) = out.glob("multirun/*/*/0")
@@ -227,8 +267,14 @@ def test_another_budget_is_another_study_and_a_named_study_refuses_another_space
     assert result.returncode == 0, _log(result)
     assert _study_name(other) != _study_name(sweep_dir), "another budget must not join the 1-epoch study"
     named = _study_name(sweep_dir)
-    result, _ = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=1", f"hparams_search.study_name={named}",
-                       "optimizer.optimizer.lr=tag(log, interval(1e-5, 1e-3))")
+    result, _ = _sweep(
+        out,
+        cache,
+        "logger=none",
+        "hydra.sweeper.n_trials=1",
+        f"hparams_search.study_name={named}",
+        "optimizer.optimizer.lr=tag(log, interval(1e-5, 1e-3))",
+    )
     assert result.returncode == 2 and "Traceback" not in _log(result), _log(result)
     assert f"study error: study {named} already holds trials with optimizer.optimizer.lr" in result.stderr
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in _study(out, named).trials)
@@ -239,8 +285,14 @@ def test_a_sweep_that_crashes_mid_trial_leaves_no_trial_running(tmp_path: Path, 
     _, cache, _ = first_sweep
     out = tmp_path / "outputs"
     # A swept key that does not exist: composing the first job fails and the whole sweep stops.
-    result, _ = _sweep(out, cache, "logger=none", "hparams_search.study_name=crash", "trainer.epochz=choice(1,2)",
-                       "hydra.sweeper.n_trials=2")
+    result, _ = _sweep(
+        out,
+        cache,
+        "logger=none",
+        "hparams_search.study_name=crash",
+        "trainer.epochz=choice(1,2)",
+        "hydra.sweeper.n_trials=2",
+    )
     assert result.returncode != 0
     trials = _study(out, "crash").trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]

@@ -24,8 +24,15 @@ TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=30
 # side by side; more threads per process would oversubscribe the cores). Measured, seeds 1 and 2: test mean
 # rank-1 42.9 % / 46.8 %, against 27.7 % for the nearest-neighbour pose baseline and 27.7 % / 29.8 % for the same
 # network untrained (chance 25 %). The test asks for +8 points over both.
-LEARN = ["trainer.epochs=10", "trainer.batch_size=32", "dataset.sequence_length=30", "trainer.device=cpu",
-         "trainer.seed=1", "logger=none", "trainer.num_threads=1"]
+LEARN = [
+    "trainer.epochs=10",
+    "trainer.batch_size=32",
+    "dataset.sequence_length=30",
+    "trainer.device=cpu",
+    "trainer.seed=1",
+    "logger=none",
+    "trainer.num_threads=1",
+]
 MARGIN = 0.08
 
 
@@ -39,14 +46,29 @@ def shared_cache(tmp_path_factory) -> Path:
 def test_entry_point_writes_a_complete_run_dir(tmp_path: Path, shared_cache: Path):
     run_dir = tmp_path / "run"
     result = run_module(
-        ["gaitgraph.train", *TINY, f"paths.output_root={tmp_path}", f"paths.cache_dir={shared_cache}",
-         f"hydra.run.dir={run_dir}"],
+        [
+            "gaitgraph.train",
+            *TINY,
+            f"paths.output_root={tmp_path}",
+            f"paths.cache_dir={shared_cache}",
+            f"hydra.run.dir={run_dir}",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for rel in (".hydra/config.yaml", "config_tree.txt", "checkpoints/last.pt", "checkpoints/best.pt",
-                "metrics.json", "curves.png", "eval/results.csv", "eval/results.json", "eval/results.md",
-                "eval/paper_table.tex", "eval/heatmap.png"):
+    for rel in (
+        ".hydra/config.yaml",
+        "config_tree.txt",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "metrics.json",
+        "curves.png",
+        "eval/results.csv",
+        "eval/results.json",
+        "eval/results.md",
+        "eval/paper_table.tex",
+        "eval/heatmap.png",
+    ):
         assert (run_dir / rel).is_file(), f"missing {rel}"
     offline = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     assert offline, "no offline W&B run"
@@ -59,8 +81,20 @@ def test_entry_point_writes_a_complete_run_dir(tmp_path: Path, shared_cache: Pat
     assert notes == [] and refs.chance == 0.5
     assert refs.baseline == pytest.approx(metrics["baseline"]["val"]["psymo10"]["mean_rank1"])
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
-    assert {"model", "optimizer", "scheduler", "batches", "rng", "augment_rng", "callbacks", "epoch", "step",
-            "epoch_loss_sum", "history", "config"} <= set(ckpt)
+    assert {
+        "model",
+        "optimizer",
+        "scheduler",
+        "batches",
+        "rng",
+        "augment_rng",
+        "callbacks",
+        "epoch",
+        "step",
+        "epoch_loss_sum",
+        "history",
+        "config",
+    } <= set(ckpt)
     assert ckpt["config"]["dataset"]["name"] == "psymo10" and ckpt["step"] == 3  # 192 sequences / 64
     # The per-view table reaches the terminal and train.log tells the story: each epoch, the table, the result.
     assert "psymo10" in result.stdout and "mean" in result.stdout

@@ -76,8 +76,14 @@ def test_write_gif_round_trip(tmp_path: Path) -> None:
 
 
 def test_select_sequences_filters_and_limits() -> None:
-    meta = pd.DataFrame({"subject": [6, 6, 7, 7], "condition": ["nm", "bg", "nm", "nm"], "seq": [0, 0, 0, 1],
-                         "view": ["00_0", "00_0", "00_0", "45_1"]})
+    meta = pd.DataFrame(
+        {
+            "subject": [6, 6, 7, 7],
+            "condition": ["nm", "bg", "nm", "nm"],
+            "seq": [0, 0, 0, 1],
+            "view": ["00_0", "00_0", "00_0", "45_1"],
+        }
+    )
     assert select_sequences(meta, {"condition": "nm"}).tolist() == [0, 2, 3]
     assert select_sequences(meta, {"subject": [7], "view": "45_1"}).tolist() == [3]
     assert select_sequences(meta, {"subject": "7", "limit": 1}).tolist() == [2]  # CLI strings cast to the column
@@ -98,8 +104,18 @@ def test_entry_point_writes_gifs_and_pngs(tmp_path: Path) -> None:
     torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True)}, ckpt)
     run_dir = tmp_path / "vis"
     done = run_module(
-        ["gaitgraph.visualize", f"ckpt_path={ckpt}", f"paths.output_root={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
-         f"hydra.run.dir={run_dir}", "select.subject=6", "select.view=00_0", "select.limit=2", "size_px=160", "png=true"],
+        [
+            "gaitgraph.visualize",
+            f"ckpt_path={ckpt}",
+            f"paths.output_root={tmp_path}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={run_dir}",
+            "select.subject=6",
+            "select.view=00_0",
+            "select.limit=2",
+            "size_px=160",
+            "png=true",
+        ],
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -37,7 +37,10 @@ def test_zoo_experiment_composes_and_builds(name):
     assert skeleton.layout == layout
     assert isinstance(build_model(cfg.model, skeleton), model_cls)
     assert cfg.loss._target_ == loss_target
-    assert cfg.optimizer.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.scheduler.get("three_phase") == three_phase
+    assert (
+        cfg.optimizer.optimizer._target_ == "torch.optim.Adam"
+        and cfg.optimizer.scheduler.get("three_phase") == three_phase
+    )
     assert cfg.trainer.sampler == sampler and cfg.tta is False
     assert (cfg.trainer.pk.p, cfg.trainer.pk.k) == batch if sampler == "pk" else cfg.trainer.batch_size == batch
     if name.startswith("gpgait"):
@@ -62,13 +65,31 @@ def test_each_family_of_a_model_sweep_trains_a_step(model):
 
 @pytest.mark.slow
 def test_model_family_sweep_runs(tmp_path):
-    tiny = ["trainer.epochs=1", "trainer.batch_size=32", "trainer.limit_batches=1", "dataset.sequence_length=16",
-            "dataset.split.train_subjects=[0,1]", "dataset.split.val_subjects=[4]", "dataset.split.test_subjects=[6]",
-            "baseline=false", "trainer.num_threads=1", "trainer.device=cpu", "logger=none"]
+    tiny = [
+        "trainer.epochs=1",
+        "trainer.batch_size=32",
+        "trainer.limit_batches=1",
+        "dataset.sequence_length=16",
+        "dataset.split.train_subjects=[0,1]",
+        "dataset.split.val_subjects=[4]",
+        "dataset.split.test_subjects=[6]",
+        "baseline=false",
+        "trainer.num_threads=1",
+        "trainer.device=cpu",
+        "logger=none",
+    ]
     result = run_module(
-        ["gaitgraph.train", "-m", f"model={','.join(FAMILIES)}", "loss=triplet", *tiny,
-         f"paths.output_root={tmp_path}/outputs", f"paths.cache_dir={tmp_path}/cache"],
-        cwd=tmp_path, timeout=900,
+        [
+            "gaitgraph.train",
+            "-m",
+            f"model={','.join(FAMILIES)}",
+            "loss=triplet",
+            *tiny,
+            f"paths.output_root={tmp_path}/outputs",
+            f"paths.cache_dir={tmp_path}/cache",
+        ],
+        cwd=tmp_path,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for i, model in enumerate(FAMILIES):

@@ -46,12 +46,12 @@ def _records(raw: bytes) -> list[bytes]:
         if left < _CHUNK_HEADER:  # block trailer: padding only
             pos += left
             continue
-        _, length, kind = struct.unpack("<IHB", raw[pos:pos + _CHUNK_HEADER])
+        _, length, kind = struct.unpack("<IHB", raw[pos : pos + _CHUNK_HEADER])
         pos += _CHUNK_HEADER
         if kind == 0 and length == 0:  # zero padding at the end of a block
             pos += left - _CHUNK_HEADER
             continue
-        parts.append(raw[pos:pos + length])
+        parts.append(raw[pos : pos + length])
         pos += length
         if kind in (_FULL, _LAST):
             records.append(b"".join(parts))

@@ -117,12 +117,20 @@ def choose_recompute(
     need = recomputed if recompute else plain
     if need <= budget:
         if recompute and setting == "auto":
-            log.warning("memory: %s needs about %.1f GB, %.1f GB are free: switched "
-                        "trainer.activation_checkpointing on (about %.1f GB)", what, plain / 1e9, budget / 1e9,
-                        recomputed / 1e9)
+            log.warning(
+                "memory: %s needs about %.1f GB, %.1f GB are free: switched "
+                "trainer.activation_checkpointing on (about %.1f GB)",
+                what,
+                plain / 1e9,
+                budget / 1e9,
+                recomputed / 1e9,
+            )
         return recompute
-    ways = [] if recompute or not can_recompute else [f"trainer.activation_checkpointing=true (about "
-                                                      f"{recomputed / 1e9:.1f} GB)"]
+    ways = (
+        []
+        if recompute or not can_recompute
+        else [f"trainer.activation_checkpointing=true (about {recomputed / 1e9:.1f} GB)"]
+    )
     ways += ["a smaller trainer.batch_size or dataset.sequence_length", "trainer.memory.limit_gb to assert more"]
     raise MemoryBudgetError(
         f"{what} needs about {need / 1e9:.1f} GB at its peak, but only {budget / 1e9:.1f} GB are free; stopped "

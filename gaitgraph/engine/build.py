@@ -38,8 +38,9 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def setup_process(ctx: DistContext, cfg: DictConfig) -> torch.device:
     """Seeds, CPU threads (shared out between the ranks of one machine) and the allocator; returns the device."""
     seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
-    threads = cfg.trainer.num_threads or (max(1, (os.cpu_count() or 1) // ctx.local_world_size)
-                                          if ctx.distributed else 0)
+    threads = cfg.trainer.num_threads or (
+        max(1, (os.cpu_count() or 1) // ctx.local_world_size) if ctx.distributed else 0
+    )
     if threads:
         torch.set_num_threads(threads)
     malloc = cfg.trainer.host_malloc
@@ -71,19 +72,32 @@ def load_splits(ctx: DistContext, cfg: DictConfig, skeleton: Skeleton) -> Splits
     val = parts.get("val") if len(parts.get("val", ())) else None
     for name, split in (("train", train), ("test", test)):
         if len(split) == 0:
-            raise ConfigError(f"dataset.split.{name}_subjects", resolve_split(cfg.dataset)[f"{name}_subjects"],
-                              f"subjects that have sequences in dataset '{cfg.dataset.name}'")
+            raise ConfigError(
+                f"dataset.split.{name}_subjects",
+                resolve_split(cfg.dataset)[f"{name}_subjects"],
+                f"subjects that have sequences in dataset '{cfg.dataset.name}'",
+            )
     longest = int(train.lengths.max())
     if cfg.dataset.sequence_length > longest:
-        raise ConfigError("dataset.sequence_length", cfg.dataset.sequence_length,
-                          f"at most {longest}, the longest training sequence of '{cfg.dataset.name}' (longer "
-                          "windows only repeat padded frames)")
+        raise ConfigError(
+            "dataset.sequence_length",
+            cfg.dataset.sequence_length,
+            f"at most {longest}, the longest training sequence of '{cfg.dataset.name}' (longer "
+            "windows only repeat padded frames)",
+        )
     legacy = cfg.trainer.selection == "legacy_test"
     if legacy:
-        log.warning("!!! trainer.selection=legacy_test: the checkpoint is SELECTED ON THE TEST SET (GaitGraph/"
-                    "GaitGraph2 behaviour). Its test numbers are optimistic; never compare them with val-selected runs.")
-    log.info("data: %d train / %d val / %d test sequences (%d / %d / %d subjects)", len(train),
-             len(val) if val else 0, len(test), *(_subjects(s) for s in (train, val, test)))
+        log.warning(
+            "!!! trainer.selection=legacy_test: the checkpoint is SELECTED ON THE TEST SET (GaitGraph/"
+            "GaitGraph2 behaviour). Its test numbers are optimistic; never compare them with val-selected runs."
+        )
+    log.info(
+        "data: %d train / %d val / %d test sequences (%d / %d / %d subjects)",
+        len(train),
+        len(val) if val else 0,
+        len(test),
+        *(_subjects(s) for s in (train, val, test)),
+    )
     return Splits(train, val, test, test if legacy else val, "test_selection/rank1" if legacy else "val/rank1")
 
 
@@ -103,13 +117,17 @@ def build_network(
         estimate = budget.estimate(network, batch_per_rank, cfg.dataset.sequence_length)
         limit = memory.limit_gb
         room = int(limit * 1e9) if limit is not None else budget.available_bytes(device) // local_ranks
-        what = (f"training {cfg.model._target_.rsplit('.', 1)[-1]} on batches of {batch_per_rank} x "
-                f"{cfg.dataset.sequence_length} frames on {device.type}")
+        what = (
+            f"training {cfg.model._target_.rsplit('.', 1)[-1]} on batches of {batch_per_rank} x "
+            f"{cfg.dataset.sequence_length} frames on {device.type}"
+        )
         recompute = budget.choose_recompute(setting, estimate, room, can_recompute=True, what=what)
     network = network.to(device)
     if recompute and checkpoint_activations(network) == 0:
-        log.warning("trainer.activation_checkpointing: %s has no recomputable module; training it plainly",
-                    type(network).__name__)
+        log.warning(
+            "trainer.activation_checkpointing: %s has no recomputable module; training it plainly",
+            type(network).__name__,
+        )
     return network
 
 
@@ -135,7 +153,12 @@ def build_precision(cfg: DictConfig, device: torch.device) -> Precision:
 
 
 def build_callbacks(
-    cfg: DictConfig, ctx: DistContext, splits: Splits, optimizer: Any, network: GaitModel, logger: Any,
+    cfg: DictConfig,
+    ctx: DistContext,
+    splits: Splits,
+    optimizer: Any,
+    network: GaitModel,
+    logger: Any,
     score: Callable[[GaitModel, PoseSet, str], float],
 ) -> dict[str, Callback]:
     """The run's callbacks by name, in call order: averaging, selection, logging, checkpoints, progress, then
@@ -149,11 +172,16 @@ def build_callbacks(
     if splits.selection is not None:
         selection = splits.selection
         name = "test" if splits.selection is splits.test else "val"
-        callbacks["selection"] = Selection(lambda net: score(net, selection, name), trainer_cfg.val_every,
-                                           splits.selection_key, save_best=not swa.enabled)
+        callbacks["selection"] = Selection(
+            lambda net: score(net, selection, name),
+            trainer_cfg.val_every,
+            splits.selection_key,
+            save_best=not swa.enabled,
+        )
     callbacks["logging"] = MetricLogging(logger)
-    callbacks["checkpointing"] = Checkpointing(trainer_cfg.checkpoint_every_steps,
-                                               final_is_best=splits.selection is None or swa.enabled)
+    callbacks["checkpointing"] = Checkpointing(
+        trainer_cfg.checkpoint_every_steps, final_is_best=splits.selection is None or swa.enabled
+    )
     callbacks["progress"] = Progress(enabled=ctx.is_main)
     for name, spec in (cfg.get("callbacks") or {}).items():
         callbacks[str(name)] = build(spec)
@@ -161,21 +189,37 @@ def build_callbacks(
 
 
 def build_trainer(
-    ctx: DistContext, cfg: DictConfig, run_dir: Path, splits: Splits, skeleton: Skeleton, device: torch.device,
-    logger: Any, score: Callable[[GaitModel, PoseSet, str], float],
+    ctx: DistContext,
+    cfg: DictConfig,
+    run_dir: Path,
+    splits: Splits,
+    skeleton: Skeleton,
+    device: torch.device,
+    logger: Any,
+    score: Callable[[GaitModel, PoseSet, str], float],
 ) -> Trainer:
     """The Trainer of this rank, restored from ``trainer.resume`` when it points at a checkpoint."""
     t = cfg.trainer
     batches = WindowBatches(
-        splits.train, cfg.dataset.sequence_length, t.batch_size, t.seed, t.drop_last, sampler=t.sampler,
-        pk=(t.pk.p, t.pk.k), limit=t.limit_batches, fixed=t.overfit_batches is not None,
+        splits.train,
+        cfg.dataset.sequence_length,
+        t.batch_size,
+        t.seed,
+        t.drop_last,
+        sampler=t.sampler,
+        pk=(t.pk.p, t.pk.k),
+        limit=t.limit_batches,
+        fixed=t.overfit_batches is not None,
     )
     per_rank = -(-batches.batch_size // ctx.world_size)
     network = build_network(cfg, skeleton, device, per_rank, ctx.local_world_size)
     classes, subjects = getattr(network, "num_classes", None), int(splits.train.meta["subject"].nunique())
     if classes is not None and classes < subjects:
-        raise ConfigError("model.num_classes", classes, f"at least {subjects}, the training subjects of "
-                          f"'{cfg.dataset.name}' (one classifier output each)")
+        raise ConfigError(
+            "model.num_classes",
+            classes,
+            f"at least {subjects}, the training subjects of '{cfg.dataset.name}' (one classifier output each)",
+        )
     optimizer, scheduler = build_optimization(cfg, network, len(batches))
     precision = build_precision(cfg, device)
     augment_rng = torch.Generator(device=device).manual_seed(int(t.seed) + 1)
@@ -191,11 +235,20 @@ def build_trainer(
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)  # swaps the BatchNorms in place
         elif t.sync_bn:
             log.warning("trainer.sync_bn=true needs CUDA (SyncBatchNorm); using per-rank BatchNorm on CPU")
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                          else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     return Trainer(
-        state, model=model, loss_fn=build(cfg.loss), augment=build(cfg.augmentation),
-        epochs=t.epochs, device=device, checkpointer=Checkpointer(run_dir / "checkpoints"),
-        callbacks=list(callbacks.values()), ctx=ctx, precision=precision, grad_clip=t.grad_clip,
+        state,
+        model=model,
+        loss_fn=build(cfg.loss),
+        augment=build(cfg.augmentation),
+        epochs=t.epochs,
+        device=device,
+        checkpointer=Checkpointer(run_dir / "checkpoints"),
+        callbacks=list(callbacks.values()),
+        ctx=ctx,
+        precision=precision,
+        grad_clip=t.grad_clip,
         step_per_batch=cfg.optimizer.get("interval", "step") == "step",
     )

@@ -33,9 +33,21 @@ LAST, PREVIOUS, BEST = "last.pt", "previous.pt", "best.pt"
 RUN_OUTPUTS = (f"checkpoints/{LAST}", f"checkpoints/{PREVIOUS}", f"checkpoints/{BEST}", "metrics.json")
 #: Config keys that say how a run is operated, not what it trains: they may change on resume.
 OPERATIONAL_KEYS = (
-    "paths", "logger", "task_name", "tta", "baseline", "hparams_search", "callbacks", "local",
-    "trainer.resume", "trainer.overwrite", "trainer.checkpoint_every_steps", "trainer.num_threads",
-    "trainer.eval_batch_size", "trainer.host_malloc", "trainer.memory",
+    "paths",
+    "logger",
+    "task_name",
+    "tta",
+    "baseline",
+    "hparams_search",
+    "callbacks",
+    "local",
+    "trainer.resume",
+    "trainer.overwrite",
+    "trainer.checkpoint_every_steps",
+    "trainer.num_threads",
+    "trainer.eval_batch_size",
+    "trainer.host_malloc",
+    "trainer.memory",
     "dataset.reader.root",  # where the files are, not what they hold (the cache key covers their contents)
 )
 
@@ -70,8 +82,11 @@ class Checkpointer:
         """
         bad = [k for part in ("model", "optimizer", "scaler") for k in non_finite_keys(state.get(part), part)]
         if bad:
-            kept = f"; the last good checkpoint {self.last_good[0]} (step {self.last_good[1]}) is untouched" if (
-                self.last_good) else ""
+            kept = (
+                f"; the last good checkpoint {self.last_good[0]} (step {self.last_good[1]}) is untouched"
+                if (self.last_good)
+                else ""
+            )
             raise NonFiniteError(
                 f"step {state.get('step')}: the training state holds NaN or infinite values ({', '.join(bad[:3])}"
                 f"{' ...' if len(bad) > 3 else ''}), so {name} was not written{kept}. Lower the learning rate "

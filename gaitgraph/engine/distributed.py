@@ -110,8 +110,12 @@ def torchrun_rank() -> int:
 def join_torchrun(device_name: str) -> DistContext:
     """Join the launcher's process group (MASTER_ADDR/PORT, RANK, WORLD_SIZE come from its environment)."""
     env = os.environ
-    ctx = DistContext(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"]),
-                      int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"])))
+    ctx = DistContext(
+        int(env["RANK"]),
+        int(env["WORLD_SIZE"]),
+        int(env["LOCAL_RANK"]),
+        int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"])),
+    )
     if not dist.is_initialized():
         dist.init_process_group(backend_for(device_name), rank=ctx.rank, world_size=ctx.world_size)
     return ctx
@@ -160,12 +164,24 @@ def spawn(fn: Callable[..., Any], world_size: int, device_name: str, args: tuple
 
 
 def _spawned(
-    rank: int, world_size: int, port: int, device_name: str, fn: Callable[..., Any], args: tuple,
-    run_dir: Path, results: Any,
+    rank: int,
+    world_size: int,
+    port: int,
+    device_name: str,
+    fn: Callable[..., Any],
+    args: tuple,
+    run_dir: Path,
+    results: Any,
 ) -> None:
     _worker_logging(rank, run_dir)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world_size))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world_size),
+    )
     dist.init_process_group(backend_for(device_name), rank=rank, world_size=world_size)
     try:
         value = fn(DistContext(rank, world_size, rank, world_size), *args)
@@ -186,7 +202,9 @@ def _worker_logging(rank: int, run_dir: Path) -> None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(Path(run_dir) / "train.log"))
     logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING, handlers=handlers, force=True,
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        handlers=handlers,
+        force=True,
         format=f"[%(asctime)s][%(name)s][%(levelname)s][rank {rank}] - %(message)s",
     )
 
@@ -199,7 +217,8 @@ def shard(n: int, rank: int, world_size: int) -> slice:
 
 
 def gather_global_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Under DDP, the embeddings ([n, ...]: vectors or part embeddings) and labels of every rank concatenated in rank order (the global batch).
+    """Under DDP, the embeddings ([n, ...]: vectors or part embeddings) and labels of every rank concatenated in rank
+    order (the global batch).
 
     Only this rank's part carries gradient (the others are copies); with DDP averaging gradients over ranks,
     scaling the loss by the world size gives exactly the single-process gradient of the global-batch loss.

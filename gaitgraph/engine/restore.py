@@ -36,12 +36,16 @@ _REQUIRED_KEYS = ("model", "config")
 def read_checkpoint(path: str | Path | None) -> dict[str, Any]:
     """A ``gaitgraph.train`` checkpoint (``model`` state_dict + resolved ``config``), loaded weights-only on CPU."""
     if path is None:
-        raise ConfigError("ckpt_path", None, "a checkpoint file, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.pt")
+        raise ConfigError(
+            "ckpt_path", None, "a checkpoint file, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.pt"
+        )
     path = Path(path).expanduser()
     state = load_checkpoint(path)
     if any(k not in state for k in _REQUIRED_KEYS):
-        raise CheckpointError(f"ckpt_path {path}: expected a gaitgraph.train checkpoint, a dict with keys "
-                              f"{list(_REQUIRED_KEYS)}; found keys {short_repr(sorted(state))}")
+        raise CheckpointError(
+            f"ckpt_path {path}: expected a gaitgraph.train checkpoint, a dict with keys "
+            f"{list(_REQUIRED_KEYS)}; found keys {short_repr(sorted(state))}"
+        )
     missing = [g for g in STORED_GROUPS if g not in state["config"]]
     if missing:
         raise CheckpointError(f"ckpt_path {path}: its stored config lacks the groups {missing}")
@@ -122,7 +126,11 @@ def load_run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> LoadedR
     poses = load_poses(dataset_cfg, restored.skeleton, cfg.paths.cache_dir)
     test = split_by_subjects(poses, resolve_split(dataset_cfg)).get("test")
     if test is None or len(test) == 0:
-        raise ConfigError("dataset.split.test_subjects", OmegaConf.select(dataset_cfg, "split.test_subjects"),
-                          f"subjects that have sequences in dataset '{dataset_cfg.name}'")
-    return LoadedRun(restored.model, restored.skeleton, restored.groups["model"], dataset_cfg, test,
-                     restored.device, restored.state)
+        raise ConfigError(
+            "dataset.split.test_subjects",
+            OmegaConf.select(dataset_cfg, "split.test_subjects"),
+            f"subjects that have sequences in dataset '{dataset_cfg.name}'",
+        )
+    return LoadedRun(
+        restored.model, restored.skeleton, restored.groups["model"], dataset_cfg, test, restored.device, restored.state
+    )

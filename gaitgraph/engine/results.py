@@ -47,16 +47,25 @@ class Evaluator:
 
     def results(self, network: GaitModel, poses: PoseSet, tta: bool, split: str) -> dict[str, EvalResult]:
         """Every protocol's result on ``poses``, the dataset's ``split`` ("val" or "test")."""
-        return pipeline.evaluate_model(network, poses, self.dataset, self.skeleton, tta=tta,
-                                       batch_size=self.batch_size, device=self.device, split=split)
+        return pipeline.evaluate_model(
+            network,
+            poses,
+            self.dataset,
+            self.skeleton,
+            tta=tta,
+            batch_size=self.batch_size,
+            device=self.device,
+            split=split,
+        )
 
     def score(self, network: GaitModel, poses: PoseSet, split: str) -> float:
         """The selection score: mean rank-1 of ``metric_protocol`` (the dataset's first by default), no TTA."""
         return pipeline.selection_metric(self.results(network, poses, False, split), self.protocol)[1]
 
 
-def objective(name: str, val: dict[str, EvalResult] | None, test: dict[str, EvalResult], protocol: str | None
-              ) -> float | None:
+def objective(
+    name: str, val: dict[str, EvalResult] | None, test: dict[str, EvalResult], protocol: str | None
+) -> float | None:
     """The value of ``optimized_metric`` (None when it reads a validation split the dataset lacks)."""
     split, measure = name.split("/")
     results = test if split == "legacy_test" else val
@@ -71,8 +80,16 @@ def chance_level(split: PoseSet | None) -> float | None:
     return None if split is None else 1.0 / max(int(split.meta["subject"].nunique()), 1)
 
 
-def finish(ctx: DistContext, cfg: DictConfig, run_dir: Path, trainer: Trainer, splits: Any, evaluator: Evaluator,
-           logger: Any, title: str) -> float | None:
+def finish(
+    ctx: DistContext,
+    cfg: DictConfig,
+    run_dir: Path,
+    trainer: Trainer,
+    splits: Any,
+    evaluator: Evaluator,
+    logger: Any,
+    title: str,
+) -> float | None:
     """Evaluate ``best.pt`` on val and test, write the results and return the objective (rank 0; None elsewhere)."""
     ctx.barrier()
     if not ctx.is_main:
@@ -81,13 +98,22 @@ def finish(ctx: DistContext, cfg: DictConfig, run_dir: Path, trainer: Trainer, s
     network.load_state_dict(load_checkpoint(run_dir / "checkpoints" / BEST)["model"])
     test = evaluator.results(network, splits.test, bool(cfg.tta), "test")
     val = evaluator.results(network, splits.val, False, "val") if splits.val is not None else None
-    baseline = {name: pipeline.evaluate_baseline(poses, cfg.dataset, split=name) for name, poses in
-                (("test", splits.test), ("val", splits.val)) if poses is not None} if cfg.baseline else {}
-    written = pipeline.report(test, run_dir / "eval", title, baseline=baseline.get("test"), console=Console(),
-                              tta=bool(cfg.tta))
+    baseline = (
+        {
+            name: pipeline.evaluate_baseline(poses, cfg.dataset, split=name)
+            for name, poses in (("test", splits.test), ("val", splits.val))
+            if poses is not None
+        }
+        if cfg.baseline
+        else {}
+    )
+    written = pipeline.report(
+        test, run_dir / "eval", title, baseline=baseline.get("test"), console=Console(), tta=bool(cfg.tta)
+    )
     for name, result in test.items():  # train.log tells the story without a tracker
-        log.info("test results [%s]:\n%s", name, table_text(result, f"{title} [{name}]",
-                                                              baseline.get("test", {}).get(name)))
+        log.info(
+            "test results [%s]:\n%s", name, table_text(result, f"{title} [{name}]", baseline.get("test", {}).get(name))
+        )
     plot_training_curves(trainer.state.history, run_dir / "curves.png", title=f"{cfg.task_name}: {run_dir.name}")
     value = objective(cfg.optimized_metric, val, test, cfg.metric_protocol)
     metric_split = "test" if cfg.optimized_metric.startswith("legacy_test") else "val"
@@ -98,7 +124,8 @@ def finish(ctx: DistContext, cfg: DictConfig, run_dir: Path, trainer: Trainer, s
         "metric_protocol": protocol,
         "chance": chance_level(splits.test if metric_split == "test" else splits.val),
         "baseline_metric": objective(cfg.optimized_metric, baseline.get("val"), baseline.get("test", {}), protocol)
-        if baseline else None,
+        if baseline
+        else None,
         "tta": bool(cfg.tta),
         "selection": cfg.trainer.selection,
         "train_seconds": sum(r.get("train/epoch_seconds", 0.0) for r in trainer.state.history),
@@ -111,7 +138,9 @@ def finish(ctx: DistContext, cfg: DictConfig, run_dir: Path, trainer: Trainer, s
     _tell(logger, metrics, test, written, run_dir)
     summary = f"test mean rank-1 ({protocol}{', TTA' if cfg.tta else ''}): {test_rank1 * 100:.1f}%"
     if baseline:
-        summary += f" | nearest-neighbour pose baseline {pipeline.selection_metric(baseline['test'], protocol)[1] * 100:.1f}%"
+        summary += (
+            f" | nearest-neighbour pose baseline {pipeline.selection_metric(baseline['test'], protocol)[1] * 100:.1f}%"
+        )
     if value is not None:
         summary += f" | {cfg.optimized_metric} (the objective): {value * 100:.1f}%"
     log.info(summary)

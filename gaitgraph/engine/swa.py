@@ -22,7 +22,11 @@ class WeightAveraging:
     """SWA bookkeeping for one run: averaged weights, the SWALR schedule and their checkpoint state."""
 
     def __init__(
-        self, model: torch.nn.Module, epochs: int, start_fraction: float = 0.8, lr: float | None = None,
+        self,
+        model: torch.nn.Module,
+        epochs: int,
+        start_fraction: float = 0.8,
+        lr: float | None = None,
         anneal_epochs: int = 10,
     ):
         if not 0.0 <= start_fraction < 1.0:

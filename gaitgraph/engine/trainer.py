@@ -159,8 +159,10 @@ class Trainer:
             kept = f"The last good checkpoint is {path} (step {step}), untouched: resume it with trainer.resume=auto"
         else:
             kept = "No checkpoint was written yet: start again"
-        return (f"the training loss became {value} at {where}; that step was not applied. {kept} after lowering "
-                "optimizer.optimizer.lr or setting trainer.grad_clip.")
+        return (
+            f"the training loss became {value} at {where}; that step was not applied. {kept} after lowering "
+            "optimizer.optimizer.lr or setting trainer.grad_clip."
+        )
 
     def save_checkpoint(self, name: str) -> Path | None:
         """Write the whole TrainState as ``checkpoints/<name>`` (rank 0 only; returns the path there)."""

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import center_windows
 from gaitgraph.models.base import GaitModel
+from gaitgraph.skeletons import Skeleton
 
 
 def embed_poseset(
@@ -37,7 +37,8 @@ def embed_poseset(
         raise ValueError("embed_poseset: the PoseSet holds no sequence")
     if poses.num_joints != skeleton.num_joints:
         raise ValueError(
-            f"embed_poseset: poses have {poses.num_joints} joints, keypoints '{skeleton.layout}' has {skeleton.num_joints}"
+            f"embed_poseset: poses have {poses.num_joints} joints, keypoints '{skeleton.layout}' has "
+            f"{skeleton.num_joints}"
         )
     was_training = model.training
     model.eval()

@@ -47,15 +47,19 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict[st
         with h5py.File(path, "r") as f:
             embeddings = f["embeddings"][:]
             columns = [str(c) for c in f.attrs["columns"]]
-            meta = pd.DataFrame({
-                c: f["meta"][c].asstr()[:] if h5py.check_string_dtype(f["meta"][c].dtype) else f["meta"][c][:]
-                for c in columns
-            })
+            meta = pd.DataFrame(
+                {
+                    c: f["meta"][c].asstr()[:] if h5py.check_string_dtype(f["meta"][c].dtype) else f["meta"][c][:]
+                    for c in columns
+                }
+            )
             attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items() if k != "columns"}
     except (OSError, KeyError) as err:
-        raise DatasetFormatError(path, "file", "an embeddings.h5 written by gaitgraph.predict",
-                                 f"{type(err).__name__}: {err}") from err
+        raise DatasetFormatError(
+            path, "file", "an embeddings.h5 written by gaitgraph.predict", f"{type(err).__name__}: {err}"
+        ) from err
     if embeddings.ndim != 2 or len(embeddings) != len(meta):
-        raise DatasetFormatError(path, "embeddings", f"[S, D] with S = {len(meta)} metadata rows",
-                                 f"shape {embeddings.shape}")
+        raise DatasetFormatError(
+            path, "embeddings", f"[S, D] with S = {len(meta)} metadata rows", f"shape {embeddings.shape}"
+        )
     return embeddings, meta, attrs

@@ -16,7 +16,10 @@ from gaitgraph.evaluation.metrics import BLOCK_ELEMENTS, DISTANCES
 
 
 def identify(
-    probes: np.ndarray, gallery: np.ndarray, identities: np.ndarray | pd.Series, top_k: int = 5,
+    probes: np.ndarray,
+    gallery: np.ndarray,
+    identities: np.ndarray | pd.Series,
+    top_k: int = 5,
     distance: str = "euclidean",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(identities [P, k], distances [P, k]) of the ``k`` nearest gallery identities of each probe, nearest
@@ -35,10 +38,11 @@ def identify(
     block = max(1, BLOCK_ELEMENTS // max(1, len(g)))
     found, dists = [np.zeros((0, k), dtype=np.int64)], [np.zeros((0, k), dtype=np.float32)]
     for start in range(0, len(q), block):
-        qb = q[start:start + block]
+        qb = q[start : start + block]
         key = torch.addmm(bias, qb, weight.T)
         nearest = torch.full((len(qb), len(names)), torch.inf).scatter_reduce(
-            1, index.expand(len(qb), -1), key, reduce="amin")
+            1, index.expand(len(qb), -1), key, reduce="amin"
+        )
         order = torch.sort(nearest, dim=1, stable=True).indices[:, :k]
         best = nearest.gather(1, order)
         if distance == "euclidean":

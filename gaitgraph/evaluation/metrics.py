@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gaitgraph.evaluation.protocols import Protocol, select
 from gaitgraph.errors import ConfigError, NonFiniteError
+from gaitgraph.evaluation.protocols import Protocol, select
 
 DISTANCES = ("euclidean", "cosine")
 #: Elements of the [probes x gallery] key block (8 MB of floats): small enough that the comparison passes
@@ -72,13 +72,16 @@ class EvalResult:
             "table": _table_dict(self.table),
             "map_table": _table_dict(self.map_table),
             "cells": [
-                {k: _num(v) if isinstance(v, float) else (int(v) if isinstance(v, np.integer) else v) for k, v in row.items()}
+                {
+                    k: _num(v) if isinstance(v, float) else (int(v) if isinstance(v, np.integer) else v)
+                    for k, v in row.items()
+                }
                 for row in self.cells.to_dict(orient="records")
             ],
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EvalResult":
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         """Inverse of :meth:`to_dict` (e.g. to reload a saved baseline)."""
         cells = pd.DataFrame(data["cells"], columns=list(_CELL_COLUMNS)).astype({"rank1": float, "map": float})
         return cls(
@@ -142,7 +145,9 @@ def evaluate(
                 total[:, p, g] += torch.bincount(q_cond[counted], minlength=n_c)
                 correct[:, p, g] += torch.bincount(q_cond, weights=hit.double(), minlength=n_c)
                 ap_sum[:, p, g] += torch.bincount(q_cond, weights=ap.double(), minlength=n_c)
-    return _aggregate(protocol, distance, views, conditions, correct.cpu().numpy(), total.cpu().numpy(), ap_sum.cpu().numpy())
+    return _aggregate(
+        protocol, distance, views, conditions, correct.cpu().numpy(), total.cpu().numpy(), ap_sum.cpu().numpy()
+    )
 
 
 def normalized_embeddings(embeddings: np.ndarray | torch.Tensor, meta: pd.DataFrame, distance: str) -> torch.Tensor:
@@ -375,6 +380,8 @@ def _table_dict(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def _table_from_dict(data: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    table = pd.DataFrame.from_dict({c: {v: _float(x) for v, x in row.items()} for c, row in data.items()}, orient="index")
+    table = pd.DataFrame.from_dict(
+        {c: {v: _float(x) for v, x in row.items()} for c, row in data.items()}, orient="index"
+    )
     table.index.name = "condition"
     return table

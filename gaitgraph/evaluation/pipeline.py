@@ -10,16 +10,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.errors import ConfigError
 from gaitgraph.evaluation.baseline import pose_baseline_features
 from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import EvalResult, evaluate
 from gaitgraph.evaluation.protocols import AnyProtocol, RetrievalProtocol, load_protocols
-from gaitgraph.evaluation.retrieval import RetrievalResult, evaluate_retrieval
 from gaitgraph.evaluation.report import print_result, save_results
-from gaitgraph.errors import ConfigError
-
+from gaitgraph.evaluation.retrieval import RetrievalResult, evaluate_retrieval
+from gaitgraph.skeletons import Skeleton
 
 Result = EvalResult | RetrievalResult
 
@@ -63,8 +62,13 @@ def evaluate_model(
     """Embed ``poses`` (the dataset's ``split``, "val" or "test") with ``model`` and score them under every
     protocol of the dataset (see :func:`protocols_for`)."""
     emb = embed_poseset(
-        model, poses, skeleton, dataset_cfg.sequence_length, tta=tta,
-        batch_size=batch_size, device=device,
+        model,
+        poses,
+        skeleton,
+        dataset_cfg.sequence_length,
+        tta=tta,
+        batch_size=batch_size,
+        device=device,
     )
     return score(emb, poses, protocols_for(dataset_cfg, split), distance)
 

@@ -44,16 +44,31 @@ def _series(history: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[str
     return None, [], []
 
 
-def _panel(ax: Any, history: Sequence[dict[str, Any]], keys: Sequence[str], ylabel: str,
-           scale: float = 1.0, log: bool = False, best: str | None = None) -> None:
+def _panel(
+    ax: Any,
+    history: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    ylabel: str,
+    scale: float = 1.0,
+    log: bool = False,
+    best: str | None = None,
+) -> None:
     """One metric over epochs; an empty panel says which keys it looked for. ``best``: mark the max or min."""
     key, x, y = _series(history, keys)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if key is None:
-        ax.text(0.5, 0.5, f"not logged\n({', '.join(keys)})", ha="center", va="center", transform=ax.transAxes,
-                fontsize=8, color="grey")
+        ax.text(
+            0.5,
+            0.5,
+            f"not logged\n({', '.join(keys)})",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="grey",
+        )
         return
     y = [v * scale for v in y]
     ax.plot(x, y, "o-" if len(x) < 30 else "-", markersize=3, label=key)
@@ -62,8 +77,14 @@ def _panel(ax: Any, history: Sequence[dict[str, Any]], keys: Sequence[str], ylab
         ax.set_yscale("log")
     if best is not None:
         i = max(range(len(y)), key=y.__getitem__) if best == "max" else min(range(len(y)), key=y.__getitem__)
-        ax.annotate(f"{best} {y[i]:.3g} (epoch {x[i]:g})", (x[i], y[i]), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=7)
+        ax.annotate(
+            f"{best} {y[i]:.3g} (epoch {x[i]:g})",
+            (x[i], y[i]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=7,
+        )
     ax.legend(fontsize=7, loc="best")
 
 

@@ -13,8 +13,9 @@ a sequence matches when every column's value is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ class Protocol:
     views: list[str] | None = field(default=None)
 
     @classmethod
-    def from_config(cls, name: str, spec: Mapping[str, Any]) -> "Protocol":
+    def from_config(cls, name: str, spec: Mapping[str, Any]) -> Protocol:
         """Build from one entry of a dataset config's ``protocols:`` mapping (dict or DictConfig)."""
         spec = plain(spec)
         where = f"protocol '{name}'"
@@ -58,7 +59,9 @@ class Protocol:
             if key not in spec:
                 raise ValueError(f"{where}: missing key '{key}'")
         if not isinstance(spec["probes"], dict) or not spec["probes"]:
-            raise ValueError(f"{where}: 'probes' must be a non-empty mapping condition -> query, found {spec['probes']!r}")
+            raise ValueError(
+                f"{where}: 'probes' must be a non-empty mapping condition -> query, found {spec['probes']!r}"
+            )
         missing = spec.get("missing_gallery", "fail")
         if missing not in ("fail", "skip"):
             raise ValueError(f"{where}: missing_gallery must be 'fail' or 'skip', found {missing!r}")
@@ -76,7 +79,7 @@ class Protocol:
         """The ordered view labels this protocol scores on ``meta``."""
         return list(self.views) if self.views is not None else sorted(meta["view"].astype(str).unique())
 
-    def for_split(self, split: str) -> "Protocol":
+    def for_split(self, split: str) -> Protocol:
         """The protocol as it scores ``split``: the same queries on validation and test subjects."""
         return self
 
@@ -101,10 +104,10 @@ class RetrievalProtocol:
     ranks: tuple[int, ...] = (1, 5, 10, 20)
     missing_gallery: MissingGallery = "fail"
     submission: bool = False
-    val: "RetrievalProtocol | bool | None" = None
+    val: RetrievalProtocol | bool | None = None
 
     @classmethod
-    def from_config(cls, name: str, spec: Mapping[str, Any], val_of: bool = False) -> "RetrievalProtocol":
+    def from_config(cls, name: str, spec: Mapping[str, Any], val_of: bool = False) -> RetrievalProtocol:
         """Build from one ``kind: retrieval`` entry of a dataset config's ``protocols:`` mapping."""
         key = f"dataset.protocols.{name}" + (".val" if val_of else "")
         allowed = _RETRIEVAL_KEYS - {"kind", "submission", "val"} if val_of else _RETRIEVAL_KEYS
@@ -132,7 +135,7 @@ class RetrievalProtocol:
             val=val,
         )
 
-    def for_split(self, split: str) -> "RetrievalProtocol | None":
+    def for_split(self, split: str) -> RetrievalProtocol | None:
         """The protocol as it scores ``split`` ("val" or "test"); ``None`` when it does not score it."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, found {split!r}")
@@ -191,4 +194,3 @@ def _query(query: Any, what: str) -> dict[str, list[Any]]:
     for col, values in query.items():
         out[str(col)] = list(values) if isinstance(values, (list, tuple)) else [values]
     return out
-

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -17,16 +17,18 @@ import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from gaitgraph.evaluation.metrics import EvalResult  # noqa: E402
-from gaitgraph.evaluation.tables import latex, markdown, pct, plain_text, rich_table, show  # noqa: E402
 from gaitgraph.evaluation.retrieval import RetrievalResult  # noqa: E402
 from gaitgraph.evaluation.retrieval_report import print_retrieval, retrieval_table, save_retrieval  # noqa: E402
+from gaitgraph.evaluation.tables import latex, markdown, pct, plain_text, rich_table, show  # noqa: E402
 from gaitgraph.utils import atomic_write  # noqa: E402
 
 
 def describe(result: EvalResult) -> str:
     """One line naming the protocol and the choices that change its numbers."""
     diag = "identical view excluded" if result.exclude_identical_view else "identical view included"
-    return f"protocol {result.protocol}: {diag}, missing gallery -> {result.missing_gallery}, {result.distance} distance"
+    return (
+        f"protocol {result.protocol}: {diag}, missing gallery -> {result.missing_gallery}, {result.distance} distance"
+    )
 
 
 def result_frame(result: EvalResult, baseline: EvalResult | None = None) -> pd.DataFrame:
@@ -91,8 +93,14 @@ def save_result(
         return save_retrieval(result, out_dir, prefix)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = {"csv": "results.csv", "json": "results.json", "png": "heatmap.png", "md": "results.md",
-             "paper_md": "paper_table.md", "paper_tex": "paper_table.tex"}
+    names = {
+        "csv": "results.csv",
+        "json": "results.json",
+        "png": "heatmap.png",
+        "md": "results.md",
+        "paper_md": "paper_table.md",
+        "paper_tex": "paper_table.tex",
+    }
     paths = {kind: out_dir / f"{prefix}{name}" for kind, name in names.items()}
     atomic_write(paths["csv"], lambda tmp: result.table.to_csv(tmp, index_label="condition", float_format="%.6f"))
     atomic_write(paths["json"], lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
@@ -111,7 +119,8 @@ def results_markdown(result: EvalResult, title: str | None = None, baseline: Eva
     map_frame = result.map_table[[*result.views, "mean"]].rename_axis("mAP %")
     return (
         markdown(result_frame(result, baseline), heading, f"{describe(result)}\n\n{summary_line(result, baseline)}")
-        + "\n" + markdown(map_frame, f"mAP [{result.protocol}]")
+        + "\n"
+        + markdown(map_frame, f"mAP [{result.protocol}]")
     )
 
 
@@ -148,8 +157,9 @@ def save_results(
     def folder(r: EvalResult) -> Path:
         return Path(out_dir) if len(results) == 1 else Path(out_dir) / r.protocol
 
-    return {r.protocol: save_result(r, folder(r), title=title, baseline=baselines.get(r.protocol), tta=tta)
-            for r in results}
+    return {
+        r.protocol: save_result(r, folder(r), title=title, baseline=baselines.get(r.protocol), tta=tta) for r in results
+    }
 
 
 def _heatmap(result: EvalResult, path: Path) -> None:
@@ -186,5 +196,3 @@ def _heatmap(result: EvalResult, path: Path) -> None:
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
     fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-
-

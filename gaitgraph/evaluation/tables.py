@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -63,8 +64,9 @@ def show(renderable: Any, console: Console) -> None:
         console.out(plain_text(renderable), end="", highlight=False)
 
 
-def markdown(frame: pd.DataFrame, title: str | None = None, caption: str | None = None,
-             cell: Callable[[Any], str] = pct) -> str:
+def markdown(
+    frame: pd.DataFrame, title: str | None = None, caption: str | None = None, cell: Callable[[Any], str] = pct
+) -> str:
     """A Markdown table with an optional heading and a caption line below."""
     parts = [f"### {title}\n\n" if title else "", markdown_table(frame, cell=cell)]
     if caption:
@@ -73,8 +75,11 @@ def markdown(frame: pd.DataFrame, title: str | None = None, caption: str | None 
 
 
 _LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
-    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-    "<": r"\textless{}", ">": r"\textgreater{}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
 }
 
 

@@ -40,14 +40,17 @@ class LoggerGroup(NullLogger):
             except Exception as err:  # noqa: BLE001 - a tracker failure must leave the run going
                 if (name, method) not in self._warned:
                     self._warned.add((name, method))
-                    log.warning("logger '%s' failed in %s (%s: %s); the run goes on", name, method,
-                                type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+                    log.warning(
+                        "logger '%s' failed in %s (%s: %s); the run goes on",
+                        name,
+                        method,
+                        type(err).__name__,
+                        str(err).splitlines()[0] if str(err) else "",
+                    )
                 if method == "start":
                     del self.loggers[name]
 
-    def start(
-        self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train"
-    ) -> None:
+    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train") -> None:
         """Open the run in every tracker."""
         self._each("start", run_dir, config, name=name, tags=tags, job_type=job_type)
 
@@ -84,7 +87,9 @@ def build_logger(logger_cfg: Mapping[str, Any] | None) -> LoggerGroup:
             continue
         if not isinstance(node, Mapping) or "_target_" not in node:
             raise ConfigError(
-                f"logger.{name}", node, "a tracker config with _target_",
+                f"logger.{name}",
+                node,
+                "a tracker config with _target_",
                 hint="the logger node maps names to trackers, e.g. logger.wandb.mode=online (not logger.mode)",
             )
         try:
@@ -101,8 +106,13 @@ def tracker_session(
     """The run's trackers (the ``logger`` node; none when ``enabled`` is False, e.g. on DDP ranks > 0), started
     with the resolved config and one tag per chosen config option, finished with exit code 0 or 1."""
     logger = build_logger(cfg.get("logger") if enabled else None)
-    logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name=cfg.task_name,
-                 tags=[f"{k}:{v}" for k, v in choices.items()], job_type=job_type)
+    logger.start(
+        run_dir,
+        OmegaConf.to_container(cfg, resolve=True),
+        name=cfg.task_name,
+        tags=[f"{k}:{v}" for k, v in choices.items()],
+        job_type=job_type,
+    )
     exit_code = 1
     try:
         yield logger

@@ -14,9 +14,7 @@ class NullLogger:
     Every tracker receives the same calls with the same keys (``train/loss``, ``val/rank1``, ...).
     """
 
-    def start(
-        self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train"
-    ) -> None:
+    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train") -> None:
         """Open the run. ``job_type``: ``train``, ``eval`` (gaitgraph.evaluate) or ``sweep``."""
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:

@@ -24,9 +24,7 @@ class CsvLogger(NullLogger):
         self.rows: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
 
-    def start(
-        self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train"
-    ) -> None:
+    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train") -> None:
         """Open (or, on resume, continue) ``<run_dir>/<filename>``."""
         self.path = Path(run_dir) / self.filename
         if self.path.is_file():

@@ -26,9 +26,7 @@ class TensorBoardLogger(NullLogger):
         self.writer = None
         self.step = 0
 
-    def start(
-        self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train"
-    ) -> None:
+    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train") -> None:
         """Open the event file and log the run's name, job type, tags and config as text."""
         from torch.utils.tensorboard import SummaryWriter
 

@@ -94,9 +94,7 @@ class WandbLogger(NullLogger):
         self.run = None
         self.defined: set[str] = set()
 
-    def start(
-        self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train"
-    ) -> None:
+    def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train") -> None:
         """Open the run (online, offline, or offline after a failed online start)."""
         import wandb
 
@@ -120,7 +118,10 @@ class WandbLogger(NullLogger):
                 return
             log.warning(
                 "W&B online start failed (%s): logging offline to %s/wandb instead; upload later with "
-                "`wandb sync %s/wandb/offline-run-*`", str(err).splitlines()[0], run_dir, run_dir,
+                "`wandb sync %s/wandb/offline-run-*`",
+                str(err).splitlines()[0],
+                run_dir,
+                run_dir,
             )
             try:
                 self.run = wandb.init(mode="offline", **kwargs)

@@ -27,8 +27,12 @@ def build_model(model_cfg: DictConfig | Mapping, skeleton: Skeleton) -> GaitMode
     cfg = OmegaConf.create(plain)
     pretrained, layout = cfg.get("pretrained"), cfg.get("keypoints")
     if layout is not None and layout != skeleton.layout:
-        raise ConfigError("keypoints", skeleton.layout, f"layout '{layout}' for this model option",
-                          hint=f"model.keypoints={layout}: pick a keypoints option of that layout")
+        raise ConfigError(
+            "keypoints",
+            skeleton.layout,
+            f"layout '{layout}' for this model option",
+            hint=f"model.keypoints={layout}: pick a keypoints option of that layout",
+        )
     for key in NON_CONSTRUCTOR_KEYS:
         cfg.pop(key, None)
     # partial: hydra would turn the Skeleton dataclass into a config if passed to instantiate directly

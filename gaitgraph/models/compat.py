@@ -58,10 +58,15 @@ def load_pretrained(model: nn.Module, path_or_dict: str | os.PathLike | Mapping)
         if k in state and tuple(own[k].shape) != tuple(state[k].shape)
     ]
     if missing or unexpected or shapes:
-        parts = [f"{label} keys ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        parts = [
+            f"{label} keys ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        ]
         if shapes:
-            parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
+            parts.append(
+                f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}"
+            )
         raise CheckpointError(
             f"{source}: its weights do not match the model ({'; '.join(parts)}); check the model option (structure, "
             "widths, embedding size, classes) and the keypoint layout (V) the checkpoint was trained with"

@@ -52,8 +52,9 @@ class _InputBranch(nn.Module):
 class _ResGCN(nn.Module):
     """The network under FastPoseGait's ``ResGCN`` name: input branch, main stream, pooling, linear head."""
 
-    def __init__(self, input_branch: list[int], main_stream: list[int], embedding_size: int, A: torch.Tensor,
-                 reduction: int):
+    def __init__(
+        self, input_branch: list[int], main_stream: list[int], embedding_size: int, A: torch.Tensor, reduction: int
+    ):
         super().__init__()
         self.register_buffer("graph", A.clone(), persistent=False)  # not saved: FastPoseGait keeps it unsaved
         self.head = nn.ModuleList([_InputBranch(input_branch, A, reduction)])
@@ -94,7 +95,8 @@ class GaitGraph1(GaitModel):
         input_branch, main_stream = [int(c) for c in input_branch], [int(c) for c in main_stream]
         if input_branch[0] != 3 or input_branch[-1] != main_stream[0]:
             raise ConfigError(
-                "model.input_branch", input_branch,
+                "model.input_branch",
+                input_branch,
                 f"3 input channels (x, y, confidence) first and main_stream[0]={main_stream[0]} last",
             )
         A = torch.from_numpy(hop_adjacency(skeleton.num_joints, skeleton.links, MAX_HOP))

@@ -115,8 +115,9 @@ class GaitTR(GaitModel):
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         if x.dim() != 4 or x.shape[1] != self.data_bn.num_features // self.skeleton.num_joints:
-            raise ValueError(f"GaitTR input: expected (N, C, T, V) with C*V = {self.data_bn.num_features}, "
-                             f"found {tuple(x.shape)}")
+            raise ValueError(
+                f"GaitTR input: expected (N, C, T, V) with C*V = {self.data_bn.num_features}, found {tuple(x.shape)}"
+            )
         x = joint_batchnorm(self.data_bn, x, joint_major=True)
         for block in self.backbone:
             x = block(x)

@@ -185,13 +185,16 @@ class GPGait(GaitModel):
     ``in_channels``: the pose/bone input width (2) then each layer's width; ``share_num`` layers are shared.
     """
 
-    def __init__(self, skeleton: Skeleton, in_channels: list[int], num_classes: int, share_num: int = 3,
-                 features: str = "gpgait"):
+    def __init__(
+        self, skeleton: Skeleton, in_channels: list[int], num_classes: int, share_num: int = 3, features: str = "gpgait"
+    ):
         super().__init__(skeleton, features)
         require_layout(skeleton, ("coco17",), "GPGait")
         widths = [int(c) for c in in_channels]
         if not 1 <= share_num < len(widths) - 1:
-            raise ConfigError("model.share_num", share_num, f"1..{len(widths) - 2} (fewer than the {len(widths) - 1} layers)")
+            raise ConfigError(
+                "model.share_num", share_num, f"1..{len(widths) - 2} (fewer than the {len(widths) - 1} layers)"
+            )
         self.bone = BranchPAGCN(widths, share_num, 2, skeleton.links, head=True)
         self.pose = BranchPAGCN(widths, share_num, 2, skeleton.links, head=True)
         self.angle = BranchPAGCN(widths, share_num, 1, skeleton.links, head=False)
@@ -214,4 +217,3 @@ class GPGait(GaitModel):
     def embed(self, poses: torch.Tensor) -> torch.Tensor:
         """The BNNeck's L2-normalised part features [N, C, 19] (FastPoseGait's evaluation embedding)."""
         return self.BNNecks(self.part_embedding(self.input_features(poses)))[0]
-

@@ -59,7 +59,6 @@ class SupConLoss(nn.Module):
         return per_anchor[kept].mean() if kept.any() else zero
 
 
-
 def _parts(x: torch.Tensor) -> torch.Tensor:
     """[N, D] -> [N, D, 1]; part-based [N, D, P] unchanged."""
     return x.unsqueeze(-1) if x.dim() == 2 else x
@@ -92,8 +91,10 @@ class TripletLoss(nn.Module):
     def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
         emb = _parts(output.embedding)
         if emb.dim() != 3 or labels.shape != emb.shape[:1]:
-            raise ValueError(f"TripletLoss: expected embedding [N, D] or [N, D, P] and labels [N], found "
-                             f"{tuple(output.embedding.shape)} and {tuple(labels.shape)}")
+            raise ValueError(
+                f"TripletLoss: expected embedding [N, D] or [N, D, P] and labels [N], found "
+                f"{tuple(output.embedding.shape)} and {tuple(labels.shape)}"
+            )
         x = emb.permute(2, 0, 1).float()  # [P, N, D]
         sq = (x * x).sum(-1)
         dist = torch.sqrt(F.relu(sq[:, :, None] + sq[:, None, :] - 2 * x @ x.transpose(1, 2)))  # [P, N, N]

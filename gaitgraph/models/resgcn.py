@@ -320,9 +320,7 @@ class ResGCN(GaitModel):
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         if x.dim() != 5 or x.shape[3] != len(self.input_branches):
-            raise ValueError(
-                f"ResGCN input: expected (N, T, V, {len(self.input_branches)}, C), found {tuple(x.shape)}"
-            )
+            raise ValueError(f"ResGCN input: expected (N, T, V, {len(self.input_branches)}, C), found {tuple(x.shape)}")
         x = x.permute(0, 3, 4, 1, 2)  # N, I, C, T, V
         x = torch.cat([branch(_channels_last(x[:, i])) for i, branch in enumerate(self.input_branches)], dim=1)
         for layer in self.main_stream:

@@ -24,8 +24,18 @@ LAYOUTS: dict[str, tuple[int, tuple[int, ...]]] = {
 #: GPGait's joint angles of the 12 non-head COCO-17 joints (5..16): (centre, a, b) is the inner angle at the
 #: centre between a and b; (centre, a) the angle between the bone to a and the vertical through the centre.
 GPGAIT_ANGLES: tuple[tuple[int, ...], ...] = (
-    (5, 7, 11), (6, 8, 12), (7, 5, 9), (8, 10, 6), (9, 7), (10, 8),
-    (11, 5, 13), (12, 6, 14), (13, 11, 15), (14, 12, 16), (15, 13), (16, 14),
+    (5, 7, 11),
+    (6, 8, 12),
+    (7, 5, 9),
+    (8, 10, 6),
+    (9, 7),
+    (10, 8),
+    (11, 5, 13),
+    (12, 6, 14),
+    (13, 11, 15),
+    (14, 12, 16),
+    (15, 13),
+    (16, 14),
 )
 #: GPGait's RescaleCenter: every frame scaled to this height (pixels) and centred on the shoulder midpoint.
 GPGAIT_HEIGHT = 225.0
@@ -38,7 +48,9 @@ def require_layout(skeleton: Skeleton, layouts: tuple[str, ...], model: str) -> 
     if skeleton.layout not in layouts or skeleton.num_joints != sizes[skeleton.layout]:
         wanted = " or ".join(f"{name} ({sizes[name]} joints)" for name in layouts)
         raise ConfigError(
-            "keypoints", f"{skeleton.layout} ({skeleton.num_joints} joints)", f"{wanted} for {model}",
+            "keypoints",
+            f"{skeleton.layout} ({skeleton.num_joints} joints)",
+            f"{wanted} for {model}",
             hint="pick keypoints=coco17 (CASIA-B), or keypoints=openpose|alphapose with a *_oumvlp model option",
         )
 

@@ -34,8 +34,11 @@ def test_the_choice_between_plain_recomputed_and_refused():
     assert choose_recompute("auto", est, plain, True, "x") is False
     assert choose_recompute("auto", est, recomputed, True, "x") is True
     assert choose_recompute(True, est, recomputed, True, "x") is True
-    with pytest.raises(MemoryBudgetError, match=r"x needs about 15\.7 GB .*Ways out: trainer\.activation_checkpointing"
-                                                 r"=true \(about 3\.6 GB\)"):
+    with pytest.raises(
+        MemoryBudgetError,
+        match=r"x needs about 15\.7 GB .*Ways out: trainer\.activation_checkpointing"
+        r"=true \(about 3\.6 GB\)",
+    ):
         choose_recompute(False, est, recomputed, True, "x")
     with pytest.raises(MemoryBudgetError, match=r"needs about 3\.6 GB.*smaller trainer\.batch_size"):
         choose_recompute("auto", est, recomputed - 1, True, "x")
@@ -45,8 +48,14 @@ def test_the_choice_between_plain_recomputed_and_refused():
 
 @pytest.mark.slow
 def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_path: Path, caplog):
-    overrides = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=20", "logger=none",
-                 "baseline=false", f"paths.cache_dir={tmp_path / 'cache'}"]
+    overrides = [
+        "trainer.epochs=1",
+        "trainer.batch_size=64",
+        "dataset.sequence_length=20",
+        "logger=none",
+        "baseline=false",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
     cfg = compose_train(overrides)
     model = ResGCN(coco17(), [1, 1, 1, 1], "Bottleneck", 8, 128)
     est = estimate(model, 64, 20)

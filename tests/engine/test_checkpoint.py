@@ -19,8 +19,15 @@ from gaitgraph.utils import load_checkpoint
 
 
 def _state(step: int, value: float = 1.0, config: dict | None = None) -> dict:
-    return {"format": CHECKPOINT_FORMAT, "model": {"w": torch.full((3,), value)}, "optimizer": {"state": {}},
-            "scaler": None, "step": step, "epoch": 0, "config": config or {"trainer": {"epochs": 2}}}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": {"w": torch.full((3,), value)},
+        "optimizer": {"state": {}},
+        "scaler": None,
+        "step": step,
+        "epoch": 0,
+        "config": config or {"trainer": {"epochs": 2}},
+    }
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -74,18 +81,28 @@ def test_a_full_disk_names_the_file_and_leaves_the_old_checkpoint(tmp_path: Path
 
 
 def test_recipe_differences_ignore_operational_keys():
-    stored = {"trainer": {"epochs": 6, "batch_size": 96, "resume": None, "num_threads": None},
-              "logger": {"mode": "offline"}, "model": {"structure": [1, 1, 1, 1]}, "paths": {"output_root": "/a"}}
-    current = {"trainer": {"epochs": 8, "batch_size": 64, "resume": "auto", "num_threads": 2},
-               "logger": {"mode": "online"}, "model": {"structure": [2, 1, 1, 1]}, "paths": {"output_root": "/b"},
-               "optimized_metric": "val/rank1"}
+    stored = {
+        "trainer": {"epochs": 6, "batch_size": 96, "resume": None, "num_threads": None},
+        "logger": {"mode": "offline"},
+        "model": {"structure": [1, 1, 1, 1]},
+        "paths": {"output_root": "/a"},
+    }
+    current = {
+        "trainer": {"epochs": 8, "batch_size": 64, "resume": "auto", "num_threads": 2},
+        "logger": {"mode": "online"},
+        "model": {"structure": [2, 1, 1, 1]},
+        "paths": {"output_root": "/b"},
+        "optimized_metric": "val/rank1",
+    }
     keys = [k for k, _, _ in recipe_differences(stored, current)]
     assert keys == ["model.structure", "optimized_metric", "trainer.batch_size", "trainer.epochs"]
 
 
 def test_resume_refuses_another_recipe_listing_the_keys(tmp_path: Path):
     Checkpointer(tmp_path).save(_state(1, config={"trainer": {"epochs": 6, "batch_size": 96}}), "last.pt")
-    with pytest.raises(CheckpointError, match=r"recipe differs.*trainer\.batch_size: 96 -> 64; trainer\.epochs: 6 -> 8"):
+    with pytest.raises(
+        CheckpointError, match=r"recipe differs.*trainer\.batch_size: 96 -> 64; trainer\.epochs: 6 -> 8"
+    ):
         resume_checkpoint(tmp_path / "last.pt", {"trainer": {"epochs": 8, "batch_size": 64}})
     torch.save({**_state(1), "format": 1}, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match="checkpoint format 1"):
@@ -97,8 +114,11 @@ def test_a_used_run_directory_is_refused_unless_resumed_or_overwritten(tmp_path:
     Checkpointer(tmp_path / "checkpoints").save(_state(1), "last.pt")
     (tmp_path / "metrics.json").write_text("{}")
     before = _digest(tmp_path / "checkpoints")
-    with pytest.raises(RunDirInUseError, match=r"checkpoints/last\.pt, metrics\.json.*trainer\.resume=auto.*"
-                                               r"trainer\.overwrite=true"):
+    with pytest.raises(
+        RunDirInUseError,
+        match=r"checkpoints/last\.pt, metrics\.json.*trainer\.resume=auto.*"
+        r"trainer\.overwrite=true",
+    ):
         check_run_dir(tmp_path, None, False)
     assert _digest(tmp_path / "checkpoints") == before
     check_run_dir(tmp_path, "auto", False)  # resuming it is what the directory is for

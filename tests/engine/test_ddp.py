@@ -65,8 +65,16 @@ def _train(ctx: DistContext, out_dir: Path, model_name: str) -> float:
     # SGD: unlike Adam it is not scale-invariant, so a wrongly scaled or partial gradient shows.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1 if model_name == "linear" else 0.01)
     state = TrainState(net, optimizer, batches, generator, config={})
-    trainer = Trainer(state, model=model, loss_fn=SupConLoss(0.01), augment=gaitgraph2_augmentation(), epochs=1,
-                      device=torch.device("cpu"), checkpointer=Checkpointer(out_dir / "unused"), ctx=ctx)
+    trainer = Trainer(
+        state,
+        model=model,
+        loss_fn=SupConLoss(0.01),
+        augment=gaitgraph2_augmentation(),
+        epochs=1,
+        device=torch.device("cpu"),
+        checkpointer=Checkpointer(out_dir / "unused"),
+        ctx=ctx,
+    )
     trainer.fit()
     torch.save(net.state_dict(), out_dir / f"{model_name}-{ctx.world_size}-{ctx.rank}.pt")
     return state.history[-1]["train/loss_epoch"]
@@ -108,10 +116,21 @@ def test_entry_point_spawns_two_ranks(tmp_path: Path):
     """``trainer=ddp`` from the real Hydra entry: rank 0 writes the run dir, metrics and checkpoints."""
     run_dir = tmp_path / "run"
     result = run_module(
-        ["gaitgraph.train", "trainer=ddp", "trainer.epochs=1", "trainer.batch_size=32", "dataset.sequence_length=16",
-         "logger=none", "baseline=false", "trainer.device=cpu", f"paths.output_root={tmp_path}", f"paths.cache_dir={tmp_path}/cache",
-         f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, timeout=300,
+        [
+            "gaitgraph.train",
+            "trainer=ddp",
+            "trainer.epochs=1",
+            "trainer.batch_size=32",
+            "dataset.sequence_length=16",
+            "logger=none",
+            "baseline=false",
+            "trainer.device=cpu",
+            f"paths.output_root={tmp_path}",
+            f"paths.cache_dir={tmp_path}/cache",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[rank 0]" in (run_dir / "train.log").read_text()

@@ -31,8 +31,13 @@ print(json.dumps({"faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt -
 
 def _faults(mmap_mb, trim_mb) -> dict:
     env = {**os.environ, "THP_MEM_ALLOC_ENABLE": "0"}  # count 4 KiB faults
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps([mmap_mb, trim_mb])], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps([mmap_mb, trim_mb])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

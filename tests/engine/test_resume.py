@@ -18,8 +18,15 @@ from gaitgraph.errors import CheckpointError
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch; a mid-epoch checkpoint every 2 steps.
 TINY = [
-    "dataset.sequence_length=16", "trainer.batch_size=32", "model=resgcn_n21_r8", "trainer.deterministic=true",
-    "trainer.num_threads=1", "logger=none", "baseline=false", "trainer.epochs=2", "trainer.device=cpu",
+    "dataset.sequence_length=16",
+    "trainer.batch_size=32",
+    "model=resgcn_n21_r8",
+    "trainer.deterministic=true",
+    "trainer.num_threads=1",
+    "logger=none",
+    "baseline=false",
+    "trainer.epochs=2",
+    "trainer.device=cpu",
     "trainer.checkpoint_every_steps=2",
 ]
 #: Step 8 = epoch 2, batch 2 of 6: its checkpoint is written, then the process is killed.
@@ -27,8 +34,16 @@ KILL = ["+callbacks.kill._target_=tests.engine.hooks.KillAtStep", "+callbacks.ki
 
 
 def _run(run_dir: Path, cache: Path, extra: list[str]) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "gaitgraph.train", *TINY, f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}",
-           f"paths.output_root={run_dir.parent}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gaitgraph.train",
+        *TINY,
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={cache}",
+        f"paths.output_root={run_dir.parent}",
+        *extra,
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 

@@ -17,13 +17,26 @@ from ..conftest import compose_train
 
 @pytest.mark.slow
 def test_swa_legacy_selection_pk_and_amp_on_cpu(tmp_path: Path, caplog):
-    cfg = compose_train([
-        "trainer.epochs=2", "dataset.sequence_length=16", "trainer.num_threads=1", "logger=none", "baseline=false",
-        "optimizer=sgd_cosine", "optimizer.optimizer.lr=0.01", "trainer.sampler=pk", "trainer.pk.p=4",
-        "trainer.pk.k=4", "trainer.swa.enabled=true", "trainer.swa.start_fraction=0.5",
-        "trainer.selection=legacy_test", "trainer.val_every=1", "trainer.amp=true",
-        f"paths.cache_dir={tmp_path}/cache",
-    ])
+    cfg = compose_train(
+        [
+            "trainer.epochs=2",
+            "dataset.sequence_length=16",
+            "trainer.num_threads=1",
+            "logger=none",
+            "baseline=false",
+            "optimizer=sgd_cosine",
+            "optimizer.optimizer.lr=0.01",
+            "trainer.sampler=pk",
+            "trainer.pk.p=4",
+            "trainer.pk.k=4",
+            "trainer.swa.enabled=true",
+            "trainer.swa.start_fraction=0.5",
+            "trainer.selection=legacy_test",
+            "trainer.val_every=1",
+            "trainer.amp=true",
+            f"paths.cache_dir={tmp_path}/cache",
+        ]
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path)
     with caplog.at_level(logging.WARNING):

@@ -97,7 +97,9 @@ def test_identical_view_exclusion_and_tie_rule() -> None:
     assert excl.mean_rank1 == pytest.approx(0.25) and incl.mean_rank1 == pytest.approx(0.4375)
 
 
-@pytest.mark.parametrize("gallery_order, correct, ap", [((7, 5, 9), 0, 1 / 2), ((5, 9, 7), 1, 1.0), ((9, 7, 5), 0, 1 / 3)])
+@pytest.mark.parametrize(
+    "gallery_order, correct, ap", [((7, 5, 9), 0, 1 / 2), ((5, 9, 7), 1, 1.0), ((9, 7, 5), 0, 1 / 3)]
+)
 def test_tie_goes_to_first_gallery_row_in_meta_order(gallery_order: tuple, correct: int, ap: float) -> None:
     spec = {"gallery": {"seq": [0]}, "probes": {"p": {"seq": [1]}}, "exclude_identical_view": False}
     rows = [(5, "nm", 1, "0")] + [(s, "nm", 0, "0") for s in gallery_order]  # probe placed first: order irrelevant
@@ -115,7 +117,9 @@ def test_missing_gallery_view_fail_and_skip() -> None:
     meta = meta[~drop].reset_index(drop=True)
     emb = onehot(meta["subject"].to_numpy(), 3)
     fail = evaluate(emb, meta, Protocol.from_config("f", {**CASIA_SPEC, "exclude_identical_view": False}))
-    skip = evaluate(emb, meta, Protocol.from_config("s", {**CASIA_SPEC, "exclude_identical_view": False, "missing_gallery": "skip"}))
+    skip = evaluate(
+        emb, meta, Protocol.from_config("s", {**CASIA_SPEC, "exclude_identical_view": False, "missing_gallery": "skip"})
+    )
     at_018 = fail.cells[fail.cells.gallery_view == "018"]
     assert at_018.total.tolist() == [6] * 6  # per condition and probe view: 3 subjects x 2 sequences
     assert np.allclose(at_018.rank1, 2 / 3)
@@ -182,7 +186,11 @@ def test_matches_naive_definition_in_any_block_size(monkeypatch: pytest.MonkeyPa
         emb = (onehot(meta.subject.to_numpy(), 12) * 0.5 + rng.standard_normal((len(meta), 12))).astype(np.float32)
     else:  # 3 distinct unit vectors shared by everyone: exact ties everywhere, several positives per probe
         emb = onehot(rng.integers(0, 3, len(meta)), 3)
-    spec = {"gallery": {"seq": [0, 1]}, "probes": {"x": {"seq": [2]}, "y": {"seq": [3]}}, "exclude_identical_view": True}
+    spec = {
+        "gallery": {"seq": [0, 1]},
+        "probes": {"x": {"seq": [2]}, "y": {"seq": [3]}},
+        "exclude_identical_view": True,
+    }
     protocol = Protocol.from_config("r", spec)
     expected = naive(emb, meta, protocol)
     for block in (metrics.BLOCK_ELEMENTS, 7):

@@ -12,8 +12,13 @@ from gaitgraph.evaluation.plots import CURVES_DPI, CURVES_INCHES, plot_training_
 
 SIZE = (int(CURVES_INCHES[0] * CURVES_DPI), int(CURVES_INCHES[1] * CURVES_DPI))
 HISTORY = [
-    {"epoch": e, "train/loss_epoch": 5.0 / e, "train/lr": 1e-3 * 0.5**e, "train/samples_per_s": 40.0,
-     **({"val/rank1": 0.1 * e} if e % 2 == 0 else {})}
+    {
+        "epoch": e,
+        "train/loss_epoch": 5.0 / e,
+        "train/lr": 1e-3 * 0.5**e,
+        "train/samples_per_s": 40.0,
+        **({"val/rank1": 0.1 * e} if e % 2 == 0 else {}),
+    }
     for e in range(1, 9)
 ]
 
@@ -27,7 +32,7 @@ def _pixels(path: Path) -> np.ndarray:
 def _panel_ink(pixels: np.ndarray) -> list[int]:
     """Dark pixels in each third of the picture (one panel each)."""
     width = pixels.shape[1] // 3
-    return [int((pixels[:, i * width:(i + 1) * width] < 128).sum()) for i in range(3)]
+    return [int((pixels[:, i * width : (i + 1) * width] < 128).sum()) for i in range(3)]
 
 
 def test_curves_png_has_the_expected_size_and_three_drawn_panels(tmp_path: Path):

@@ -33,7 +33,10 @@ def test_views_order_and_defaults() -> None:
     [
         ({"gallery": {}, "probes": {"a": {}}}, "missing key 'exclude_identical_view'"),
         ({"gallery": {}, "probes": {}, "exclude_identical_view": True}, "non-empty"),
-        ({"gallery": {}, "probes": {"a": {}}, "exclude_identical_view": True, "missing_gallery": "drop"}, "'fail' or 'skip'"),
+        (
+            {"gallery": {}, "probes": {"a": {}}, "exclude_identical_view": True, "missing_gallery": "drop"},
+            "'fail' or 'skip'",
+        ),
         ({"gallery": {}, "probes": {"a": {}}, "exclude_identical_view": True, "galery": {}}, "unknown keys"),
         ({"gallery": [1], "probes": {"a": {}}, "exclude_identical_view": True}, "gallery: expected a mapping"),
     ],
@@ -46,7 +49,9 @@ def test_bad_specs_name_the_problem(spec: dict, match: str) -> None:
 def test_select_casts_values_and_reports_misses() -> None:
     meta = pd.DataFrame({"subject": [1, 2], "seq": np.array([1, 5], "int64"), "view": ["000", "018"]})
     assert select(meta, {"seq": ["5"], "view": ["018"]}, "q").tolist() == [False, True]
-    with pytest.raises(ValueError, match=r"q: query .* matches no sequence; values present: \{'view': \['000', '018'\]\}"):
+    with pytest.raises(
+        ValueError, match=r"q: query .* matches no sequence; values present: \{'view': \['000', '018'\]\}"
+    ):
         select(meta, {"view": [0]}, "q")  # YAML's unquoted 000 is the int 0: must be quoted
     with pytest.raises(ValueError, match="column 'cond' is not in the metadata"):
         select(meta, {"cond": ["nm"]}, "q")

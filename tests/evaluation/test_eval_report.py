@@ -23,7 +23,9 @@ SPEC = {
 
 def result_for(bad_cl: bool, name: str = "toy"):
     views = ["000", "090", "180"]
-    rows = [(s, c, q, v) for s in range(4) for c, seqs in (("nm", (1, 2, 3)), ("cl", (1,))) for q in seqs for v in views]
+    rows = [
+        (s, c, q, v) for s in range(4) for c, seqs in (("nm", (1, 2, 3)), ("cl", (1,))) for q in seqs for v in views
+    ]
     meta = pd.DataFrame(rows, columns=["subject", "condition", "seq", "view"])
     emb = np.eye(4, dtype=np.float32)[meta.subject]
     if bad_cl:  # subject 0's CL probe at 090 looks like subject 1
@@ -46,8 +48,12 @@ def test_save_result_writes_complete_files(tmp_path: Path) -> None:
     result = result_for(True)
     paths = save_result(result, tmp_path / "eval", prefix="casia_")
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
-        "casia_heatmap.png", "casia_paper_table.md", "casia_paper_table.tex", "casia_results.csv",
-        "casia_results.json", "casia_results.md",
+        "casia_heatmap.png",
+        "casia_paper_table.md",
+        "casia_paper_table.tex",
+        "casia_results.csv",
+        "casia_results.json",
+        "casia_results.md",
     ]
     table = pd.read_csv(paths["csv"], index_col="condition")
     assert list(table.columns) == ["000", "090", "180", "mean"]
@@ -70,14 +76,30 @@ def test_retrieval_results_print_and_save_with_the_submission(tmp_path: Path) ->
     from gaitgraph.evaluation.protocols import RetrievalProtocol
     from gaitgraph.evaluation.retrieval import evaluate_retrieval
 
-    meta = pd.DataFrame({"subject": [1, 2, 1, -1], "condition": ["g", "g", "p", "q"],
-                         "source": ["a/1", "a/2", "b/3", "probe/03/vidX"]})
+    meta = pd.DataFrame(
+        {"subject": [1, 2, 1, -1], "condition": ["g", "g", "p", "q"], "source": ["a/1", "a/2", "b/3", "probe/03/vidX"]}
+    )
     emb = np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1]], dtype=np.float32)
-    scored = evaluate_retrieval(emb, meta, RetrievalProtocol.from_config(
-        "grew", {"probes": {"condition": ["p"]}, "gallery": {"condition": ["g"]}, "ranks": [1, 5]}))
-    submission = evaluate_retrieval(emb, meta, RetrievalProtocol.from_config(
-        "grew_submission", {"probes": {"condition": ["q"]}, "gallery": {"condition": ["g"]},
-                            "missing_gallery": "skip", "submission": True}))
+    scored = evaluate_retrieval(
+        emb,
+        meta,
+        RetrievalProtocol.from_config(
+            "grew", {"probes": {"condition": ["p"]}, "gallery": {"condition": ["g"]}, "ranks": [1, 5]}
+        ),
+    )
+    submission = evaluate_retrieval(
+        emb,
+        meta,
+        RetrievalProtocol.from_config(
+            "grew_submission",
+            {
+                "probes": {"condition": ["q"]},
+                "gallery": {"condition": ["g"]},
+                "missing_gallery": "skip",
+                "submission": True,
+            },
+        ),
+    )
     console = Console(record=True, width=140)
     print_result(scored, "GREW toy", console=console, baseline=scored)
     text = console.export_text()

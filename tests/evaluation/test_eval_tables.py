@@ -30,9 +30,11 @@ def _eleven_views():
     meta = pd.DataFrame(rows, columns=["subject", "condition", "seq", "view"])
     emb = np.eye(3, dtype=np.float32)[meta.subject]
     emb[((meta.subject == 0) & (meta.condition == "bg") & (meta.view == "180")).to_numpy()] = np.eye(3)[1]
-    spec = {"gallery": {"condition": ["nm"], "seq": [1]},
-            "probes": {"nm": {"condition": ["nm"], "seq": [2]}, "bg": {"condition": ["bg"]}},
-            "exclude_identical_view": True}
+    spec = {
+        "gallery": {"condition": ["nm"], "seq": [1]},
+        "probes": {"nm": {"condition": ["nm"], "seq": [2]}, "bg": {"condition": ["bg"]}},
+        "exclude_identical_view": True,
+    }
     return evaluate(emb, meta, Protocol.from_config("casia_like", spec))
 
 

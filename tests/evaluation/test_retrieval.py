@@ -10,11 +10,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gaitgraph.data.poseset import PoseSet
 from gaitgraph.errors import ConfigError
 from gaitgraph.evaluation.pipeline import protocols_for, score
 from gaitgraph.evaluation.protocols import Protocol, RetrievalProtocol, load_protocols
 from gaitgraph.evaluation.retrieval import evaluate_retrieval, match_statistics, ranked_gallery
-from gaitgraph.data.poseset import PoseSet
 
 
 def _toy(gallery: list[tuple[int, float]], probes: list[tuple[int, float]]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -27,8 +27,9 @@ def _toy(gallery: list[tuple[int, float]], probes: list[tuple[int, float]]) -> t
 
 
 def _protocol(**kw) -> RetrievalProtocol:
-    return RetrievalProtocol.from_config("toy", {"kind": "retrieval", "gallery": {"condition": ["g"]},
-                                                 "probes": {"condition": ["p"]}, **kw})
+    return RetrievalProtocol.from_config(
+        "toy", {"kind": "retrieval", "gallery": {"condition": ["g"]}, "probes": {"condition": ["p"]}, **kw}
+    )
 
 
 def test_match_statistics_by_hand():
@@ -64,8 +65,13 @@ def test_tied_distances_rank_the_earlier_gallery_sequence_first():
 
 def test_gallery_others_and_submission_rows():
     emb, meta = _toy([(2, 10.0), (1, 20.0), (3, 30.0)], [(-1, 0.0), (-1, 35.0)])
-    spec = {"kind": "retrieval", "probes": {"condition": ["p"]}, "gallery": "others",
-            "missing_gallery": "skip", "submission": True}
+    spec = {
+        "kind": "retrieval",
+        "probes": {"condition": ["p"]},
+        "gallery": "others",
+        "missing_gallery": "skip",
+        "submission": True,
+    }
     result = evaluate_retrieval(emb, meta, RetrievalProtocol.from_config("sub", spec))
     assert result.n_gallery == 3 and result.n_scored == 0 and math.isnan(result.mean_rank1)
     table = result.submission
@@ -82,8 +88,9 @@ def test_nothing_to_score_without_a_submission_is_an_error():
 
 def test_probe_in_the_gallery_is_rejected():
     emb, meta = _toy([(2, 10.0)], [(1, 0.0)])
-    protocol = RetrievalProtocol.from_config("x", {"kind": "retrieval", "gallery": {"subject": [1, 2]},
-                                                   "probes": {"condition": ["p"]}})
+    protocol = RetrievalProtocol.from_config(
+        "x", {"kind": "retrieval", "gallery": {"subject": [1, 2]}, "probes": {"condition": ["p"]}}
+    )
     with pytest.raises(ValueError, match="share 1 sequences"):
         evaluate_retrieval(emb, meta, protocol)
 
@@ -93,9 +100,15 @@ def test_probe_in_the_gallery_is_rejected():
     [
         ({"kind": "retrieval", "gallery": "others"}, "dataset.protocols.bad"),
         ({"kind": "retrieval", "probes": {"c": ["p"]}, "ranks": [5]}, "dataset.protocols.bad.ranks"),
-        ({"kind": "retrieval", "probes": {"c": ["p"]}, "missing_gallery": "drop"}, "dataset.protocols.bad.missing_gallery"),
+        (
+            {"kind": "retrieval", "probes": {"c": ["p"]}, "missing_gallery": "drop"},
+            "dataset.protocols.bad.missing_gallery",
+        ),
         ({"kind": "retrieval", "probes": {"c": ["p"]}, "val": "yes"}, "dataset.protocols.bad.val"),
-        ({"kind": "retrieval", "probes": {"c": ["p"]}, "val": {"probes": {}, "submission": True}}, "dataset.protocols.bad.val"),
+        (
+            {"kind": "retrieval", "probes": {"c": ["p"]}, "val": {"probes": {}, "submission": True}},
+            "dataset.protocols.bad.val",
+        ),
         ({"kind": "ranking", "probes": {"c": ["p"]}}, "dataset.protocols.bad.kind"),
     ],
 )
@@ -107,8 +120,12 @@ def test_bad_retrieval_specs_name_the_key(spec: dict, key: str):
 def test_for_split_val_variants():
     specs = {
         "both": {"kind": "retrieval", "probes": {"c": ["p"]}},
-        "own": {"kind": "retrieval", "probes": {"c": ["p"]}, "ranks": [1, 5],
-                "val": {"probes": {"c": ["t"], "seq": [0]}, "missing_gallery": "skip"}},
+        "own": {
+            "kind": "retrieval",
+            "probes": {"c": ["p"]},
+            "ranks": [1, 5],
+            "val": {"probes": {"c": ["t"], "seq": [0]}, "missing_gallery": "skip"},
+        },
         "test_only": {"kind": "retrieval", "probes": {"c": ["p"]}, "val": False},
     }
     protocols = load_protocols(specs)
@@ -120,15 +137,26 @@ def test_for_split_val_variants():
 
 
 def _dataset_cfg() -> OmegaConf:
-    return OmegaConf.create({
-        "name": "toy", "reader": {}, "split": {"train_subjects": [1], "val_subjects": [5, 6], "test_subjects": [7, 8]},
-        "protocols": {
-            "main": {"kind": "retrieval", "gallery": {"condition": ["g"]}, "probes": {"condition": ["p"]},
-                     "val": {"probes": {"condition": ["t"], "seq": [0]}}},
-            "views": {"gallery": {"condition": ["g"]}, "probes": {"p": {"condition": ["p"]}},
-                      "exclude_identical_view": False},
-        },
-    })
+    return OmegaConf.create(
+        {
+            "name": "toy",
+            "reader": {},
+            "split": {"train_subjects": [1], "val_subjects": [5, 6], "test_subjects": [7, 8]},
+            "protocols": {
+                "main": {
+                    "kind": "retrieval",
+                    "gallery": {"condition": ["g"]},
+                    "probes": {"condition": ["p"]},
+                    "val": {"probes": {"condition": ["t"], "seq": [0]}},
+                },
+                "views": {
+                    "gallery": {"condition": ["g"]},
+                    "probes": {"p": {"condition": ["p"]}},
+                    "exclude_identical_view": False,
+                },
+            },
+        }
+    )
 
 
 def _poses(subjects: list[int]) -> PoseSet:
@@ -149,8 +177,13 @@ def test_score_dispatches_on_the_protocol_kind():
     emb, meta = _toy([(1, 10.0), (2, 50.0)], [(1, 0.0), (2, 45.0)])
     meta["view"], meta["seq"] = "000", 0
     poses = PoseSet.from_sequences([np.zeros((1, 17, 3))] * len(meta), meta)
-    protocols = {"r": _protocol(), "v": Protocol.from_config("v", {
-        "gallery": {"condition": ["g"]}, "probes": {"p": {"condition": ["p"]}}, "exclude_identical_view": False})}
+    protocols = {
+        "r": _protocol(),
+        "v": Protocol.from_config(
+            "v",
+            {"gallery": {"condition": ["g"]}, "probes": {"p": {"condition": ["p"]}}, "exclude_identical_view": False},
+        ),
+    }
     results = score(emb, poses, protocols, "euclidean")
     assert results["r"].kind == "retrieval" and results["r"].mean_rank1 == 1.0
     assert results["v"].mean_rank1 == 1.0 and hasattr(results["v"], "cells")

@@ -1,6 +1,5 @@
 """Skeletons composed from the real conf/keypoints files."""
 
-
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf

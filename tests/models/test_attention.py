@@ -84,7 +84,7 @@ EXPECTED_KEYS = {
     ],
     "part_share": [*_PART_STEM, *_PART_FCN, *_bn("bn", 128)],
     "part_conv": [
-        *[(f"part_pool.{p}.{name[len('part_pool.'):]}", shape) for p in range(5) for name, shape in _PART_STEM],
+        *[(f"part_pool.{p}.{name[len('part_pool.') :]}", shape) for p in range(5) for name, shape in _PART_STEM],
         *_PART_FCN,
         *_bn("bn", 128),
     ],
@@ -133,8 +133,10 @@ def test_state_dict_names_equal_the_original(skeleton, kind):
     assert all(m.att is None for branch in model.input_branches for m in branch.layers)
 
 
-@pytest.mark.parametrize("alias, kind", [("pa", "part"), ("psa", "part_share"), ("pca", "part_conv"),
-                                         ("ca", "channel"), ("fa", "frame"), ("ja", "joint")])
+@pytest.mark.parametrize(
+    "alias, kind",
+    [("pa", "part"), ("psa", "part_share"), ("pca", "part_conv"), ("ca", "channel"), ("fa", "frame"), ("ja", "joint")],
+)
 def test_original_prefixes_are_aliases(coco17, alias, kind):
     assert type(_layer(alias, coco17)) is CLASSES[kind]
 
@@ -224,8 +226,10 @@ def test_frame_attention_is_a_conv_over_per_frame_mean_and_max(skeleton):
     a, b = layer.conv.weight[0, 0, :, 0].tolist(), layer.conv.weight[0, 1, :, 0].tolist()
     w = torch.tensor(
         [
-            [0.25 + sum(a[k] * avg[i][f + k - 4] + b[k] * mx[i][f + k - 4] for k in range(9) if 0 <= f + k - 4 < t)
-             for f in range(t)]
+            [
+                0.25 + sum(a[k] * avg[i][f + k - 4] + b[k] * mx[i][f + k - 4] for k in range(9) if 0 <= f + k - 4 < t)
+                for f in range(t)
+            ]
             for i in range(n)
         ]
     ).view(n, 1, t, 1)
@@ -282,8 +286,11 @@ def test_each_part_goes_through_its_stem_on_its_own(coco17, kind):
     """Batch statistics per part, as the original: the shared stem's BatchNorm updates once per part."""
     layer = _layer(kind, coco17).train()
     layer(_x(coco17))
-    counts = [int(m.num_batches_tracked) for n, m in layer.named_modules() if n.startswith("part_pool")
-              and isinstance(m, torch.nn.BatchNorm2d)]
+    counts = [
+        int(m.num_batches_tracked)
+        for n, m in layer.named_modules()
+        if n.startswith("part_pool") and isinstance(m, torch.nn.BatchNorm2d)
+    ]
     assert counts == ([5] if kind == "part_share" else [1] * 5)
 
 

@@ -41,14 +41,15 @@ def test_load_from_file_gives_equal_embeddings(tmp_path, coco17, wrap):
 
 def test_mismatch_errors_list_keys_and_shapes(coco17, openpose18):
     sd = _trained_like(coco17).state_dict()
-    with pytest.raises(CheckpointError, match=r"shape mismatches \(\d+\): A: expected \(4, 18, 18\), found \(4, 17, 17\)"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatches \(\d+\): A: expected \(4, 18, 18\), found \(4, 17, 17\)"
+    ):
         load_pretrained(ResGCN(openpose18, [1, 1, 1, 1], "Bottleneck", 8), sd)
     partial = {k: v for k, v in sd.items() if not k.startswith("input_branches.2.")}
     with pytest.raises(CheckpointError, match=r"missing keys \(\d+\): input_branches\.2\.A"):
         load_pretrained(ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8), partial)
     with pytest.raises(CheckpointError, match=r"unexpected keys \(\d+\): input_branches\.2\."):
         load_pretrained(ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8, num_input=2), sd)
-
 
 
 class _Payload:
@@ -69,15 +70,20 @@ def test_unsafe_checkpoint_is_refused_without_running_its_code(tmp_path, coco17)
     path = tmp_path / "evil.pt"
     torch.save({"model": _trained_like(coco17).state_dict(), "opt": _Payload(marker)}, path)
     model = ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8)
-    with pytest.raises(CheckpointError, match=r"(?s)evil\.pt: holds pickled Python objects besides the weights \(first: "
-                       r"\S*open\).*weights_only=False"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"(?s)evil\.pt: holds pickled Python objects besides the weights \(first: "
+        r"\S*open\).*weights_only=False",
+    ):
         build_model({**CFG, "pretrained": str(path), "features": "gaitgraph2"}, coco17)
     with pytest.raises(CheckpointError):
         load_pretrained(model, path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("content", "message"), [(None, "no such checkpoint file"), (b"not a checkpoint" * 4, "not a readable checkpoint")])
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "no such checkpoint file"), (b"not a checkpoint" * 4, "not a readable checkpoint")]
+)
 def test_missing_or_unreadable_file(tmp_path, coco17, content, message):
     path = tmp_path / "w.pt"
     if content is not None:
@@ -87,7 +93,8 @@ def test_missing_or_unreadable_file(tmp_path, coco17, content, message):
 
 
 def test_fastposegait_checkpoint_round_trip(tmp_path):
-    """A FastPoseGait checkpoint: {"model": state_dict (no ``module.`` prefix), "optimizer", "scheduler", "iteration"}."""
+    """A FastPoseGait checkpoint: {"model": state_dict (no ``module.`` prefix), "optimizer", "scheduler",
+    "iteration"}."""
     from .conftest import build_zoo
 
     source, skeleton = build_zoo("gpgait")
@@ -99,10 +106,24 @@ def test_fastposegait_checkpoint_round_trip(tmp_path):
     optimizer.step()
     scheduler.step()
     path = tmp_path / "gpgait-40000.pt"
-    torch.save({"model": source.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "iteration": 40000}, path)
-    target = build_model({"_target_": "gaitgraph.models.gpgait.GPGait", "in_channels": [2, 64, 64, 128, 256],
-                          "num_classes": 74, "pretrained": str(path)}, skeleton)
+    torch.save(
+        {
+            "model": source.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "iteration": 40000,
+        },
+        path,
+    )
+    target = build_model(
+        {
+            "_target_": "gaitgraph.models.gpgait.GPGait",
+            "in_channels": [2, 64, 64, 128, 256],
+            "num_classes": 74,
+            "pretrained": str(path),
+        },
+        skeleton,
+    )
     source.eval(), target.eval()
     with torch.no_grad():
         assert torch.equal(target.embed(poses), source.embed(poses))

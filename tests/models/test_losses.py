@@ -63,7 +63,6 @@ def test_shape_errors():
         SupConLoss()(ModelOutput(torch.randn(4, 3)), torch.zeros(5))
 
 
-
 # FastPoseGait's triplet loss. Two parts of 1-D embeddings, labels 0 0 1 1; per part a hand-computed answer.
 LABELS = torch.tensor([0, 0, 1, 1])
 PART_A = [0.0, 1.0, 3.0, 5.0]  # hard: only anchor 2 violates (farthest positive 2, nearest negative 2): 0.3
@@ -150,7 +149,9 @@ def test_cross_entropy_needs_logits():
 
 def test_weighted_sum():
     output = ModelOutput(torch.tensor(PART_A)[:, None], logits=torch.tensor([[0.0, LN3]] * 4))
-    loss = WeightedSum({"triplet": TripletLoss(0.3), "softmax": CrossEntropyLoss(1.0)}, {"triplet": 1.0, "softmax": 0.5})
+    loss = WeightedSum(
+        {"triplet": TripletLoss(0.3), "softmax": CrossEntropyLoss(1.0)}, {"triplet": 1.0, "softmax": 0.5}
+    )
     total = loss(output, torch.tensor([0, 0, 1, 1]))
     ce = (2 * math.log(4) + 2 * math.log(4 / 3)) / 4
     assert total.item() == pytest.approx(0.3 + 0.5 * ce, rel=1e-6)

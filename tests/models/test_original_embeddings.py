@@ -84,7 +84,8 @@ def test_embeddings_equal_the_original_network(case):
         model.train()  # batch statistics, as in the original's training forward (updates running statistics)
         train_embedding, _, _ = model(x)
     np.testing.assert_allclose(eval_embedding.numpy(), record[f"{case}/eval"], rtol=1e-9, atol=1e-10)
-    np.testing.assert_allclose(eval_feature.sum(dim=(2, 3)).numpy(), record[f"{case}/feature_sum"], rtol=1e-9,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        eval_feature.sum(dim=(2, 3)).numpy(), record[f"{case}/feature_sum"], rtol=1e-9, atol=1e-9
+    )
     np.testing.assert_allclose(fused.numpy(), record[f"{case}/eval"], rtol=1e-8, atol=1e-9)
     np.testing.assert_allclose(train_embedding.numpy(), record[f"{case}/train"], rtol=1e-9, atol=1e-10)

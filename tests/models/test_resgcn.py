@@ -24,7 +24,8 @@ EXPECTED = {
 def _listing(model: torch.nn.Module) -> list[str]:
     params = {n for n, _ in model.named_parameters()}
     return [
-        f"{k} ({','.join(map(str, v.shape))}) {str(v.dtype).removeprefix('torch.')} {'param' if k in params else 'buffer'}"
+        f"{k} ({','.join(map(str, v.shape))}) {str(v.dtype).removeprefix('torch.')} "
+        f"{'param' if k in params else 'buffer'}"
         for k, v in model.state_dict().items()
     ]
 

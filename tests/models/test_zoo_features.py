@@ -16,7 +16,9 @@ def _poses(frames: int, joints: int) -> torch.Tensor:
     """(1, T, V, 3): joint v at (10 v + t, 100 + v + 2 t^2), confidence 0.5."""
     t = torch.arange(frames, dtype=torch.float64)[:, None]
     v = torch.arange(joints, dtype=torch.float64)[None, :]
-    return torch.stack([10 * v + t, 100 + v + 2 * t**2, torch.full((frames, joints), 0.5, dtype=torch.float64)], -1)[None]
+    return torch.stack([10 * v + t, 100 + v + 2 * t**2, torch.full((frames, joints), 0.5, dtype=torch.float64)], -1)[
+        None
+    ]
 
 
 def test_gaitgraph1_input_is_the_raw_poses(coco17):

@@ -20,8 +20,14 @@ from .conftest import ZOO, build_zoo
 
 LISTINGS = json.loads((Path(__file__).parent / "data" / "fastposegait_state_dicts.json").read_text())
 #: Trainable parameters of FastPoseGait's own networks (issue 15), also what the recorder measured.
-PARAMETERS = {"gaitgraph1": 319_530, "gaitgraph1_oumvlp": 353_406, "gaittr": 512_010, "gaittr_oumvlp": 545_458,
-              "gpgait": 3_654_810, "gpgait_oumvlp": 32_479_008}
+PARAMETERS = {
+    "gaitgraph1": 319_530,
+    "gaitgraph1_oumvlp": 353_406,
+    "gaittr": 512_010,
+    "gaittr_oumvlp": 545_458,
+    "gpgait": 3_654_810,
+    "gpgait_oumvlp": 32_479_008,
+}
 
 
 @pytest.mark.parametrize("option", list(ZOO))
@@ -91,8 +97,13 @@ def test_gpgait_adjacency_offsets_are_independent_parameters():
     model.load_state_dict(state)
     loaded = model.state_dict()
     assert [float(loaded[k][0, 0, 0]) for k in names] == [float(i) for i in range(len(names))]
-    assert all(m.PA.data_ptr() != other.PA.data_ptr() for m in model.modules() if isinstance(m, PAGCN)
-               for other in model.modules() if isinstance(other, PAGCN) and other is not m)
+    assert all(
+        m.PA.data_ptr() != other.PA.data_ptr()
+        for m in model.modules()
+        if isinstance(m, PAGCN)
+        for other in model.modules()
+        if isinstance(other, PAGCN) and other is not m
+    )
 
 
 def test_gpgait_eval_embedding_is_the_normalised_bnneck_output():
@@ -104,8 +115,12 @@ def test_gpgait_eval_embedding_is_the_normalised_bnneck_output():
         parts = model(model.input_features(poses)).embedding
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(2, 19))
     bn = model.BNNecks.bn1d
-    expected = F.normalize(((parts.flatten(1) - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps)
-                            * bn.weight + bn.bias).view_as(parts), dim=1)
+    expected = F.normalize(
+        ((parts.flatten(1) - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias).view_as(
+            parts
+        ),
+        dim=1,
+    )
     torch.testing.assert_close(emb, expected)
 
 
@@ -122,10 +137,13 @@ def test_fastposegait_initialisation():
 
 
 def test_layout_errors_name_keypoints(coco17, openpose18):
-    with pytest.raises(ConfigError, match=r"keypoints='openpose18 \(18 joints\)': expected coco17 \(17 joints\) for GPGait"):
+    with pytest.raises(
+        ConfigError, match=r"keypoints='openpose18 \(18 joints\)': expected coco17 \(17 joints\) for GPGait"
+    ):
         GPGait(openpose18, [2, 64, 64, 128, 256], 74)
     cfg = {"_target_": "gaitgraph.models.gaittr.GaitTR", "in_channels": [10, 64], "keypoints": "coco17"}
     with pytest.raises(ConfigError, match=r"keypoints=.*openpose18.*expected layout 'coco17'"):
         build_model(cfg, openpose18)
-    assert isinstance(GaitTR(openpose18, [10, 64]), GaitTR) and isinstance(GaitGraph1(coco17, [3, 32], [32, 64]),
-                                                                           GaitGraph1)
+    assert isinstance(GaitTR(openpose18, [10, 64]), GaitTR) and isinstance(
+        GaitGraph1(coco17, [3, 32], [32, 64]), GaitGraph1
+    )

@@ -26,7 +26,7 @@ def _load_recorded_weights(model: torch.nn.Module, option: str) -> None:
     listing = [(k, tuple(v.shape)) for k, v in state.items()]
     state.update(seeded_state_dict(listing, int(RECORD["seed"])))
     prefix = f"{option}/override/"
-    state.update({k[len(prefix):]: torch.from_numpy(RECORD[k]) for k in RECORD.files if k.startswith(prefix)})
+    state.update({k[len(prefix) :]: torch.from_numpy(RECORD[k]) for k in RECORD.files if k.startswith(prefix)})
     model.load_state_dict(state)
 
 

@@ -10,15 +10,36 @@ import torch
 
 #: Joint positions of a standing walker (x right, y down, pixels relative to the hip midpoint), by joint name.
 STANDING = {
-    "nose": (2, -130), "neck": (0, -110), "left_eye": (5, -134), "right_eye": (-1, -134), "left_ear": (8, -130),
-    "right_ear": (-6, -130), "left_shoulder": (14, -108), "right_shoulder": (-14, -108), "left_elbow": (17, -78),
-    "right_elbow": (-17, -78), "left_wrist": (18, -50), "right_wrist": (-18, -50), "left_hip": (9, 0),
-    "right_hip": (-9, 0), "left_knee": (10, 42), "right_knee": (-10, 42), "left_ankle": (10, 84),
+    "nose": (2, -130),
+    "neck": (0, -110),
+    "left_eye": (5, -134),
+    "right_eye": (-1, -134),
+    "left_ear": (8, -130),
+    "right_ear": (-6, -130),
+    "left_shoulder": (14, -108),
+    "right_shoulder": (-14, -108),
+    "left_elbow": (17, -78),
+    "right_elbow": (-17, -78),
+    "left_wrist": (18, -50),
+    "right_wrist": (-18, -50),
+    "left_hip": (9, 0),
+    "right_hip": (-9, 0),
+    "left_knee": (10, 42),
+    "right_knee": (-10, 42),
+    "left_ankle": (10, 84),
     "right_ankle": (-10, 84),
 }
 #: Joints that swing forward and back while walking, with their phase (left and right in antiphase).
-SWING = {"left_wrist": 1, "left_elbow": 0.5, "right_ankle": 1, "right_knee": 0.5,
-         "right_wrist": -1, "right_elbow": -0.5, "left_ankle": -1, "left_knee": -0.5}
+SWING = {
+    "left_wrist": 1,
+    "left_elbow": 0.5,
+    "right_ankle": 1,
+    "right_knee": 0.5,
+    "right_wrist": -1,
+    "right_elbow": -0.5,
+    "left_ankle": -1,
+    "left_knee": -0.5,
+}
 
 
 def walking_poses(joints: Sequence[str], n: int, t: int, seed: int) -> np.ndarray:

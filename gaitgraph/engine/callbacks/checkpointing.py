@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 class Checkpointing(Callback):
-    """Periodic checkpoints of the whole TrainState (rank 0 writes; see :class:`~gaitgraph.engine.checkpoint.Checkpointer`).
+    """Periodic checkpoints of the whole TrainState (rank 0 writes; see
+    :class:`~gaitgraph.engine.checkpoint.Checkpointer`).
 
     every_steps: also write ``last.pt`` every this many optimisation steps inside an epoch (None: epoch ends only).
     final_is_best: at the end of fit, the final weights are ``best.pt`` (no validation split, or weight averaging).

@@ -33,8 +33,9 @@ class Profiling(Callback):
         if trainer.device.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         folder = trainer.checkpointer.folder.parent / "profiler"
-        self.profiler = torch.profiler.profile(activities=activities, schedule=self.schedule,
-                                               on_trace_ready=lambda prof: self._write(prof, folder))
+        self.profiler = torch.profiler.profile(
+            activities=activities, schedule=self.schedule, on_trace_ready=lambda prof: self._write(prof, folder)
+        )
         self.profiler.start()
 
     def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:

@@ -56,18 +56,32 @@ class Progress(Callback):
         self.batches: tqdm | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.epochs = tqdm(total=trainer.epochs, initial=trainer.state.epoch, desc="epochs", dynamic_ncols=True,
-                           disable=not self.enabled)
+        self.epochs = tqdm(
+            total=trainer.epochs,
+            initial=trainer.state.epoch,
+            desc="epochs",
+            dynamic_ncols=True,
+            disable=not self.enabled,
+        )
 
     def on_train_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         batches = trainer.state.batches
-        self.batches = tqdm(total=len(batches), initial=batches.position if batches.in_epoch else 0,
-                            desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True, disable=not self.enabled)
+        self.batches = tqdm(
+            total=len(batches),
+            initial=batches.position if batches.in_epoch else 0,
+            desc=f"epoch {epoch + 1}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not self.enabled,
+        )
 
     def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self.batches.update(1)
-        self.batches.set_postfix(loss=f"{metrics['train/loss']:.3f}", lr=f"{metrics['train/lr']:.2e}",
-                                 sps=f"{metrics['train/samples_per_s']:.0f}")
+        self.batches.set_postfix(
+            loss=f"{metrics['train/loss']:.3f}",
+            lr=f"{metrics['train/lr']:.2e}",
+            sps=f"{metrics['train/samples_per_s']:.0f}",
+        )
 
     def on_train_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         self.batches.close()
