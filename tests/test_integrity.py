@@ -190,7 +190,7 @@ def test_6_memory_is_estimated_before_training(tmp_path: Path):
     one_paragraph(
         result,
         "not enough memory",
-        "needs about",
+        "may need up to",
         "0.0 GB are free",
         "trainer.activation_checkpointing=true",
         "trainer.batch_size",
