@@ -188,6 +188,31 @@ def build_callbacks(
     return callbacks
 
 
+def _check_classes(network: GaitModel, train: PoseSet, dataset: str) -> None:
+    """A classifier head needs one output per training subject."""
+    classes, subjects = getattr(network, "num_classes", None), int(train.meta["subject"].nunique())
+    if classes is not None and classes < subjects:
+        raise ConfigError(
+            "model.num_classes",
+            classes,
+            f"at least {subjects}, the training subjects of '{dataset}' (one classifier output each)",
+        )
+
+
+def _wrap_distributed(ctx: DistContext, network: GaitModel, device: torch.device, sync_bn: bool) -> torch.nn.Module:
+    """The network itself on one process; under DDP wrapped (with SyncBatchNorm on CUDA when asked)."""
+    if not ctx.distributed:
+        return network
+    model: torch.nn.Module = network
+    if sync_bn and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)  # swaps the BatchNorms in place
+    elif sync_bn:
+        log.warning("trainer.sync_bn=true needs CUDA (SyncBatchNorm); using per-rank BatchNorm on CPU")
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
 def build_trainer(
     ctx: DistContext,
     cfg: DictConfig,
@@ -213,13 +238,7 @@ def build_trainer(
     )
     per_rank = -(-batches.batch_size // ctx.world_size)
     network = build_network(cfg, skeleton, device, per_rank, ctx.local_world_size)
-    classes, subjects = getattr(network, "num_classes", None), int(splits.train.meta["subject"].nunique())
-    if classes is not None and classes < subjects:
-        raise ConfigError(
-            "model.num_classes",
-            classes,
-            f"at least {subjects}, the training subjects of '{cfg.dataset.name}' (one classifier output each)",
-        )
+    _check_classes(network, splits.train, cfg.dataset.name)
     optimizer, scheduler = build_optimization(cfg, network, len(batches))
     precision = build_precision(cfg, device)
     augment_rng = torch.Generator(device=device).manual_seed(int(t.seed) + 1)
@@ -229,18 +248,9 @@ def build_trainer(
     resume = resume_path(t.resume, run_dir)
     if resume is not None:
         state.load_state_dict(resume_checkpoint(resume, config))
-    model: torch.nn.Module = network
-    if ctx.distributed:
-        if t.sync_bn and device.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)  # swaps the BatchNorms in place
-        elif t.sync_bn:
-            log.warning("trainer.sync_bn=true needs CUDA (SyncBatchNorm); using per-rank BatchNorm on CPU")
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
     return Trainer(
         state,
-        model=model,
+        model=_wrap_distributed(ctx, network, device, t.sync_bn),
         loss_fn=build(cfg.loss),
         augment=build(cfg.augmentation),
         epochs=t.epochs,

@@ -98,15 +98,7 @@ def finish(
     network.load_state_dict(load_checkpoint(run_dir / "checkpoints" / BEST)["model"])
     test = evaluator.results(network, splits.test, bool(cfg.tta), "test")
     val = evaluator.results(network, splits.val, False, "val") if splits.val is not None else None
-    baseline = (
-        {
-            name: pipeline.evaluate_baseline(poses, cfg.dataset, split=name)
-            for name, poses in (("test", splits.test), ("val", splits.val))
-            if poses is not None
-        }
-        if cfg.baseline
-        else {}
-    )
+    baseline = _baselines(cfg, splits)
     written = pipeline.report(
         test, run_dir / "eval", title, baseline=baseline.get("test"), console=Console(), tta=bool(cfg.tta)
     )
@@ -136,16 +128,31 @@ def finish(
     }
     write_json(metrics, run_dir / "metrics.json")
     _tell(logger, metrics, test, written, run_dir)
-    summary = f"test mean rank-1 ({protocol}{', TTA' if cfg.tta else ''}): {test_rank1 * 100:.1f}%"
-    if baseline:
-        summary += (
-            f" | nearest-neighbour pose baseline {pipeline.selection_metric(baseline['test'], protocol)[1] * 100:.1f}%"
-        )
-    if value is not None:
-        summary += f" | {cfg.optimized_metric} (the objective): {value * 100:.1f}%"
-    log.info(summary)
+    log.info(_summary_line(cfg, protocol, test_rank1, baseline.get("test"), value))
     log.info("run directory: %s", run_dir)
     return value
+
+
+def _baselines(cfg: DictConfig, splits: Any) -> dict[str, dict[str, EvalResult]]:
+    """The nearest-neighbour pose baseline on test and val (empty when ``baseline=false``)."""
+    if not cfg.baseline:
+        return {}
+    pairs = (("test", splits.test), ("val", splits.val))
+    return {
+        name: pipeline.evaluate_baseline(poses, cfg.dataset, split=name) for name, poses in pairs if poses is not None
+    }
+
+
+def _summary_line(
+    cfg: DictConfig, protocol: str, test_rank1: float, baseline: dict[str, EvalResult] | None, value: float | None
+) -> str:
+    """The run's last log line: test rank-1, the baseline's, and the objective."""
+    summary = f"test mean rank-1 ({protocol}{', TTA' if cfg.tta else ''}): {test_rank1 * 100:.1f}%"
+    if baseline:
+        summary += f" | nearest-neighbour pose baseline {pipeline.selection_metric(baseline, protocol)[1] * 100:.1f}%"
+    if value is not None:
+        summary += f" | {cfg.optimized_metric} (the objective): {value * 100:.1f}%"
+    return summary
 
 
 def _tell(logger: Any, metrics: dict[str, Any], test: dict[str, EvalResult], written: dict, run_dir: Path) -> None:
