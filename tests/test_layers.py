@@ -110,3 +110,34 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path):
     bad.write_text("from gaitgraph.engine.trainer import Trainer\nimport gaitgraph.data.cache\n")
     targets = [_resolvable(name) for name in platform_imports(bad)]
     assert "gaitgraph.engine.trainer" in targets and layer_of("gaitgraph.engine.trainer") > layer_of("gaitgraph.data")
+
+
+#: How long a function may be (the contributor guide's limit); a longer one says why on the line after its ``def``
+#: with a comment that starts ``# long:``.
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(path: Path) -> list[str]:
+    """``name (N lines)`` for each function in ``path`` longer than the limit that does not say why."""
+    lines = path.read_text().splitlines()
+    found = []
+    for node in ast.walk(ast.parse("\n".join(lines), str(path))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = node.end_lineno - node.lineno + 1
+            explained = any(line.strip().startswith("# long:") for line in lines[node.lineno : node.body[0].lineno])
+            if length > MAX_FUNCTION_LINES and not explained:
+                found.append(f"{node.name} ({length} lines)")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", MODULES + sorted((ROOT / "hydra_plugins").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_functions_are_short(path: Path):
+    assert not long_functions(path), f"{path.relative_to(ROOT)}: split {long_functions(path)}"
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "long.py").write_text(f"def f():\n{body}\n\n\ndef g():\n    # long: a table\n{body}\n")
+    assert long_functions(tmp_path / "long.py") == [f"f ({MAX_FUNCTION_LINES + 1} lines)"]
