@@ -165,7 +165,7 @@ def read_job(root: Path, job_dir: Path) -> dict[str, Any]:
     )
     metrics_file = job_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    location = study_location(config)
+    location = study_location(config, job_dir.parent)
     dataset = OmegaConf.select(config, "dataset.name", default=None, throw_on_resolution_failure=False)
     return {
         "job": job_dir.relative_to(root).as_posix(),

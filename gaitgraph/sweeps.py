@@ -34,8 +34,12 @@ from optuna.trial import TrialState
 from gaitgraph.cli import exit_on_error
 from gaitgraph.engine.checkpoint import OPERATIONAL_KEYS, recipe_differences
 from gaitgraph.errors import StudyError
+from gaitgraph.utils import write_json
 
 log = logging.getLogger(__name__)
+
+#: In a sweep folder: ``{study name: storage URL}`` of the studies its jobs report to, written at sweep start.
+STUDY_FILE = "studies.json"
 
 
 def storage_url(url: str | None, sqlite_path: str) -> str:
@@ -52,16 +56,23 @@ def storage_url(url: str | None, sqlite_path: str) -> str:
     return f"sqlite:///{path}"
 
 
-def study_location(job_config: DictConfig) -> tuple[str, str] | None:
+def study_location(job_config: DictConfig, sweep_dir: Path | None = None) -> tuple[str, str] | None:
     """``(study_name, storage URL)`` of the sweep a job's config belongs to, or None when it has none.
 
-    Reads the ``hparams_search`` node of a job's ``.hydra/config.yaml`` (the sweeper writes the study name
-    into every job), without creating anything.
+    The sweeper records both, resolved, in the sweep folder's :data:`STUDY_FILE`; that record wins, because the
+    job config holds the storage unresolved (a sqlite path below ``paths.*``, which may resolve elsewhere when
+    compared later, from another folder or machine). Without it, the ``hparams_search`` node of the job's
+    ``.hydra/config.yaml`` is read. Nothing is created.
     """
     search = job_config.get("hparams_search")
     if not isinstance(search, DictConfig) or "study_name" not in search:
         return None
     name = OmegaConf.select(job_config, "hparams_search.study_name", throw_on_resolution_failure=False)
+    record = sweep_dir / STUDY_FILE if sweep_dir is not None else None
+    if name and record is not None and record.is_file():
+        studies = json.loads(record.read_text())
+        if name in studies:
+            return str(name), str(studies[name])
     url = OmegaConf.select(job_config, "hparams_search.storage", throw_on_resolution_failure=False)
     sqlite_path = OmegaConf.select(job_config, "hparams_search.sqlite_path", throw_on_resolution_failure=False)
     if not name or not (url or sqlite_path):
@@ -112,6 +123,7 @@ class OptunaSweeper(Sweeper):
         )
         check_search_space(study, space)
         log.info("study %s (%d earlier trials) in %s", name, len(study.trials), impl.storage)
+        write_json({name: impl.storage}, Path(impl.config.hydra.sweep.dir) / STUDY_FILE)
         asked: list[optuna.trial.Trial] = []
         try:
             self._run_trials(study, space, fixed, asked)

@@ -24,6 +24,7 @@ from gaitgraph.compare import (
     sweep_space,
 )
 from gaitgraph.compare_plots import expected_size
+from gaitgraph.sweeps import STUDY_FILE
 
 # job -> (lr, model, metric or None for a failed job)
 JOBS = {
@@ -264,6 +265,19 @@ def test_study_importances_with_trial_count_history_and_slice(tmp_path: Path, mo
     assert figures.seen["param_importances.png"]["title"].startswith("study s: 4 completed trials")
     assert "over 4 completed trials" in capsys.readouterr().out
     assert figures.seen["metric_vs_optimizer.optimizer.lr.png"]["xscale"] == "log"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_the_sweep_folders_study_record_wins_over_the_job_config(tmp_path: Path):
+    db = _study(tmp_path)
+    # The job config's sqlite path is relative (as ${paths.*} may resolve elsewhere at compare time): wrong here.
+    config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": "optuna/s.db"}}
+    root = _make_multirun(tmp_path / "multirun", config)
+    assert load_sweep(root).groups[0].storage == ("s", f"sqlite:///{(Path.cwd() / 'optuna' / 's.db').resolve()}")
+    (root / STUDY_FILE).write_text(json.dumps({"other": "sqlite:///elsewhere.db", "s": f"sqlite:///{db}"}))
+    (group,) = load_sweep(root).groups
+    assert group.storage == ("s", f"sqlite:///{db}")
+    assert "optuna_history" in compare(root)
 
 
 def test_missing_study_storage_is_skipped_with_a_note(tmp_path: Path, capsys):

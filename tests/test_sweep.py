@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gaitgraph.compare import load_sweep
-from gaitgraph.sweeps import storage_url
+from gaitgraph.sweeps import STUDY_FILE, storage_url
 
 from .conftest import compose_train, run_module
 from .wandb_offline import read_offline_run
@@ -147,6 +147,9 @@ def test_compare_runs_on_the_real_sweep(first_sweep):
     assert len(sweep.runs) == 3 and set(sweep.runs["status"]) == {"ok"}
     (group,) = sweep.groups
     assert group.study == _study_name(sweep_dir) and group.dataset == "psymo10"
+    # The sweeper recorded where its study lives, resolved, beside the jobs.
+    recorded = json.loads((sweep_dir / STUDY_FILE).read_text())
+    assert recorded == {group.study: f"sqlite:///{(sweep_dir.parents[2] / 'optuna' / 'studies.db').resolve()}"}
     # optuna_small's space: lr sampled log-uniform, joint noise linear.
     assert set(group.params) == {"optimizer.optimizer.lr", "augmentation.transforms.joint_noise.amplitude"}
     assert group.log_params == {"optimizer.optimizer.lr"}
