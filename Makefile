@@ -60,9 +60,10 @@ format: install ## Apply ruff's fixes and formatting (what `make lint` checks)
 clean-cache: ## Delete the HDF5 pose caches under outputs/cache
 	rm -rf outputs/cache
 
-sweep: install ## A few-minute Optuna sweep on PsyMo-10 (hparams_search=optuna_small), then compare_runs.py on it
+sweep: install ## A few-minute Optuna sweep on PsyMo-10 (hparams_search=optuna_small), compare_runs.py and seed_check.py on it
 	$(BIN)/python -m gaitgraph.train -m hparams_search=optuna_small hydra.sweep.dir=$(SWEEP_DIR) $(ARGS)
 	$(BIN)/python scripts/compare_runs.py $(SWEEP_DIR)
+	$(BIN)/python scripts/seed_check.py $(SWEEP_DIR)
 
 # The dataset checks run before `install` and training, so a missing dataset stops the target at once.
 check-casia-b-data:

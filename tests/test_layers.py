@@ -39,6 +39,7 @@ LAYERS = [
             "gaitgraph.sweeps",
             "gaitgraph.compare",
             "gaitgraph.compare_plots",
+            "gaitgraph.seed_check",
         ],
     ),
 ]

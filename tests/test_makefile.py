@@ -40,12 +40,13 @@ def test_reproduce_targets_run_the_paper_experiment(target: str, experiment: str
     assert check < lines.index(train[0]), "the dataset check must come before training"
 
 
-def test_sweep_target_sweeps_then_compares():
+def test_sweep_target_sweeps_then_compares_then_checks_seeds():
     result = _make("-n", "sweep", "SWEEP_DIR=/tmp/some-sweep")
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if "gaitgraph.train" in line or "compare_runs" in line]
+    lines = [line for line in result.stdout.splitlines() if "gaitgraph.train" in line or "scripts/" in line]
     assert "-m gaitgraph.train -m hparams_search=optuna_small hydra.sweep.dir=/tmp/some-sweep" in lines[0]
     assert lines[1].endswith("scripts/compare_runs.py /tmp/some-sweep")
+    assert lines[2].endswith("scripts/seed_check.py /tmp/some-sweep")
 
 
 def test_sweep_dir_is_fixed_once_per_invocation():

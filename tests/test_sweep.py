@@ -5,15 +5,19 @@ Tiny trials (1 epoch, 2 training subjects, 16-frame windows) keep each trial to 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from rich.console import Console
 
 from gaitgraph.compare import load_sweep
+from gaitgraph.seed_check import finished_trials, run_repeat, seed_check, verdict
 from gaitgraph.sweeps import STUDY_FILE, storage_url
 
 from .conftest import compose_train, run_module
@@ -299,3 +303,26 @@ def test_a_sweep_that_crashes_mid_trial_leaves_no_trial_running(tmp_path: Path, 
     assert result.returncode != 0
     trials = _study(out, "crash").trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
+
+
+@pytest.mark.slow
+def test_seed_check_reruns_the_best_and_the_worst_trial(tmp_path: Path, first_sweep):
+    _, _, sweep_dir = first_sweep
+    copy = tmp_path / "sweep"  # the repeats write below the sweep folder: keep the shared one as it is
+    for job in sweep_dir.glob("[0-9]*"):
+        shutil.copytree(job, copy / job.name, ignore=shutil.ignore_patterns("checkpoints", "wandb"))
+    trials = finished_trials(copy)
+    best, worst = max(trials, key=lambda t: t.metric), min(trials, key=lambda t: t.metric)
+    # The same setting and seed as a trial, rerun as a single run, gives the trial's value: a repeat is that setting.
+    assert run_repeat(best, best.seed, tmp_path / "same") == pytest.approx(best.metric, abs=1e-9)
+    summary = seed_check(copy, [1], console=Console(file=io.StringIO()))
+    assert (summary["best"]["job"], summary["worst"]["job"]) == (best.job, worst.job)
+    for label, trial in (("best", best), ("worst", worst)):
+        assert summary[label]["by_seed"][trial.seed] == trial.metric
+        repeat = copy / "seed_check" / f"{label}-seed1"
+        config = yaml.safe_load((repeat / ".hydra" / "config.yaml").read_text())
+        assert config["trainer"]["seed"] == 1
+        assert summary[label]["by_seed"][1] == json.loads((repeat / "metrics.json").read_text())["metric"]
+    by_seed = [list(summary[k]["by_seed"].values()) for k in ("best", "worst")]
+    assert summary["verdict"] == verdict(*by_seed)
+    assert json.loads((copy / "seed_check" / "summary.json").read_text())["verdict"] == summary["verdict"]
