@@ -9,6 +9,8 @@ import io
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -328,3 +330,10 @@ def test_seed_check_reruns_the_best_and_the_worst_trial(tmp_path: Path, first_sw
     by_seed = [list(summary[k]["by_seed"].values()) for k in ("best", "worst")]
     assert summary["verdict"] == verdict(*by_seed)
     assert json.loads((copy / "seed_check" / "summary.json").read_text())["verdict"] == summary["verdict"]
+
+
+def test_commands_that_do_not_sweep_do_not_import_optuna():
+    # Hydra imports every plugin module at every start; the sweeper's must not pull optuna in (about 2 s a command).
+    code = "import sys, hydra_plugins.gaitgraph_sweeper; print('optuna' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
