@@ -42,7 +42,7 @@ from gaitgraph.compare_plots import (
 from gaitgraph.evaluation.tables import show
 
 # Importing the package registers the ${gg.root:} resolver that the saved job configs use.
-from gaitgraph.sweeps import study_location
+from gaitgraph.sweeps import JOB_KEYS, study_location
 from gaitgraph.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -101,13 +101,9 @@ def rank_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return ordered
 
 
-#: Overrides the Optuna sweeper adds to every job to tell it its study and trial: bookkeeping, not parameters.
-SWEEPER_OVERRIDES = ("hparams_search.study_name", "hparams_search.trial_number")
-
-
 def varying_overrides(overrides: list[dict[str, object]]) -> list[str]:
     """The override keys whose values are not the same in every job (the sweeper's bookkeeping left out)."""
-    keys = sorted({k for o in overrides for k in o if k not in SWEEPER_OVERRIDES})
+    keys = sorted({k for o in overrides for k in o if k not in JOB_KEYS})
     return [k for k in keys if len({repr(o.get(k)) for o in overrides}) > 1]
 
 

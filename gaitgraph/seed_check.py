@@ -25,11 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from gaitgraph.evaluation.tables import show
+from gaitgraph.sweeps import JOB_KEYS
 from gaitgraph.utils import write_json
 
 OUT = "seed_check"
-#: Overrides the sweeper adds to every job: bookkeeping of the study, not part of the setting.
-SWEEPER_KEYS = ("hparams_search.study_name", "hparams_search.trial_number")
 
 
 @dataclass
@@ -63,7 +62,7 @@ def _job_order(name: str) -> tuple[int, str]:
 
 def repeat_overrides(trial: Trial, seed: int, run_dir: Path) -> list[str]:
     """The trial's overrides as one single run with ``seed``, written to ``run_dir``."""
-    keep = [o for o in trial.overrides if o.split("=", 1)[0].lstrip("+~") not in (*SWEEPER_KEYS, "trainer.seed")]
+    keep = [o for o in trial.overrides if _key(o) not in (*JOB_KEYS, "trainer.seed")]
     return [*keep, f"trainer.seed={seed}", f"hydra.run.dir={run_dir}"]
 
 
@@ -115,7 +114,12 @@ def seed_check(sweep_dir: str | Path, seeds: list[int], console: Console | None 
 def swept_setting(trial: Trial, trials: list[Trial]) -> list[str]:
     """The trial's overrides that not every trial shares (what the sweep chose), the sweeper's bookkeeping left out."""
     shared = set.intersection(*(set(t.overrides) for t in trials))
-    return [o for o in trial.overrides if o not in shared and o.split("=", 1)[0] not in SWEEPER_KEYS]
+    return [o for o in trial.overrides if o not in shared and _key(o) not in JOB_KEYS]
+
+
+def _key(override: str) -> str:
+    """``"+a.b=1"`` -> ``"a.b"``."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _print(summary: dict, console: Console) -> None:

@@ -38,6 +38,8 @@ from gaitgraph.utils import write_json
 
 log = logging.getLogger(__name__)
 
+#: The overrides :meth:`OptunaSweeper._run_trials` adds to every job (its study and trial): bookkeeping, not a setting.
+JOB_KEYS = ("hparams_search.study_name", "hparams_search.trial_number")
 #: In a sweep folder: ``{study name: storage URL}`` of the studies its jobs report to, written at sweep start.
 STUDY_FILE = "studies.json"
 
