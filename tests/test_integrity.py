@@ -18,6 +18,8 @@ import torch
 from gaitgraph import ROOT
 from gaitgraph.engine.checkpoint import non_finite_keys
 
+from .payload import CodePayload
+
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch.
 TINY = [
     "dataset.sequence_length=16",
@@ -154,12 +156,7 @@ def test_3_a_rerun_into_a_used_directory_changes_nothing(finished: Path):
 @pytest.mark.slow
 def test_4_pretrained_weights_never_run_code(tmp_path: Path):
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (Path.touch, (marker,))
-
-    torch.save({"state_dict": Payload()}, tmp_path / "evil.ckpt")
+    torch.save({"state_dict": CodePayload(marker)}, tmp_path / "evil.ckpt")
     result = gaitgraph("train", train_args(tmp_path, "run", f"model.pretrained={tmp_path / 'evil.ckpt'}"), tmp_path)
     one_paragraph(result, "checkpoint error", "evil.ckpt")
     assert not marker.exists()

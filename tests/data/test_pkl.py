@@ -18,6 +18,7 @@ from gaitgraph.data.safe_pickle import load_pose_array
 from gaitgraph.data.synthetic import generate_casia_b, generate_casia_b_pkl, generate_gait3d, generate_grew
 
 from ..conftest import compose_train
+from ..payload import CodePayload
 
 
 def _dataset(name: str, data_dir: Path, *overrides: str):
@@ -93,17 +94,10 @@ def test_workers_give_the_same_poses_as_one_process(tmp_path: Path):
 
 
 def test_a_crafted_pickle_runs_nothing(tmp_path: Path):
-    class Payload:
-        def __init__(self, marker: Path) -> None:
-            self.marker = marker
-
-        def __reduce__(self):
-            return open, (str(self.marker), "w")
-
     # the payload is real: an ordinary unpickler creates the marker
-    pickle.loads(pickle.dumps(Payload(tmp_path / "proof")))
+    pickle.loads(pickle.dumps(CodePayload(tmp_path / "proof")))
     assert (tmp_path / "proof").exists()
-    path = _write(tmp_path / "001" / "nm-01" / "000" / "000.pkl", Payload(tmp_path / "marker"))
+    path = _write(tmp_path / "001" / "nm-01" / "000" / "000.pkl", CodePayload(tmp_path / "marker"))
     reader = PosePklReader(tmp_path, layout=r"(?P<subject>\d{3})/(?P<condition>nm)-(?P<seq>\d{2})/(?P<view>\d{3})")
     with pytest.raises(DatasetFormatError, match=rf"{path}: pickle: .*'io\.open' is not allowed"):
         reader.read()

@@ -17,6 +17,8 @@ from gaitgraph.engine.state import CHECKPOINT_FORMAT
 from gaitgraph.errors import CheckpointError, DiskFullError, NonFiniteError, RunDirInUseError
 from gaitgraph.utils import load_checkpoint
 
+from ..payload import CodePayload
+
 
 def _state(step: int, value: float = 1.0, config: dict | None = None) -> dict:
     return {
@@ -131,12 +133,7 @@ def test_unreadable_and_unsafe_files_are_checkpoint_errors(tmp_path: Path):
     with pytest.raises(CheckpointError, match="text.pt: not a readable checkpoint"):
         load_checkpoint(tmp_path / "text.pt")
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (Path.touch, (marker,))
-
-    torch.save({"model": Payload()}, tmp_path / "evil.pt")
+    torch.save({"model": CodePayload(marker)}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="evil.pt: holds pickled Python objects besides the weights"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()

@@ -8,6 +8,8 @@ from gaitgraph.models import build_model
 from gaitgraph.models.compat import load_pretrained
 from gaitgraph.models.resgcn import ResGCN
 
+from ..payload import CodePayload
+
 CFG = {"_target_": "gaitgraph.models.resgcn.ResGCN", "structure": [1, 1, 1, 1], "block": "Bottleneck", "reduction": 8}
 
 
@@ -52,23 +54,13 @@ def test_mismatch_errors_list_keys_and_shapes(coco17, openpose18):
         load_pretrained(ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8, num_input=2), sd)
 
 
-class _Payload:
-    """A pickle that creates ``path`` when unpickled (stands for any code a malicious checkpoint could run)."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return open, (self.path, "w")
-
-
 def test_unsafe_checkpoint_is_refused_without_running_its_code(tmp_path, coco17):
     marker = tmp_path / "ran"
-    pickle.loads(pickle.dumps(_Payload(marker))).close()  # the payload does run when unpickled freely
+    pickle.loads(pickle.dumps(CodePayload(marker))).close()  # the payload does run when unpickled freely
     assert marker.exists()
     marker.unlink()
     path = tmp_path / "evil.pt"
-    torch.save({"model": _trained_like(coco17).state_dict(), "opt": _Payload(marker)}, path)
+    torch.save({"model": _trained_like(coco17).state_dict(), "opt": CodePayload(marker)}, path)
     model = ResGCN(coco17, [1, 1, 1, 1], "Bottleneck", 8)
     with pytest.raises(
         CheckpointError,
