@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def finished_trials(sweep_dir: Path) -> list[Trial]:
     for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: _job_order(p.parent.name)):
         metrics = json.loads(metrics_file.read_text())
         job = metrics_file.parent
-        if not isinstance(metrics.get("metric"), (int, float)):
+        if not isinstance(metrics.get("metric"), (int, float)) or not math.isfinite(metrics["metric"]):
             continue
         overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
         seed = OmegaConf.load(job / ".hydra" / "config.yaml").trainer.seed

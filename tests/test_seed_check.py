@@ -43,11 +43,12 @@ def test_the_setting_is_what_the_trials_do_not_share():
 def test_a_folder_without_finished_jobs_is_an_error_and_one_trial_is_skipped(tmp_path: Path, capsys):
     assert main([str(tmp_path)]) == 1
     assert "no finished job" in capsys.readouterr().err
-    job = tmp_path / "0"
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text("- optimizer.optimizer.lr=0.005\n")
-    (job / ".hydra" / "config.yaml").write_text("trainer:\n  seed: 3\n")
-    (job / "metrics.json").write_text(json.dumps({"metric": 0.9, "metric_name": "val/rank1"}))
+    for name, metric in (("0", 0.9), ("1", float("nan"))):  # a job without a finite objective is not a trial
+        job = tmp_path / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text("- optimizer.optimizer.lr=0.005\n")
+        (job / ".hydra" / "config.yaml").write_text("trainer:\n  seed: 3\n")
+        (job / "metrics.json").write_text(json.dumps({"metric": metric, "metric_name": "val/rank1"}))
     assert finished_trials(tmp_path) == [Trial("0", ["optimizer.optimizer.lr=0.005"], 3, 0.9, "val/rank1")]
     assert main([str(tmp_path)]) == 0
     assert "seed check: skipped" in capsys.readouterr().out
