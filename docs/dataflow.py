@@ -62,7 +62,7 @@ ARROWS = [
 ]
 ENTRY = (
     "entry points: python -m gaitgraph.train | evaluate | visualize | predict (thin Hydra functions, see cli.py)\n"
-    "Hydra composes gaitgraph/conf/, typed schemas validate it before any work; outputs go to the run directory"
+    "Hydra composes conf/, typed schemas validate it before any work; outputs go to the run directory"
 )
 TRAINER = (
     "Trainer (engine/trainer.py): the epoch loop over the training row; callbacks: checkpoint · validation and\n"

@@ -1,5 +1,6 @@
 """GaitGraph: skeleton-based gait recognition platform (GaitGraph2 rebuilt on Hydra, Optuna and W&B)."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from omegaconf import OmegaConf  # noqa: E402
 
 __version__ = "0.2.0"
 
-#: The Hydra configs, shipped inside the package (``pkg://gaitgraph.conf``), so a non-editable install finds them.
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+#: The Hydra configs: ``conf/`` at the repository top, installed as the package ``gaitgraph.conf`` (pyproject's
+#: package-dir), so ``pkg://gaitgraph.conf`` finds them in an editable and in a wheel install alike.
+CONF_DIR = Path(importlib.util.find_spec("gaitgraph.conf").submodule_search_locations[0])
 
 
 def project_root() -> Path:
@@ -30,6 +32,18 @@ ROOT = project_root()
 
 # `${gg.root:}` lets conf/paths resolve data and outputs wherever the command is started from.
 OmegaConf.register_new_resolver("gg.root", lambda: str(project_root()), replace=True)
+
+
+
+def user_conf_searchpath() -> str:
+    """Hydra search-path entry of the user config folder (``$GAITGRAPH_CONFIG_DIR`` or ``~/.config/gaitgraph``),
+    where a wheel install keeps its ``local/default.yaml``; the packaged configs again when the folder does not
+    exist, since Hydra warns on every start about a missing search-path folder."""
+    folder = Path(os.environ.get("GAITGRAPH_CONFIG_DIR") or Path.home() / ".config" / "gaitgraph")
+    return f"file://{folder}" if folder.is_dir() else "pkg://gaitgraph.conf"
+
+
+OmegaConf.register_new_resolver("gg.user_conf", user_conf_searchpath, replace=True)
 
 # The typed config schemas (trainer/schema, ...) must be in Hydra's ConfigStore before any config is composed.
 import gaitgraph.schema  # noqa: E402,F401

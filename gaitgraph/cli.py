@@ -39,7 +39,7 @@ CONFIG_PATH = "pkg://gaitgraph.conf"
 
 
 def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
-    """Decorate a task function ``fn(cfg)`` into a Hydra command reading ``gaitgraph/conf/<config_name>.yaml``."""
+    """Decorate a task function ``fn(cfg)`` into a Hydra command reading ``conf/<config_name>.yaml``."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         @functools.wraps(task)

@@ -82,3 +82,18 @@ def test_a_fresh_venv_with_the_wheel_composes_and_runs(wheel: Path, tmp_path: Pa
         [str(python), "-m", "gaitgraph.train", "--cfg", "job", "--resolve", "-p", "paths.data_dir"], cwd=tmp_path
     )
     assert paths.stdout.strip() == str(tmp_path / "data"), paths.stdout + paths.stderr
+
+
+def test_pyproject_lists_every_package():
+    """pyproject lists the packages by hand (gaitgraph.conf maps to conf/ outside the package folder): a new
+    subpackage that is not listed would be missing from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("gaitgraph", "hydra_plugins")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert listed == found | {"gaitgraph.conf"}
+    assert (ROOT / "conf" / "__init__.py").is_file() and not (ROOT / "gaitgraph" / "conf").exists()
