@@ -34,7 +34,6 @@ ROOT = project_root()
 OmegaConf.register_new_resolver("gg.root", lambda: str(project_root()), replace=True)
 
 
-
 def user_conf_searchpath() -> str:
     """Hydra search-path entry of the user config folder (``$GAITGRAPH_CONFIG_DIR`` or ``~/.config/gaitgraph``),
     where a wheel install keeps its ``local/default.yaml``; the packaged configs again when the folder does not

@@ -26,9 +26,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -129,8 +130,14 @@ def _write(tmp: Path, chunks: Iterable[PoseSet], attrs: dict[str, Any]) -> None:
 
 
 def _frames_dataset(f: h5py.File, joints: int) -> h5py.Dataset:
-    return f.create_dataset("frames", shape=(0, joints, 3), maxshape=(None, joints, 3), dtype=np.float32,
-                            chunks=(FRAME_CHUNK, max(joints, 1), 3), fletcher32=True)
+    return f.create_dataset(
+        "frames",
+        shape=(0, joints, 3),
+        maxshape=(None, joints, 3),
+        dtype=np.float32,
+        chunks=(FRAME_CHUNK, max(joints, 1), 3),
+        fletcher32=True,
+    )
 
 
 def _checked(n: int) -> dict[str, Any]:
@@ -289,8 +296,12 @@ def load_poses(dataset_cfg: DictConfig, skeleton: Skeleton, cache_dir: str | Pat
     """The dataset's preprocessed PoseSet, from the cache when it is there (built otherwise)."""
     if dataset_cfg.layout != skeleton.file_layout:
         reads = f"reads '{skeleton.file_layout}' files" if skeleton.convert_from else f"has layout '{skeleton.layout}'"
-        raise ConfigError("keypoints", skeleton.layout, f"a layout for this dataset: dataset '{dataset_cfg.name}' "
-                          f"holds {dataset_cfg.layout} poses but keypoints {reads}; choose a matching keypoints= option")
+        raise ConfigError(
+            "keypoints",
+            skeleton.layout,
+            f"a layout for this dataset: dataset '{dataset_cfg.name}' "
+            f"holds {dataset_cfg.layout} poses but keypoints {reads}; choose a matching keypoints= option",
+        )
     raw_path, proc_path, reader = cache_paths(dataset_cfg, cache_dir, skeleton)
     stale = rebuild
     if proc_path.exists() and not rebuild:
@@ -347,8 +358,12 @@ def _cli(cfg: DictConfig, action: str) -> None:
         load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir, rebuild=bool(cfg.get("rebuild", False)))
     _, proc_path, _ = cache_paths(cfg.dataset, cfg.paths.cache_dir, skeleton)
     if not proc_path.exists():
-        raise ConfigError("dataset", cfg.dataset.name, f"a dataset with a cache; none yet at {proc_path}: run "
-                          "`python -m gaitgraph.data.cache build dataset=...` first")
+        raise ConfigError(
+            "dataset",
+            cfg.dataset.name,
+            f"a dataset with a cache; none yet at {proc_path}: run "
+            "`python -m gaitgraph.data.cache build dataset=...` first",
+        )
     info = describe(proc_path)
     table = Table(title=f"cache: {cfg.dataset.name}")
     table.add_column("key")

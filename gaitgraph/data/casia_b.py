@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import PoseReader, check_values, plain_name
+from gaitgraph.errors import DatasetFormatError
 from gaitgraph.skeletons import COCO17_JOINTS
 
 VALUE_COLUMNS = tuple(f"{j}_{c}" for j in COCO17_JOINTS for c in ("x", "y", "conf"))
@@ -97,13 +97,17 @@ class CasiaBReader(PoseReader):
             found = f"no column(s) {', '.join(missing)}"
             if unknown:
                 found += f"; unexpected column(s) {', '.join(unknown)} (renamed?)"
-            raise DatasetFormatError(path, "header (line 1)", "image_name and {joint}_x/_y/_conf for the 17 COCO joints", found)
+            raise DatasetFormatError(
+                path, "header (line 1)", "image_name and {joint}_x/_y/_conf for the 17 COCO joints", found
+            )
 
     def _parse(self, path: Path) -> tuple[pd.Series, np.ndarray]:
         """Image names and float32 values ``[N, 51]``, read in chunks (bounded memory, progress)."""
         dtypes = {"image_name": str} | {c: np.float32 for c in VALUE_COLUMNS}
         names, blocks = [], []
-        with tqdm(total=_estimate_rows(path), desc=f"Reading {self.label}", unit="row", unit_scale=True, leave=False) as bar:
+        with tqdm(
+            total=_estimate_rows(path), desc=f"Reading {self.label}", unit="row", unit_scale=True, leave=False
+        ) as bar:
             # No usecols: with it the parser would silently skip extra fields in a malformed row.
             reader = pd.read_csv(path, dtype=dtypes, engine="c", index_col=False, chunksize=_CHUNK_ROWS)
             first_row = 0
@@ -144,7 +148,9 @@ class CasiaBReader(PoseReader):
             if bad.any():
                 i = int(np.argmax(bad.to_numpy()))
                 return DatasetFormatError(path, f"line {first_row + i + 2} column {col}", "a number", repr(raw.iloc[i]))
-        return DatasetFormatError(path, f"rows from line {first_row + 2}", "numbers in every joint column", "a value that is not a number")
+        return DatasetFormatError(
+            path, f"rows from line {first_row + 2}", "numbers in every joint column", "a value that is not a number"
+        )
 
     def _folder_meta(self, path: Path, names: pd.Series, folders: pd.Index, codes: np.ndarray) -> pd.DataFrame:
         parts = pd.Series(folders).str.extract(_FOLDER)
@@ -163,8 +169,15 @@ class CasiaBReader(PoseReader):
             if problem:
                 row = _first(codes, k)
                 raise DatasetFormatError(path, f"line {row + 2} {problem[0]}", problem[1], repr(names.iloc[row]))
-            rows.append({"subject": int(subject), "condition": cond, "seq": int(seq), "view": view,
-                         "source": folder.removeprefix("./").removesuffix("/")})
+            rows.append(
+                {
+                    "subject": int(subject),
+                    "condition": cond,
+                    "seq": int(seq),
+                    "view": view,
+                    "source": folder.removeprefix("./").removesuffix("/"),
+                }
+            )
         return pd.DataFrame(rows)
 
     def _frame_numbers(self, path: Path, names: pd.Series, frame_names: pd.Index, codes: np.ndarray) -> np.ndarray:
@@ -192,6 +205,7 @@ def _first(codes: np.ndarray, k: int) -> int:
 
 def _check_values(path: Path, block: np.ndarray, names: pd.Series, first_row: int) -> None:
     """Empty cells, and values that are not finite or out of range (1e300 parses to inf in float32)."""
+
     def where(i: int, j: int) -> str:
         return f"line {first_row + i + 2} column {VALUE_COLUMNS[j]} ({names.iloc[i]})"
 
@@ -223,6 +237,8 @@ def _check_unique_frames(
         if order is not None:
             a, b = sorted((int(order[a]), int(order[b])))
         raise DatasetFormatError(
-            path, f"line {b + 2} image_name", "each frame of a sequence once",
+            path,
+            f"line {b + 2} image_name",
+            "each frame of a sequence once",
             f"{names.iloc[b]!r} again (also on line {a + 2})",
         )

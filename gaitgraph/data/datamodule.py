@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from gaitgraph.errors import ConfigError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import train_window_indices
 from gaitgraph.errors import ConfigError
@@ -31,8 +31,11 @@ def resolve_split(dataset_cfg: Any) -> dict[str, list[int]]:
     if missing:
         reader = instantiate(dataset_cfg.reader)
         if not hasattr(reader, "split_subjects"):
-            raise ConfigError(f"dataset.split.{missing[0]}", None,
-                              "a list of subject ids (the reader of this dataset has no split file to take it from)")
+            raise ConfigError(
+                f"dataset.split.{missing[0]}",
+                None,
+                "a list of subject ids (the reader of this dataset has no split file to take it from)",
+            )
         shipped = reader.split_subjects()
         resolved.update({k: shipped.get(k.removesuffix("_subjects"), []) for k in missing})
     resolved = {k: sorted(int(s) for s in v) for k, v in resolved.items()}
@@ -62,8 +65,11 @@ def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int]]) -> dic
         for b in names[i + 1 :]:
             overlap = chosen[a] & chosen[b]
             if overlap:
-                raise ConfigError(f"dataset.split.{b}_subjects", sorted(overlap)[:10],
-                                  f"subjects not in dataset.split.{a}_subjects (splits must be disjoint)")
+                raise ConfigError(
+                    f"dataset.split.{b}_subjects",
+                    sorted(overlap)[:10],
+                    f"subjects not in dataset.split.{a}_subjects (splits must be disjoint)",
+                )
     subject = poses.meta["subject"].to_numpy()
     return {name: poses.select(np.isin(subject, sorted(ids))) for name, ids in chosen.items()}
 
@@ -92,9 +98,7 @@ def pk_plan(labels: np.ndarray, p: int, k: int, n_batches: int, rng: np.random.G
     plan = []
     for b in range(n_batches):
         chosen = queue[b * p : (b + 1) * p]
-        plan.append(np.concatenate([
-            rng.choice(members[s], size=k, replace=len(members[s]) < k) for s in chosen
-        ]))
+        plan.append(np.concatenate([rng.choice(members[s], size=k, replace=len(members[s]) < k) for s in chosen]))
     return plan
 
 
@@ -145,8 +149,11 @@ class WindowBatches:
         # Class indices 0..n-1 in subject order: what a classification head (cross-entropy) expects.
         self.labels = torch.from_numpy(np.unique(self.subjects, return_inverse=True)[1].astype(np.int64))
         if len(self) == 0:
-            raise ConfigError("trainer.batch_size", self.batch_size,
-                              f"at most {len(poses)} (the training sequences) with trainer.drop_last=true")
+            raise ConfigError(
+                "trainer.batch_size",
+                self.batch_size,
+                f"at most {len(poses)} (the training sequences) with trainer.drop_last=true",
+            )
         self._epoch_start: dict[str, Any] | None = None
         self.position = 0  # batches of the current epoch already handed out
 
@@ -192,4 +199,3 @@ class WindowBatches:
         self.rng.bit_generator.state = state["rng"]
         self._epoch_start = state.get("epoch_start")
         self.position = int(state.get("position", 0))
-

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import FolderReader, clip_confidences, keypoint_boxes, load_json, number_rows
+from gaitgraph.errors import DatasetFormatError
 
 SOURCES = ("openpose", "alphapose")
 VIEWS = tuple(f"{v:03d}" for v in (*range(0, 91, 15), *range(180, 271, 15)))
@@ -45,7 +45,11 @@ class OumvlpReader(FolderReader):
     file_depth = 1
 
     def __init__(
-        self, root: str | Path, source: str = "openpose", min_frames: int = 1, short_policy: str = "drop",
+        self,
+        root: str | Path,
+        source: str = "openpose",
+        min_frames: int = 1,
+        short_policy: str = "drop",
         workers: int = 0,
     ) -> None:
         super().__init__(root, min_frames, short_policy, workers)
@@ -57,7 +61,9 @@ class OumvlpReader(FolderReader):
     def units(self) -> list[str]:
         folder = self.root / self.source
         if not folder.is_dir():
-            raise self.missing(f"a folder {self.source}/<subject>/<view>_<seq>/ with frame JSONs", f"no folder {folder}")
+            raise self.missing(
+                f"a folder {self.source}/<subject>/<view>_<seq>/ with frame JSONs", f"no folder {folder}"
+            )
         subjects = sorted(e.name for e in os.scandir(folder) if e.is_dir())
         if not subjects:
             raise self.missing(f"{self.source}/<subject>/<view>_<seq>/*.json", "no subject folders")
@@ -104,22 +110,35 @@ class OumvlpReader(FolderReader):
     def _meta(self, folder: Path) -> dict:
         m = _SEQ_DIR.match(folder.name)
         if m is None or m.group(1) not in VIEWS:
-            raise DatasetFormatError(folder, "folder name", f"<view>_<seq> with view one of {', '.join(VIEWS)}", repr(folder.name))
+            raise DatasetFormatError(
+                folder, "folder name", f"<view>_<seq> with view one of {', '.join(VIEWS)}", repr(folder.name)
+            )
         if not folder.parent.name.isdigit():
             raise DatasetFormatError(folder.parent, "folder name", "a numeric subject id", repr(folder.parent.name))
-        return {"subject": int(folder.parent.name), "condition": "nm", "seq": int(m.group(2)), "view": m.group(1),
-                "source": folder.relative_to(self.root).as_posix()}
+        return {
+            "subject": int(folder.parent.name),
+            "condition": "nm",
+            "seq": int(m.group(2)),
+            "view": m.group(1),
+            "source": folder.relative_to(self.root).as_posix(),
+        }
 
     def _read_sequence(self, paths: list[Path]) -> np.ndarray:
         numbered = {}
         for path in paths:
             m = _FRAME.search(path.name)
             if m is None:
-                raise DatasetFormatError(path, "file name", "<frame>_keypoints.json, e.g. 0021_keypoints.json", repr(path.name))
+                raise DatasetFormatError(
+                    path, "file name", "<frame>_keypoints.json, e.g. 0021_keypoints.json", repr(path.name)
+                )
             k = int(m.group(1))
             if k in numbered:
-                raise DatasetFormatError(path, "file name", "each frame number once per sequence",
-                                         f"frame {k} again (also {numbered[k].name})")
+                raise DatasetFormatError(
+                    path,
+                    "file name",
+                    "each frame number once per sequence",
+                    f"frame {k} again (also {numbered[k].name})",
+                )
             numbered[k] = path
         poses = [people for people in (self._people(numbered[k]) for k in sorted(numbered)) if len(people)]
         if not poses:
@@ -140,8 +159,17 @@ class OumvlpReader(FolderReader):
             raise DatasetFormatError(path, "people", 'an object {"people": [...]}', found)
         for i, person in enumerate(people):
             if not isinstance(person, dict) or "pose_keypoints_2d" not in person:
-                raise DatasetFormatError(path, f"people[{i}]", "an object with key pose_keypoints_2d",
-                                         type(person).__name__ if not isinstance(person, dict) else "no pose_keypoints_2d")
-        flat = number_rows([p["pose_keypoints_2d"] for p in people], 3 * NUM_JOINTS, path,
-                           lambda i: f"people[{i}].pose_keypoints_2d", "18 OpenPose joints x (x, y, confidence)")
+                raise DatasetFormatError(
+                    path,
+                    f"people[{i}]",
+                    "an object with key pose_keypoints_2d",
+                    type(person).__name__ if not isinstance(person, dict) else "no pose_keypoints_2d",
+                )
+        flat = number_rows(
+            [p["pose_keypoints_2d"] for p in people],
+            3 * NUM_JOINTS,
+            path,
+            lambda i: f"people[{i}].pose_keypoints_2d",
+            "18 OpenPose joints x (x, y, confidence)",
+        )
         return flat.reshape(-1, NUM_JOINTS, 3)

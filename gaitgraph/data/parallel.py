@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from tqdm import tqdm
 

@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from gaitgraph.errors import ConfigError, DatasetFormatError
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import FolderReader, check_pose_values, clip_confidences, load_json, plain_name
 from gaitgraph.data.safe_pickle import load_pose_array
+from gaitgraph.errors import ConfigError, DatasetFormatError
 
 #: Subject of a sequence whose identity the dataset does not publish (GREW's probes); its
 #: ``source`` keeps the video id. Such sequences belong to the test split.

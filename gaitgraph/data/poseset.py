@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,7 +67,7 @@ class PoseSet:
         """A view (not a copy) of sequence ``i``: [T, J, 3]."""
         return self.frames[self.offsets[i] : self.offsets[i + 1]]
 
-    def select(self, mask: np.ndarray | Sequence[bool] | Sequence[int]) -> "PoseSet":
+    def select(self, mask: np.ndarray | Sequence[bool] | Sequence[int]) -> PoseSet:
         """A new PoseSet holding the chosen sequences (boolean mask or integer indices)."""
         idx = np.asarray(mask)
         if idx.dtype == bool:
@@ -84,7 +84,7 @@ class PoseSet:
     @classmethod
     def from_sequences(
         cls, sequences: Iterable[np.ndarray], meta: pd.DataFrame | list[dict], num_joints: int | None = None
-    ) -> "PoseSet":
+    ) -> PoseSet:
         """Build from a list of [T, J, 3] arrays and their metadata (``n_frames`` filled in).
 
         ``num_joints`` gives the joint count of an empty set (no sequence to take it from).
@@ -101,7 +101,7 @@ class PoseSet:
         return cls(frames, offsets, meta)
 
     @classmethod
-    def concat(cls, parts: Sequence["PoseSet"]) -> "PoseSet":
+    def concat(cls, parts: Sequence[PoseSet]) -> PoseSet:
         """Join several PoseSets, in order."""
         lengths = np.concatenate([p.lengths for p in parts])
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.skeletons import Skeleton
 
 #: Torso length after ``center_scale``: about the torso of a walker in CASIA-B's 320x240 frames, so
 #: GaitGraph2's augmentation amplitudes (given in pixels) keep their meaning on normalised data.

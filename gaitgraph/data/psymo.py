@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from gaitgraph.errors import DatasetFormatError
+
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import (
     FolderReader,
@@ -20,6 +20,7 @@ from gaitgraph.data.readers import (
     load_json,
     number_rows,
 )
+from gaitgraph.errors import DatasetFormatError
 
 VARIATIONS = ("nm", "bg", "cl", "ph", "txt", "wsf", "wss")
 NUM_JOINTS = 17
@@ -108,7 +109,10 @@ class PsyMoReader(FolderReader):
                 raise DatasetFormatError(path, f"[{i}].image_id", '"<frame>.jpg", e.g. "12.jpg"', repr(image_id))
             frame_ids.append(int(m.group(1)))
         kps = number_rows(
-            [d["keypoints"] for d in data], 3 * NUM_JOINTS, path, lambda i: f"[{i}].keypoints",
+            [d["keypoints"] for d in data],
+            3 * NUM_JOINTS,
+            path,
+            lambda i: f"[{i}].keypoints",
             "17 COCO joints x (x, y, confidence)",
         )
         boxes = number_rows([d["box"] for d in data], 4, path, lambda i: f"[{i}].box", "x, y, w, h")
@@ -133,7 +137,8 @@ def _frame_groups(frame_ids: list[int], path: Path) -> list[int]:
             continue
         if k in first_at:
             raise DatasetFormatError(
-                path, f"[{i}].image_id",
+                path,
+                f"[{i}].image_id",
                 "all detections of one frame next to each other (each frame once)",
                 f'"{k}.jpg" again, first seen at [{first_at[k]}] with other frames in between',
             )

@@ -23,15 +23,16 @@ import logging
 import math
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from gaitgraph.errors import ConfigError, DatasetFormatError
 from gaitgraph.data.parallel import ordered_map
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.errors import ConfigError, DatasetFormatError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class TrackStats:
     multi_person_sequences: int = 0
     clipped_confidences: int = 0
 
-    def add(self, other: "TrackStats") -> None:
+    def add(self, other: TrackStats) -> None:
         """Add another reader's counts (a worker process's) to these."""
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
@@ -143,7 +144,12 @@ class PoseReader(ABC):
             more = f" and {seen.dropped - len(seen.examples)} more" if seen.dropped > len(seen.examples) else ""
             log.warning(
                 "%s: dropped %d of %d sequences with fewer than %d frames: %s%s",
-                self.label, seen.dropped, seen.total, self.min_frames, ", ".join(seen.examples), more,
+                self.label,
+                seen.dropped,
+                seen.total,
+                self.min_frames,
+                ", ".join(seen.examples),
+                more,
             )
 
     def choose_people(self, boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> np.ndarray:
@@ -162,12 +168,13 @@ class PoseReader(ABC):
             log.info(
                 "%s: %d frames in %d sequences held several people; the track rule chose someone other "
                 "than the highest-scoring person in %d of them",
-                self.label, s.multi_person_frames, s.multi_person_sequences, s.not_highest_score,
+                self.label,
+                s.multi_person_frames,
+                s.multi_person_sequences,
+                s.not_highest_score,
             )
         if s.clipped_confidences:
-            log.warning(
-                "%s: clipped %d keypoint confidences above 1 to 1", self.label, s.clipped_confidences
-            )
+            log.warning("%s: clipped %d keypoint confidences above 1 to 1", self.label, s.clipped_confidences)
 
 
 class FolderReader(PoseReader):
@@ -273,9 +280,7 @@ def load_json(path: Path) -> Any:
         ) from e
 
 
-def number_rows(
-    rows: Sequence[Any], width: int, path: Path, where: Callable[[int], str], what: str
-) -> np.ndarray:
+def number_rows(rows: Sequence[Any], width: int, path: Path, where: Callable[[int], str], what: str) -> np.ndarray:
     """Stack JSON lists of ``width`` finite numbers into float64 ``[len(rows), width]``.
 
     ``where(i)`` names row ``i`` in messages (e.g. ``"[3].keypoints"``); ``what`` says what the

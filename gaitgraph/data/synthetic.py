@@ -16,9 +16,9 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from omegaconf import DictConfig
@@ -71,10 +71,22 @@ def generate_casia_b(
     before ``drop_prob`` of the frames are dropped. Full scale (the defaults) is ~1.36 M rows.
     """
     out_path = Path(out_path)
-    sample = casia_b_sample(n_subjects, CASIA_B_VIEWS[:n_views], conditions or CASIA_B_CONDITIONS, frames,
-                            drop_prob, noise_px, CASIA_B_CAMERA, seed)
-    folders = np.array([f"./{s:03d}-{c}-{q:02d}-{v:03d}/" for s, c, q, v in
-                        zip(sample.subject, sample.condition, sample.seq, sample.view_deg)])
+    sample = casia_b_sample(
+        n_subjects,
+        CASIA_B_VIEWS[:n_views],
+        conditions or CASIA_B_CONDITIONS,
+        frames,
+        drop_prob,
+        noise_px,
+        CASIA_B_CAMERA,
+        seed,
+    )
+    folders = np.array(
+        [
+            f"./{s:03d}-{c}-{q:02d}-{v:03d}/"
+            for s, c, q, v in zip(sample.subject, sample.condition, sample.seq, sample.view_deg)
+        ]
+    )
     frame_names = np.char.add(np.char.zfill(sample.frame_no.astype(str), 6), ".jpg")
     names = np.char.add(np.repeat(folders, sample.n_kept), frame_names)
     header = ",".join(casia_b.COLUMNS)
@@ -87,7 +99,7 @@ def _write_csv(path: Path, header: str, names: np.ndarray, values: np.ndarray, c
     with open(path, "wb") as f:
         f.write(header.encode() + b"\n")
         for a in range(0, len(names), chunk):
-            f.write(format_rows(names[a:a + chunk], values[a:a + chunk]))
+            f.write(format_rows(names[a : a + chunk], values[a : a + chunk]))
 
 
 def format_rows(names: np.ndarray, values: np.ndarray) -> bytes:
@@ -154,8 +166,17 @@ def generate_oumvlp(
     return Path(root)
 
 
-def _write_oumvlp(tmp: Path, walks: Walks, seq: np.ndarray, op18: np.ndarray, offsets: np.ndarray,
-                  sources: tuple[str, ...], empty_prob: float, multi_person_prob: float, rng) -> None:
+def _write_oumvlp(
+    tmp: Path,
+    walks: Walks,
+    seq: np.ndarray,
+    op18: np.ndarray,
+    offsets: np.ndarray,
+    sources: tuple[str, ...],
+    empty_prob: float,
+    multi_person_prob: float,
+    rng,
+) -> None:
     for s in range(len(walks.n_frames)):
         subject, view, q = int(walks.subject[s]), int(walks.view_deg[s]), int(seq[s]) - 1
         for source in sources:
@@ -171,8 +192,11 @@ def _write_oumvlp(tmp: Path, walks: Walks, seq: np.ndarray, op18: np.ndarray, of
                     people = [_person(pose)]
                     if u > 1 - multi_person_prob:
                         people.insert(0, _person(_bystander(pose, rng)))
-                name = (f"{t:04d}_keypoints.json" if source == "alphapose"
-                        else f"{subject:05d}_{view:03d}_{q:02d}_{t:012d}_keypoints.json")
+                name = (
+                    f"{t:04d}_keypoints.json"
+                    if source == "alphapose"
+                    else f"{subject:05d}_{view:03d}_{q:02d}_{t:012d}_keypoints.json"
+                )
                 (folder / name).write_text(json.dumps({"version": 1.3, "people": people}))
 
 
@@ -181,7 +205,8 @@ def _write_id_list(path: Path, n_subjects: int, test_fraction: float, rng) -> No
     test = np.sort(rng.choice(ids, int(round(n_subjects * test_fraction)), replace=False))
     train = np.setdiff1d(ids, test)
     lines = ["train,test"] + [
-        f"{train[i] if i < len(train) else ''},{test[i] if i < len(test) else ''}" for i in range(max(len(train), len(test)))
+        f"{train[i] if i < len(train) else ''},{test[i] if i < len(test) else ''}"
+        for i in range(max(len(train), len(test)))
     ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -206,8 +231,13 @@ def new_tree(root: str | Path, overwrite: bool) -> Iterator[Path]:
 
 
 def _person(pose: np.ndarray) -> dict:
-    return {"person_id": [-1], "pose_keypoints_2d": [round(float(v), 3) for v in pose.ravel()],
-            "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": []}
+    return {
+        "person_id": [-1],
+        "pose_keypoints_2d": [round(float(v), 3) for v in pose.ravel()],
+        "face_keypoints_2d": [],
+        "hand_left_keypoints_2d": [],
+        "hand_right_keypoints_2d": [],
+    }
 
 
 def _bystander(pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -235,21 +265,34 @@ def generate_casia_b_pkl(
     The same walks as :func:`generate_casia_b` with the same arguments, values rounded to the CSV's three
     decimals, so both readers must give the same poses. ``CASIA-B.json`` splits 74/124 of the ids to training.
     """
-    sample = casia_b_sample(n_subjects, CASIA_B_VIEWS[:n_views], conditions or CASIA_B_CONDITIONS, frames,
-                            drop_prob, noise_px, CASIA_B_CAMERA, seed)
+    sample = casia_b_sample(
+        n_subjects,
+        CASIA_B_VIEWS[:n_views],
+        conditions or CASIA_B_CONDITIONS,
+        frames,
+        drop_prob,
+        noise_px,
+        CASIA_B_CAMERA,
+        seed,
+    )
     q = np.rint(np.abs(sample.poses.astype(np.float64)) * 1000) / 1000
     values = np.split(np.copysign(q, sample.poses), np.cumsum(sample.n_kept)[:-1])
     frame_no = np.split(sample.frame_no, np.cumsum(sample.n_kept)[:-1])
-    names = [f"{s:03d}/{c}-{k:02d}/{v:03d}" for s, c, k, v in
-             zip(sample.subject, sample.condition, sample.seq, sample.view_deg)]
+    names = [
+        f"{s:03d}/{c}-{k:02d}/{v:03d}"
+        for s, c, k, v in zip(sample.subject, sample.condition, sample.seq, sample.view_deg)
+    ]
     with new_tree(root, overwrite) as tmp:
         _write_pickles(tmp, names, values)
         for name, numbers in zip(names, frame_no):
             lines = (f"{t} {n:06d}.jpg" for t, n in enumerate(numbers))
             (tmp / name / "mapping.txt").write_text("\n".join(lines) + "\n")
         n_train = round(n_subjects * 74 / 124)
-        _write_split(tmp / "CASIA-B.json", [f"{i:03d}" for i in range(1, n_train + 1)],
-                     [f"{i:03d}" for i in range(n_train + 1, n_subjects + 1)])
+        _write_split(
+            tmp / "CASIA-B.json",
+            [f"{i:03d}" for i in range(1, n_train + 1)],
+            [f"{i:03d}" for i in range(n_train + 1, n_subjects + 1)],
+        )
     log.info("wrote %s: %d sequences", root, len(names))
     return Path(root)
 
@@ -287,8 +330,11 @@ def generate_grew(
             person.append(n_train + j)
     with new_tree(root, overwrite) as tmp:
         _write_pickles(tmp, names, _wild_walks(np.array(person), frames, noise_px, seed, rng))
-        _write_split(tmp / "GREW.json", [f"{i:05d}train" for i in range(1, n_train + 1)],
-                     [f"{j:05d}" for j in range(1, n_test + 1)] + ["probe"])
+        _write_split(
+            tmp / "GREW.json",
+            [f"{i:05d}train" for i in range(1, n_train + 1)],
+            [f"{j:05d}" for j in range(1, n_test + 1)] + ["probe"],
+        )
         (tmp / "probe_truth.csv").write_text("videoId,subject\n" + "".join(f"{v},{j}\n" for v, j in truth))
     log.info("wrote %s: %d sequences", root, len(names))
     return Path(root)
@@ -363,8 +409,9 @@ def main(cfg: DictConfig) -> None:
     writers = {
         "casia_b": lambda: generate_casia_b(out / "casia-b" / "casia-b_pose_coco.csv", seed=cfg.seed, **cfg.casia_b),
         "oumvlp": lambda: generate_oumvlp(out / "oumvlp", seed=cfg.seed, overwrite=True, **cfg.oumvlp),
-        "casia_b_pkl": lambda: generate_casia_b_pkl(out / "casia-b-pkl", seed=cfg.seed, overwrite=True,
-                                                    **cfg.casia_b_pkl),
+        "casia_b_pkl": lambda: generate_casia_b_pkl(
+            out / "casia-b-pkl", seed=cfg.seed, overwrite=True, **cfg.casia_b_pkl
+        ),
         "grew": lambda: generate_grew(out / "grew", seed=cfg.seed, overwrite=True, **cfg.grew),
         "gait3d": lambda: generate_gait3d(out / "gait3d", seed=cfg.seed, overwrite=True, **cfg.gait3d),
     }

@@ -8,8 +8,7 @@ device, applied in order by :class:`Compose` (the ``augmentation`` config group 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -108,8 +107,9 @@ def _rand(x: torch.Tensor, generator: torch.Generator | None, *shape: int) -> to
     return torch.rand(*shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def _uniform(x: torch.Tensor, generator: torch.Generator | None, amplitude: torch.Tensor | float, *shape: int
-             ) -> torch.Tensor:
+def _uniform(
+    x: torch.Tensor, generator: torch.Generator | None, amplitude: torch.Tensor | float, *shape: int
+) -> torch.Tensor:
     return (_rand(x, generator, *shape) * 2 - 1) * amplitude
 
 

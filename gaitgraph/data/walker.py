@@ -113,8 +113,13 @@ def _body(tr: dict[str, np.ndarray], phase: np.ndarray, bg: np.ndarray, cl: np.n
             drop = np.where(bg, f32(0.03), f32(0.0))
         chains = (
             ("hip", 0.0, pelvis_up, half_hip, (("knee", thigh, hip_angle), ("ankle", shin, hip_angle - knee_angle))),
-            ("shoulder", neck_f, neck_u - drop, half_shoulder,
-             (("elbow", tr["upper_arm"], swing), ("wrist", tr["forearm"], swing + elbow_bend))),
+            (
+                "shoulder",
+                neck_f,
+                neck_u - drop,
+                half_shoulder,
+                (("elbow", tr["upper_arm"], swing), ("wrist", tr["forearm"], swing + elbow_bend)),
+            ),
         )
         for root, f0, u0, half_width, limbs in chains:
             j = i(f"{side}_{root}")
@@ -126,17 +131,29 @@ def _body(tr: dict[str, np.ndarray], phase: np.ndarray, bg: np.ndarray, cl: np.n
                 left[:, k] = left[:, j]
                 j = k
     head_f, head_u = neck_f + 0.02, neck_u + 0.5 * tr["head"] + 0.05
-    for name, (df, du, dl) in {"nose": (0.5, 0.0, 0.0), "left_eye": (0.42, 0.12, 0.15),
-                               "right_eye": (0.42, 0.12, -0.15), "left_ear": (0.0, 0.05, 0.45),
-                               "right_ear": (0.0, 0.05, -0.45)}.items():
+    for name, (df, du, dl) in {
+        "nose": (0.5, 0.0, 0.0),
+        "left_eye": (0.42, 0.12, 0.15),
+        "right_eye": (0.42, 0.12, -0.15),
+        "left_ear": (0.0, 0.05, 0.45),
+        "right_ear": (0.0, 0.05, -0.45),
+    }.items():
         fwd[:, i(name)] = head_f + df * tr["head"]
         up[:, i(name)] = head_u + du * tr["head"]
         left[:, i(name)] = dl * tr["head"]
     return fwd, up, left
 
 
-def _project(fwd: np.ndarray, up: np.ndarray, left: np.ndarray, theta: np.ndarray, camera: Camera,
-             sigma: np.ndarray, noise_px: float, rng: np.random.Generator) -> np.ndarray:
+def _project(
+    fwd: np.ndarray,
+    up: np.ndarray,
+    left: np.ndarray,
+    theta: np.ndarray,
+    camera: Camera,
+    sigma: np.ndarray,
+    noise_px: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Turn each row to its view angle ``theta`` (0 = towards the camera, 90 = left to right), project, add pixel
     noise of std ``sigma`` per row and confidences that drop with the noise drawn."""
     f32 = np.float32
@@ -160,8 +177,13 @@ def walk_table(
     n_subjects: int, views: tuple[int, ...], conditions: dict[str, int], frames: int, rng: np.random.Generator
 ) -> tuple[Walks, np.ndarray]:
     """All (subject, condition, seq, view) walks in CASIA-B's sorted path order, and their seq numbers."""
-    rows = [(s, c, q, v) for s in range(1, n_subjects + 1) for c in sorted(conditions)
-            for q in range(1, conditions[c] + 1) for v in views]
+    rows = [
+        (s, c, q, v)
+        for s in range(1, n_subjects + 1)
+        for c in sorted(conditions)
+        for q in range(1, conditions[c] + 1)
+        for v in views
+    ]
     subject, condition, seq, view = (np.array(col) for col in zip(*rows))
     n_frames = rng.integers(int(frames * 0.8), int(frames * 1.2) + 1, len(rows))
     return Walks(subject, view, condition, n_frames), seq
@@ -185,8 +207,14 @@ class CasiaBSample:
 
 
 def casia_b_sample(
-    n_subjects: int, views: tuple[int, ...], conditions: dict[str, int], frames: int, drop_prob: float,
-    noise_px: float, camera: Camera, seed: int,
+    n_subjects: int,
+    views: tuple[int, ...],
+    conditions: dict[str, int],
+    frames: int,
+    drop_prob: float,
+    noise_px: float,
+    camera: Camera,
+    seed: int,
 ) -> CasiaBSample:
     """Render every (subject, condition, seq, view) walk, then drop ``drop_prob`` of the frames at random."""
     rng = np.random.default_rng([seed, 3])

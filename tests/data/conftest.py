@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -87,10 +87,17 @@ def casia_rows() -> Callable[..., list]:
     return rows
 
 
-def openpose_person(x: float = 100.0, y: float = 50.0, scale: float = 100.0, conf: float = 0.8, joints: int = 18) -> dict:
+def openpose_person(
+    x: float = 100.0, y: float = 50.0, scale: float = 100.0, conf: float = 0.8, joints: int = 18
+) -> dict:
     pts = [[x + scale * 0.3 * np.sin(j), y + scale * j / joints, conf] for j in range(joints)]
-    return {"person_id": [-1], "pose_keypoints_2d": [float(v) for p in pts for v in p],
-            "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": []}
+    return {
+        "person_id": [-1],
+        "pose_keypoints_2d": [float(v) for p in pts for v in p],
+        "face_keypoints_2d": [],
+        "hand_left_keypoints_2d": [],
+        "hand_right_keypoints_2d": [],
+    }
 
 
 @pytest.fixture

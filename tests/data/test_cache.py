@@ -15,11 +15,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gaitgraph import CONF_DIR
-from gaitgraph.errors import ConfigError
-
 from gaitgraph.data import cache
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.errors import ConfigError
+from gaitgraph.skeletons import Skeleton
 
 from ..conftest import compose_train
 
@@ -53,12 +52,14 @@ class CountingReader:
 
 
 def _dataset_cfg(root: Path, normalize: str = "none", delay: float = 0.0):
-    return OmegaConf.create({
-        "name": "counting",
-        "layout": "coco17",
-        "reader": {"_target_": f"{__name__}.CountingReader", "root": str(root), "delay": delay},
-        "preprocess": {"normalize": normalize},
-    })
+    return OmegaConf.create(
+        {
+            "name": "counting",
+            "layout": "coco17",
+            "reader": {"_target_": f"{__name__}.CountingReader", "root": str(root), "delay": delay},
+            "preprocess": {"normalize": normalize},
+        }
+    )
 
 
 def _skeleton(option: str = "coco17") -> Skeleton:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gaitgraph.data.casia_b import COLUMNS, CasiaBReader
-from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.synthetic import generate_casia_b
+from gaitgraph.errors import DatasetFormatError
 
 
 def read(path, **kw):
@@ -17,8 +17,9 @@ def read(path, **kw):
 
 
 def test_synthetic_round_trip(tmp_path):
-    path = generate_casia_b(tmp_path / "casia-b" / "casia-b_pose_coco.csv", n_subjects=3, n_views=4, frames=20,
-                            drop_prob=0.1, seed=3)
+    path = generate_casia_b(
+        tmp_path / "casia-b" / "casia-b_pose_coco.csv", n_subjects=3, n_views=4, frames=20, drop_prob=0.1, seed=3
+    )
     poses = CasiaBReader(tmp_path / "casia-b").read()
     meta = poses.meta
     assert len(poses) == 3 * 10 * 4
@@ -45,7 +46,9 @@ def test_gaps_kept_and_unsorted_rows_sorted(write_casia_csv, casia_rows):
 
 
 def test_missing_file_hint(tmp_path):
-    with pytest.raises(DatasetFormatError, match=r"casia-b_pose_coco.csv: file: .*no such file\n  hint: .*release v0.1"):
+    with pytest.raises(
+        DatasetFormatError, match=r"casia-b_pose_coco.csv: file: .*no such file\n  hint: .*release v0.1"
+    ):
         CasiaBReader(tmp_path).files()
 
 
@@ -66,7 +69,9 @@ def test_missing_and_renamed_columns(write_casia_csv, casia_rows):
     header = list(COLUMNS)
     header[4] = "leye_x"
     path = write_casia_csv(casia_rows(["./001-nm-01-000"]), header=header)
-    with pytest.raises(DatasetFormatError, match=r"header \(line 1\): .*no column\(s\) left_eye_x; unexpected column\(s\) leye_x"):
+    with pytest.raises(
+        DatasetFormatError, match=r"header \(line 1\): .*no column\(s\) left_eye_x; unexpected column\(s\) leye_x"
+    ):
         read(path)
 
 
@@ -83,7 +88,9 @@ def test_not_finite(write_casia_csv, casia_rows, value, found):
     rows = casia_rows(["./001-nm-01-000"])
     rows[3][1][50] = value
     path = write_casia_csv(rows)
-    with pytest.raises(DatasetFormatError, match=rf"line 5 column right_ankle_conf \(./001-nm-01-000/000004.jpg\): .*found {found}"):
+    with pytest.raises(
+        DatasetFormatError, match=rf"line 5 column right_ankle_conf \(./001-nm-01-000/000004.jpg\): .*found {found}"
+    ):
         read(path)
 
 
@@ -118,8 +125,11 @@ def test_bad_image_name(write_casia_csv, casia_rows, name, location):
 def test_duplicate_frame(write_casia_csv, casia_rows):
     rows = casia_rows(["./001-nm-01-000"], frames=[1, 2, 3, 2, 5])
     path = write_casia_csv(rows)
-    with pytest.raises(DatasetFormatError, match=r"line 5 image_name: expected each frame of a sequence once, found "
-                       r"'./001-nm-01-000/000002.jpg' again \(also on line 3\)"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"line 5 image_name: expected each frame of a sequence once, found "
+        r"'./001-nm-01-000/000002.jpg' again \(also on line 3\)",
+    ):
         read(path)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +14,27 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from gaitgraph.data import cache
-from gaitgraph.skeletons import Skeleton, openpose18_to_coco17
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.preprocess import convert_layout
 from gaitgraph.data.synthetic import generate_oumvlp
 from gaitgraph.evaluate import evaluate
+from gaitgraph.skeletons import Skeleton, openpose18_to_coco17
 from gaitgraph.train import train
 
 from ..conftest import CONF_DIR, compose_train
 
-GRAPH_FIELDS = ("layout", "joints", "links", "center", "connect_joint", "flip_idx", "parts", "hips", "shoulders",
-                "extra_bone")
+GRAPH_FIELDS = (
+    "layout",
+    "joints",
+    "links",
+    "center",
+    "connect_joint",
+    "flip_idx",
+    "parts",
+    "hips",
+    "shoulders",
+    "extra_bone",
+)
 
 
 def _skeleton(*overrides: str) -> Skeleton:
@@ -40,9 +49,17 @@ def oumvlp_data(tmp_path_factory) -> Path:
 
 
 def _load(data: Path, cache_dir: Path, keypoints: str, *overrides: str) -> tuple[PoseSet, Path, Path]:
-    cfg = compose_train(["dataset=oumvlp", f"keypoints={keypoints}", f"paths.data_dir={data}",
-                         f"paths.cache_dir={cache_dir}", "dataset.reader.workers=0", "dataset.split.val_count=0",
-                         *overrides])
+    cfg = compose_train(
+        [
+            "dataset=oumvlp",
+            f"keypoints={keypoints}",
+            f"paths.data_dir={data}",
+            f"paths.cache_dir={cache_dir}",
+            "dataset.reader.workers=0",
+            "dataset.split.val_count=0",
+            *overrides,
+        ]
+    )
     skeleton = instantiate(cfg.keypoints)
     poses = cache.load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir)
     raw, proc, _ = cache.cache_paths(cfg.dataset, cfg.paths.cache_dir, skeleton)
@@ -104,10 +121,13 @@ def test_conversion_runs_before_normalisation(oumvlp_data: Path, tmp_path: Path)
     np.testing.assert_allclose(hips, 0.0, atol=1e-3)
 
 
-@pytest.mark.parametrize(("dataset", "keypoints", "expected"), [
-    ("casia_b", "openpose_coco17", "dataset 'casia_b' holds coco17 poses but keypoints reads 'openpose18' files"),
-    ("oumvlp", "coco17", "dataset 'oumvlp' holds openpose18 poses but keypoints has layout 'coco17'"),
-])
+@pytest.mark.parametrize(
+    ("dataset", "keypoints", "expected"),
+    [
+        ("casia_b", "openpose_coco17", "dataset 'casia_b' holds coco17 poses but keypoints reads 'openpose18' files"),
+        ("oumvlp", "coco17", "dataset 'oumvlp' holds openpose18 poses but keypoints has layout 'coco17'"),
+    ],
+)
 def test_wrong_combination_fails_clearly(tmp_path: Path, dataset: str, keypoints: str, expected: str):
     cfg = compose_train([f"dataset={dataset}", f"keypoints={keypoints}", f"paths.data_dir={tmp_path}"])
     with pytest.raises(ValueError, match="keypoints= option") as info:
@@ -117,9 +137,19 @@ def test_wrong_combination_fails_clearly(tmp_path: Path, dataset: str, keypoints
 
 def test_train_and_evaluate_a_coco17_model_on_openpose_files(oumvlp_data: Path, tmp_path: Path):
     paths = [f"paths.data_dir={oumvlp_data}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=none"]
-    cfg = compose_train(["dataset=oumvlp", "keypoints=openpose_coco17", "dataset.sequence_length=8",
-                         "dataset.reader.workers=0", "dataset.split.val_count=0", "trainer.epochs=1",
-                         "trainer.batch_size=16", "baseline=false", *paths])
+    cfg = compose_train(
+        [
+            "dataset=oumvlp",
+            "keypoints=openpose_coco17",
+            "dataset.sequence_length=8",
+            "dataset.reader.workers=0",
+            "dataset.split.val_count=0",
+            "trainer.epochs=1",
+            "trainer.batch_size=16",
+            "baseline=false",
+            *paths,
+        ]
+    )
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     train(cfg)

@@ -19,8 +19,15 @@ from ..conftest import compose_train
 @pytest.fixture
 def oumvlp(tmp_path: Path):
     generate_oumvlp(tmp_path / "data" / "oumvlp", n_subjects=3, n_views=2, frames=6, seed=1)
-    return compose_train(["dataset=oumvlp", "keypoints=openpose", f"paths.data_dir={tmp_path / 'data'}",
-                          f"paths.cache_dir={tmp_path / 'cache'}", "dataset.reader.workers=0"])
+    return compose_train(
+        [
+            "dataset=oumvlp",
+            "keypoints=openpose",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "dataset.reader.workers=0",
+        ]
+    )
 
 
 @pytest.fixture

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.oumvlp import OumvlpReader
 from gaitgraph.data.synthetic import generate_oumvlp
+from gaitgraph.errors import DatasetFormatError
 
 
 @pytest.mark.parametrize("source", ["openpose", "alphapose"])
 def test_synthetic_round_trip(tmp_path, source):
-    root = generate_oumvlp(tmp_path / "oumvlp", n_subjects=3, n_views=4, frames=12, seed=2,
-                           multi_person_prob=0.3)
+    root = generate_oumvlp(tmp_path / "oumvlp", n_subjects=3, n_views=4, frames=12, seed=2, multi_person_prob=0.3)
     reader = OumvlpReader(root, source=source)
     poses = reader.read()
     meta = poses.meta
@@ -25,7 +24,9 @@ def test_synthetic_round_trip(tmp_path, source):
     assert poses.frames.shape[1:] == (18, 3) and 0 < len(poses.frames) <= n_json
     assert reader.stats.multi_person_frames > 0
     # bystanders are listed first but never chosen: every chosen pose is walker-sized
-    heights = poses.frames[..., 1].max(axis=1) - np.where(poses.frames[..., 2] > 0, poses.frames[..., 1], np.inf).min(axis=1)
+    heights = poses.frames[..., 1].max(axis=1) - np.where(poses.frames[..., 2] > 0, poses.frames[..., 1], np.inf).min(
+        axis=1
+    )
     assert heights.min() > 300
     split = reader.split_subjects()
     assert sorted(split["train"] + split["test"]) == [1, 2, 3] and not set(split["train"]) & set(split["test"])
@@ -51,8 +52,9 @@ def test_people0_not_taken_blindly(write_oumvlp_frame, write_id_list, oumvlp_roo
     for k in range(6):
         walker = person(x=500.0 + 10 * k, scale=400.0)
         if k in (2, 3):  # a big but faint stranger far away, listed first
-            write_oumvlp_frame("00007", "000_00", f"{k:04d}_keypoints.json",
-                               [person(x=-1000.0, scale=420.0, conf=0.95), walker])
+            write_oumvlp_frame(
+                "00007", "000_00", f"{k:04d}_keypoints.json", [person(x=-1000.0, scale=420.0, conf=0.95), walker]
+            )
         else:
             write_oumvlp_frame("00007", "000_00", f"{k:04d}_keypoints.json", [walker])
     reader = OumvlpReader(oumvlp_root)
@@ -78,8 +80,16 @@ def test_missing_root_and_id_list(oumvlp_root, write_oumvlp_frame, person):
         ('{"version": 1.3}', "people", "no list under key 'people'"),
         ('{"people": [{"face_keypoints_2d": []}]}', r"people\[0\]", "no pose_keypoints_2d"),
         ('{"people": [{"pose_keypoints_2d": [1.0, 2.0, 0.5]}]}', r"people\[0\]\.pose_keypoints_2d", "3 values"),
-        ('{"people": [{"pose_keypoints_2d": [' + "1.0, " * 53 + 'NaN]}]}', r"people\[0\]\.pose_keypoints_2d\[53\]", "nan"),
-        ('{"people": [{"pose_keypoints_2d": [' + "1.0, " * 53 + '"x"]}]}', r"people\[0\]\.pose_keypoints_2d\[53\]", "'x'"),
+        (
+            '{"people": [{"pose_keypoints_2d": [' + "1.0, " * 53 + "NaN]}]}",
+            r"people\[0\]\.pose_keypoints_2d\[53\]",
+            "nan",
+        ),
+        (
+            '{"people": [{"pose_keypoints_2d": [' + "1.0, " * 53 + '"x"]}]}',
+            r"people\[0\]\.pose_keypoints_2d\[53\]",
+            "'x'",
+        ),
     ],
     ids=["empty", "truncated", "not-object", "no-people", "no-keypoints", "17-joints", "nan", "string"],
 )

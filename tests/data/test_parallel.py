@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
 
-from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.parallel import MAX_UNITS_PER_TASK, ordered_map, task_size
+from gaitgraph.errors import DatasetFormatError
 
 
 def _squares(offset: int, units: Sequence[int]) -> list[int]:
@@ -27,7 +27,9 @@ def test_results_come_back_in_unit_order(workers: int):
 
 
 def test_a_worker_error_arrives_whole():
-    with pytest.raises(DatasetFormatError, match=r"^/data/13\.json: frame 2 joint 3 x: expected a finite number, found inf$"):
+    with pytest.raises(
+        DatasetFormatError, match=r"^/data/13\.json: frame 2 joint 3 x: expected a finite number, found inf$"
+    ):
         _flat(ordered_map(_squares, 0, list(range(20)), 2, "test"))
 
 

@@ -10,20 +10,21 @@ import pandas as pd
 import pytest
 from hydra.utils import instantiate
 
-from gaitgraph.errors import ConfigError, DatasetFormatError
 from gaitgraph.data.casia_b import CasiaBReader
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.pkl import UNKNOWN_SUBJECT, PosePklReader
 from gaitgraph.data.safe_pickle import load_pose_array
 from gaitgraph.data.synthetic import generate_casia_b, generate_casia_b_pkl, generate_gait3d, generate_grew
+from gaitgraph.errors import ConfigError, DatasetFormatError
 
 from ..conftest import compose_train
 from ..payload import CodePayload
 
 
 def _dataset(name: str, data_dir: Path, *overrides: str):
-    return compose_train([f"dataset={name}", f"paths.data_dir={data_dir}", "dataset.reader.workers=0",
-                          *overrides]).dataset
+    return compose_train(
+        [f"dataset={name}", f"paths.data_dir={data_dir}", "dataset.reader.workers=0", *overrides]
+    ).dataset
 
 
 def _write(path: Path, obj, protocol: int | None = None) -> Path:
@@ -49,8 +50,11 @@ def test_grew_layout_subjects_types_and_probes(tmp_path: Path):
     probes = meta[meta.subject == UNKNOWN_SUBJECT]
     assert sorted(s.rsplit("/", 1)[-1] for s in probes.source) == sorted(truth.videoId)
     split = resolve_split(cfg)
-    assert split == {"train_subjects": [100001, 100002, 100003], "val_subjects": [100004],
-                     "test_subjects": [-1, 1, 2, 3]}
+    assert split == {
+        "train_subjects": [100001, 100002, 100003],
+        "val_subjects": [100004],
+        "test_subjects": [-1, 1, 2, 3],
+    }
     parts = split_by_subjects(poses, split)
     assert sum(len(p) for p in parts.values()) == len(poses)
 
@@ -137,7 +141,10 @@ def test_anything_but_a_pose_array_is_rejected(tmp_path: Path, obj, found: str):
         path.write_bytes(obj)
     else:
         _write(path, obj)
-    with pytest.raises(DatasetFormatError, match=rf"{path}: .*expected a pickled float32/float64 numpy array \[T, 17, 3\], found .*({found})"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=rf"{path}: .*expected a pickled float32/float64 numpy array \[T, 17, 3\], found .*({found})",
+    ):
         load_pose_array(path, 17)
 
 
@@ -160,7 +167,9 @@ def test_absurd_values_name_file_frame_and_joint(tmp_path: Path, value: float):
 )
 def test_folders_off_the_layout_are_named(tmp_path: Path, folder: str, location: str, found: str):
     _write(tmp_path / folder / "x.pkl", np.zeros((2, 17, 3)))
-    reader = PosePklReader(tmp_path, layout=r"(?P<subject>\d{3})/(?P<condition>nm|bg|cl)-(?P<seq>\d{2})/(?P<view>\d{3})")
+    reader = PosePklReader(
+        tmp_path, layout=r"(?P<subject>\d{3})/(?P<condition>nm|bg|cl)-(?P<seq>\d{2})/(?P<view>\d{3})"
+    )
     with pytest.raises(DatasetFormatError, match=rf"{tmp_path / folder}: {location}: expected .*found {found}"):
         reader.read()
 
@@ -168,7 +177,10 @@ def test_folders_off_the_layout_are_named(tmp_path: Path, folder: str, location:
 def test_subject_names_two_pickles_and_config_errors(tmp_path: Path):
     grew = dict(layout=r"(?P<subject>\w+)/(?P<condition>0[0-3])/[^/]+", subject_suffixes={"train": 100000})
     _write(tmp_path / "a" / "00012test" / "00" / "v" / "v.pkl", np.zeros((2, 17, 3)))
-    with pytest.raises(DatasetFormatError, match=r"subject name: expected digits with an optional suffix \('train'\), found '00012test'"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"subject name: expected digits with an optional suffix \('train'\), found '00012test'",
+    ):
         PosePklReader(tmp_path / "a", **grew).read()
     _write(tmp_path / "b" / "00012" / "01" / "v" / "v.pkl", np.zeros((2, 17, 3)))
     _write(tmp_path / "b" / "00012" / "01" / "v" / "w.pkl", np.zeros((2, 17, 3)))
@@ -182,7 +194,9 @@ def test_subject_names_two_pickles_and_config_errors(tmp_path: Path):
 
 def test_missing_dataset_gives_the_hint(tmp_path: Path):
     cfg = _dataset("gait3d", tmp_path)
-    with pytest.raises(DatasetFormatError, match=r"dataset root: .*no such folder\n  hint: Gait3D is released on request"):
+    with pytest.raises(
+        DatasetFormatError, match=r"dataset root: .*no such folder\n  hint: Gait3D is released on request"
+    ):
         instantiate(cfg.reader).read()
 
 
@@ -190,11 +204,19 @@ def test_val_count_holds_out_the_last_training_ids():
     from omegaconf import OmegaConf
 
     def split(**kw):
-        return OmegaConf.create({"name": "x", "reader": {}, "split": {
-            "train_subjects": [5, 1, 3, 4, 2], "val_subjects": None, "test_subjects": [9], **kw}})
+        return OmegaConf.create(
+            {
+                "name": "x",
+                "reader": {},
+                "split": {"train_subjects": [5, 1, 3, 4, 2], "val_subjects": None, "test_subjects": [9], **kw},
+            }
+        )
 
-    assert resolve_split(split(val_count=2)) == {"train_subjects": [1, 2, 3], "val_subjects": [4, 5],
-                                                 "test_subjects": [9]}
+    assert resolve_split(split(val_count=2)) == {
+        "train_subjects": [1, 2, 3],
+        "val_subjects": [4, 5],
+        "test_subjects": [9],
+    }
     with pytest.raises(ConfigError, match=r"^dataset\.split\.val_count=5: expected between 1 and 4"):
         resolve_split(split(val_count=5))
     with pytest.raises(ConfigError, match=r"^dataset\.split\.val_count=1: expected 0 when"):

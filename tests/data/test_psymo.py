@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import pytest
 
-from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.psymo import PsyMoReader
+from gaitgraph.errors import DatasetFormatError
 
 
 def reader(root, **kw) -> PsyMoReader:
@@ -25,7 +25,14 @@ def test_real_psymo10(psymo10_dir, caplog):
     assert sorted(meta.subject.unique()) == list(range(10))
     assert sorted(meta.view.unique()) == ["00_0", "00_1", "45_0", "45_1", "90_0", "90_1"]
     assert meta.condition.value_counts().to_dict() == {
-        "nm": 120, "bg": 60, "cl": 60, "ph": 60, "txt": 60, "wsf": 60, "wss": 60}
+        "nm": 120,
+        "bg": 60,
+        "cl": 60,
+        "ph": 60,
+        "txt": 60,
+        "wsf": 60,
+        "wss": 60,
+    }
     assert set(meta.loc[meta.condition == "nm", "seq"]) == {0, 1}
     assert poses.frames.shape == (31172, 17, 3)  # distinct frames over all files (data/psymo10/README.md §3)
     shortest = meta.loc[meta.n_frames.idxmin()]
@@ -141,14 +148,31 @@ def _with(k: int, **changes) -> tuple[int, dict]:
         (_with(4, keypoints="none"), r"\[4\]\.keypoints", "str"),
         (_with(2, keypoints=[1.0] * 10 + ["x"] + [1.0] * 40), r"\[2\]\.keypoints\[10\]", "'x'"),
         (_with(2, keypoints=[1.0] * 10 + [None] + [1.0] * 40), r"\[2\]\.keypoints\[10\]", "None"),
-        (_with(5, keypoints=[1.0] * 7 + [float("nan")] + [1.0] * 43), r"\[5\]\.keypoints\[7\] \(joint 2 y\)", "a finite number within \\+-100000, found nan"),
+        (
+            _with(5, keypoints=[1.0] * 7 + [float("nan")] + [1.0] * 43),
+            r"\[5\]\.keypoints\[7\] \(joint 2 y\)",
+            "a finite number within \\+-100000, found nan",
+        ),
         (_with(5, keypoints=[1.0] * 50 + [float("inf")]), r"\[5\]\.keypoints\[50\] \(joint 16 confidence\)", "inf"),
         (_with(0, box=[1, 2, 3]), r"\[0\]\.box", "3 values"),
         (_with(0, score="high"), r"\[0\]\.score", "'high'"),
         (_with(0, keypoints=[1.0] * 50 + [-0.5]), "frame 0 joint 16 confidence", "-0.5"),
     ],
-    ids=["no-score", "two-keys", "bad-image-id", "int-image-id", "50-values", "keypoints-str", "string-value",
-         "null-value", "nan", "inf", "short-box", "score-str", "negative-conf"],
+    ids=[
+        "no-score",
+        "two-keys",
+        "bad-image-id",
+        "int-image-id",
+        "50-values",
+        "keypoints-str",
+        "string-value",
+        "null-value",
+        "nan",
+        "inf",
+        "short-box",
+        "score-str",
+        "negative-conf",
+    ],
 )
 def test_detection_errors(write_walk, psymo_root, det, dets, location, found):
     k, changes = dets

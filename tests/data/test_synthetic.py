@@ -65,9 +65,22 @@ def test_oumvlp_refuses_to_overwrite(tmp_path):
 def test_cli_writes_both_formats(tmp_path):
     out = tmp_path / "syn"
     subprocess.run(
-        [sys.executable, "-m", "gaitgraph.data.synthetic", "format=both", f"out_dir={out}", "casia_b.n_subjects=1",
-         "casia_b.n_views=2", "casia_b.frames=10", "oumvlp.n_subjects=1", "oumvlp.n_views=1", "oumvlp.frames=5"],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gaitgraph.data.synthetic",
+            "format=both",
+            f"out_dir={out}",
+            "casia_b.n_subjects=1",
+            "casia_b.n_views=2",
+            "casia_b.frames=10",
+            "oumvlp.n_subjects=1",
+            "oumvlp.n_views=1",
+            "oumvlp.frames=5",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert len(CasiaBReader(out / "casia-b").read()) == 10 * 2
     assert (out / "oumvlp" / "ID_list.csv").is_file()
@@ -77,11 +90,28 @@ def test_cli_writes_both_formats(tmp_path):
 def test_cli_writes_the_pickle_layouts(tmp_path):
     out = tmp_path / "syn"
     subprocess.run(
-        [sys.executable, "-m", "gaitgraph.data.synthetic", "format=all", f"out_dir={out}",
-         "casia_b.n_subjects=1", "casia_b.n_views=1", "casia_b.frames=10", "oumvlp.n_subjects=1", "oumvlp.n_views=1",
-         "oumvlp.frames=5", "casia_b_pkl.n_subjects=1", "casia_b_pkl.n_views=2", "casia_b_pkl.frames=10",
-         "grew.n_train=2", "grew.n_test=1", "gait3d.n_subjects=4"],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gaitgraph.data.synthetic",
+            "format=all",
+            f"out_dir={out}",
+            "casia_b.n_subjects=1",
+            "casia_b.n_views=1",
+            "casia_b.frames=10",
+            "oumvlp.n_subjects=1",
+            "oumvlp.n_views=1",
+            "oumvlp.frames=5",
+            "casia_b_pkl.n_subjects=1",
+            "casia_b_pkl.n_views=2",
+            "casia_b_pkl.frames=10",
+            "grew.n_train=2",
+            "grew.n_test=1",
+            "gait3d.n_subjects=4",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert len(list((out / "casia-b-pkl").rglob("*.pkl"))) == 10 * 2
     assert (out / "grew" / "GREW.json").is_file() and (out / "grew" / "probe" / "03").is_dir()

@@ -1,13 +1,20 @@
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from gaitgraph.data.transforms import (
-    Compose, FlipLeftRight, FlipSequence, JointNoise, PointNoise, RandomMove, ShuffleSequence, center_window_indices,
-    pad_indices, train_window_indices,
+    Compose,
+    FlipLeftRight,
+    FlipSequence,
+    JointNoise,
+    PointNoise,
+    RandomMove,
+    ShuffleSequence,
+    center_window_indices,
+    pad_indices,
+    train_window_indices,
 )
 from gaitgraph.errors import ConfigError
 from gaitgraph.utils import build
@@ -136,8 +143,13 @@ def test_shuffle_is_a_permutation():
 
 def test_gaitgraph2_pipeline_keeps_the_original_order_and_is_reproducible():
     cfg = compose_train([])
-    assert list(cfg.augmentation.transforms) == ["flip_sequence", "flip_lr", "joint_noise", "point_noise",
-                                                 "random_move"]
+    assert list(cfg.augmentation.transforms) == [
+        "flip_sequence",
+        "flip_lr",
+        "joint_noise",
+        "point_noise",
+        "random_move",
+    ]
     aug = build(cfg.augmentation)
     assert [type(t) for t in aug.transforms] == [FlipSequence, FlipLeftRight, JointNoise, PointNoise, RandomMove]
     x = _batch()
@@ -150,8 +162,13 @@ def test_gaitgraph2_pipeline_keeps_the_original_order_and_is_reproducible():
 
 
 def test_pipeline_overrides_and_bad_values():
-    mirror = compose_train(["augmentation=mirror", "augmentation.transforms.joint_noise.amplitude=0.2",
-                            "~augmentation.transforms.point_noise"])
+    mirror = compose_train(
+        [
+            "augmentation=mirror",
+            "augmentation.transforms.joint_noise.amplitude=0.2",
+            "~augmentation.transforms.point_noise",
+        ]
+    )
     aug = build(mirror.augmentation)
     assert [type(t) for t in aug.transforms] == [FlipSequence, FlipLeftRight, JointNoise, RandomMove]
     assert aug.transforms[1].mode == "mirror" and aug.transforms[2].amplitude == 0.2

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaitgraph.errors import DatasetFormatError
 from gaitgraph.data.casia_b import CasiaBReader
 from gaitgraph.data.oumvlp import OumvlpReader
 from gaitgraph.data.pkl import PosePklReader
 from gaitgraph.data.psymo import PsyMoReader
+from gaitgraph.errors import DatasetFormatError
 
 # 1e300 is finite in float64 but inf in the float32 cache; 1e30 stays finite but wipes out a normalised sequence.
 ABSURD = [1e300, 1e30]
@@ -26,8 +26,11 @@ def test_csv(write_casia_csv, casia_rows, value: float):
     name, values = rows[2]
     rows[2] = (name, values[:12] + [repr(value)] + values[13:])  # joint 4 (right_ear) x
     path = write_casia_csv(rows)
-    with pytest.raises(DatasetFormatError, match=rf"{path}: line 4 column right_ear_x \(\./001-nm-01-000/000003\.jpg\): "
-                                                 r"expected a finite number within \+-100000, found"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=rf"{path}: line 4 column right_ear_x \(\./001-nm-01-000/000003\.jpg\): "
+        r"expected a finite number within \+-100000, found",
+    ):
         CasiaBReader(path.parent).read()
 
 
@@ -38,8 +41,11 @@ def test_oumvlp_json(write_oumvlp_frame, write_id_list, oumvlp_root, person, val
     bad = person()
     bad["pose_keypoints_2d"][7] = value  # joint 2 (r_shoulder) y
     path = write_oumvlp_frame("00001", "000_00", "0001_keypoints.json", [bad])
-    with pytest.raises(DatasetFormatError, match=rf"{path}: people\[0\]\.pose_keypoints_2d\[7\] \(joint 2 y\): "
-                                                 rf"expected a finite number within \+-100000, found {re.escape(repr(value))}"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=rf"{path}: people\[0\]\.pose_keypoints_2d\[7\] \(joint 2 y\): "
+        rf"expected a finite number within \+-100000, found {re.escape(repr(value))}",
+    ):
         OumvlpReader(oumvlp_root).read()
 
 

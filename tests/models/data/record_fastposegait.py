@@ -32,8 +32,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
-from gaitgraph.skeletons import COCO17_JOINTS, OPENPOSE18_JOINTS
-from tests.models.zoo_weights import seeded_state_dict, walking_poses
+from gaitgraph.skeletons import COCO17_JOINTS, OPENPOSE18_JOINTS  # noqa: E402 (a script run from its folder: the path is set just above)
+from tests.models.zoo_weights import seeded_state_dict, walking_poses  # noqa: E402
 
 UPSTREAM_COMMIT = "94da9c82df72b94c342ca8c6366e90578ea8e1ae"
 SEED = 20240501
@@ -41,16 +41,31 @@ N, T = 2, 24
 #: model option -> (FastPoseGait config, joint order, evaluation transforms (name, kwargs) without frame selection)
 OPTIONS = {
     "gaitgraph1": ("configs/gaitgraph1/gaitgraph1_phase1.yaml", COCO17_JOINTS, [("SkeletonInput", {})]),
-    "gaitgraph1_oumvlp": ("configs/gaitgraph1/gaitgraph1_phase1_OUMVLP.yaml", OPENPOSE18_JOINTS,
-                          [("SkeletonInput", {})]),
-    "gaittr": ("configs/gaittr/gaittr.yaml", COCO17_JOINTS,
-               [("GaitTR_MultiInput", {"joint_format": "coco"}), ("SkeletonInput", {})]),
-    "gaittr_oumvlp": ("configs/gaittr/gaittr_OUMVLP.yaml", OPENPOSE18_JOINTS,
-                      [("GaitTR_MultiInput", {"joint_format": "alphapose"}), ("SkeletonInput", {})]),
-    "gpgait": ("configs/gpgait/gpgait.yaml", COCO17_JOINTS,
-               [("RescaleCenter", {}), ("HOD_MultiInput", {"joint_format": "coco"}), ("SkeletonInput", {})]),
-    "gpgait_oumvlp": ("configs/gpgait/gpgait_OUMVLP.yaml", COCO17_JOINTS,
-                      [("RescaleCenter", {}), ("HOD_MultiInput", {"joint_format": "coco"}), ("SkeletonInput", {})]),
+    "gaitgraph1_oumvlp": (
+        "configs/gaitgraph1/gaitgraph1_phase1_OUMVLP.yaml",
+        OPENPOSE18_JOINTS,
+        [("SkeletonInput", {})],
+    ),
+    "gaittr": (
+        "configs/gaittr/gaittr.yaml",
+        COCO17_JOINTS,
+        [("GaitTR_MultiInput", {"joint_format": "coco"}), ("SkeletonInput", {})],
+    ),
+    "gaittr_oumvlp": (
+        "configs/gaittr/gaittr_OUMVLP.yaml",
+        OPENPOSE18_JOINTS,
+        [("GaitTR_MultiInput", {"joint_format": "alphapose"}), ("SkeletonInput", {})],
+    ),
+    "gpgait": (
+        "configs/gpgait/gpgait.yaml",
+        COCO17_JOINTS,
+        [("RescaleCenter", {}), ("HOD_MultiInput", {"joint_format": "coco"}), ("SkeletonInput", {})],
+    ),
+    "gpgait_oumvlp": (
+        "configs/gpgait/gpgait_OUMVLP.yaml",
+        COCO17_JOINTS,
+        [("RescaleCenter", {}), ("HOD_MultiInput", {"joint_format": "coco"}), ("SkeletonInput", {})],
+    ),
 }
 #: Logit columns kept per option (OUMVLP's 5,153 classes would make the file several MB).
 LOGIT_CLASSES = 64
@@ -106,16 +121,23 @@ def input_statistics(option: str, x: np.ndarray) -> dict[str, torch.Tensor]:
 
     def per_joint_channel(name: str, part: np.ndarray) -> dict[str, torch.Tensor]:
         flat = part[..., 0].transpose(0, 3, 1, 2).reshape(part.shape[0], -1, part.shape[2])  # feature v*C + c
-        return {f"{name}.running_mean": torch.from_numpy(flat.mean(axis=(0, 2))),
-                f"{name}.running_var": torch.from_numpy(np.maximum(flat.var(axis=(0, 2)), 1e-3))}
+        return {
+            f"{name}.running_mean": torch.from_numpy(flat.mean(axis=(0, 2))),
+            f"{name}.running_var": torch.from_numpy(np.maximum(flat.var(axis=(0, 2)), 1e-3)),
+        }
 
     if option.startswith("gaitgraph1"):
-        return {"ResGCN.head.0.bn.running_mean": torch.from_numpy(x.mean(axis=(0, 2, 3, 4))),
-                "ResGCN.head.0.bn.running_var": torch.from_numpy(x.var(axis=(0, 2, 3, 4)))}
+        return {
+            "ResGCN.head.0.bn.running_mean": torch.from_numpy(x.mean(axis=(0, 2, 3, 4))),
+            "ResGCN.head.0.bn.running_var": torch.from_numpy(x.var(axis=(0, 2, 3, 4))),
+        }
     if option.startswith("gaittr"):
         return per_joint_channel("data_bn", x)
-    return {**per_joint_channel("pose.data_bn", x[:, 0:2]), **per_joint_channel("bone.data_bn", x[:, 2:4]),
-            **per_joint_channel("angle.data_bn", x[:, 4:5, :, 5:])}
+    return {
+        **per_joint_channel("pose.data_bn", x[:, 0:2]),
+        **per_joint_channel("bone.data_bn", x[:, 2:4]),
+        **per_joint_channel("angle.data_bn", x[:, 4:5, :, 5:]),
+    }
 
 
 def outputs(net: torch.nn.Module, x: np.ndarray, dtype: torch.dtype) -> dict[str, np.ndarray]:
@@ -141,8 +163,10 @@ def record(checkout: Path, out_dir: Path) -> None:
         x = np.asarray([_apply(chain, seq.astype(np.float64)) for seq in poses])  # (N, C, T, V, 1), as there
         net = build_reference(models, model_cfg)
         listing = [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
-        listings[option] = {"trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
-                            "state_dict": listing}
+        listings[option] = {
+            "trainable_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+            "state_dict": listing,
+        }
         state = {**net.state_dict(), **seeded_state_dict(listing, SEED), **input_statistics(option, x)}
         net.load_state_dict(state)
         reference = outputs(copy.deepcopy(net), x, torch.float64)
@@ -153,8 +177,10 @@ def record(checkout: Path, out_dir: Path) -> None:
         for key, value in reference.items():
             data[f"{option}/{key}"] = value
             data[f"{option}/{key}_f32_error"] = np.array(np.abs(single[key] - value).max())
-        print(f"{option}: " + ", ".join(f"{k} {v.shape} f32 error {np.abs(single[k] - v).max():.2e}"
-                                        for k, v in reference.items()))
+        print(
+            f"{option}: "
+            + ", ".join(f"{k} {v.shape} f32 error {np.abs(single[k] - v).max():.2e}" for k, v in reference.items())
+        )
     np.savez_compressed(out_dir / "fastposegait_embeddings.npz", **data)
     lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in listings.items()]
     (out_dir / "fastposegait_state_dicts.json").write_text("{\n" + ",\n".join(lines) + "\n}\n")

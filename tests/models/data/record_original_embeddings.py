@@ -75,7 +75,9 @@ def record(checkout: Path) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkout", type=Path, help=f"a checkout of {UPSTREAM} (commit {UPSTREAM_COMMIT[:7]})")
-    parser.add_argument("out", type=Path, nargs="?", default=cases.RECORD, help=f"npz to write (default {cases.RECORD})")
+    parser.add_argument(
+        "out", type=Path, nargs="?", default=cases.RECORD, help=f"npz to write (default {cases.RECORD})"
+    )
     args = parser.parse_args()
     head = checkout_commit(args.checkout)
     if head not in (None, UPSTREAM_COMMIT):
