@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hydra.utils import instantiate
 
 from gaitgraph import ROOT
 
@@ -131,9 +132,11 @@ def test_experiment_configs_hold_fastposegaits_recipes():
     assert gait3d.optimizer.optimizer._target_ == "torch.optim.AdamW"
     for cfg in (grew, gait3d):
         assert cfg.loss.temperature == 0.01 and cfg.tta is True and cfg.dataset.split.val_count == 0
-        assert (cfg.augmentation.flip_lr_p, cfg.augmentation.joint_noise, list(cfg.augmentation.random_move)) == (
-            0.1,
-            0.25,
-            [4.0, 1.0],
-        )
+        transforms = cfg.augmentation.transforms
+        assert list(transforms) == ["flip_sequence", "flip_lr", "joint_noise", "point_noise", "random_move"]
+        assert (transforms.flip_sequence.p, transforms.flip_lr.p) == (0.5, 0.1)
+        assert (transforms.joint_noise.amplitude, transforms.point_noise.amplitude) == (0.25, 0.05)
+        assert (transforms.random_move.max_dx, transforms.random_move.max_dy) == (4.0, 1.0)
+        # The pipeline builds (the flat keys of an older class once reached Compose and crashed after loading).
+        assert len(instantiate(cfg.augmentation).transforms) == 5
         assert cfg.metric_protocol == cfg.dataset.name
