@@ -84,7 +84,7 @@ class TrainerSchema:
 ConfigStore.instance().store(group="trainer", name="schema", node=TrainerSchema)
 
 #: Top-level keys of train.yaml besides the config groups.
-ROOT_KEYS = ("task_name", "metric_protocol", "optimized_metric", "tta", "baseline")
+ROOT_KEYS = ("task_name", "metric_protocol", "optimized_metric", "tta", "baseline", "wandb_entity")
 #: Config groups of train.yaml (``local`` is the optional git-ignored one).
 GROUPS = (
     "paths",
