@@ -380,6 +380,15 @@ def main() -> None:
         print(f"usage: python -m gaitgraph.data.cache {{{'|'.join(actions)}}} [dataset=... overrides]", file=sys.stderr)
         sys.exit(USAGE_EXIT)
     action = sys.argv.pop(1)
+    if action == "info":
+        # Reading a cache writes nothing: no run folder (Hydra makes hydra.run.dir, here the current one, which
+        # exists), no .hydra/ copy, no log file, and no train guard (it checks a run folder there is none of).
+        sys.argv[1:1] = [
+            "hydra.run.dir=.",
+            "hydra.output_subdir=null",
+            "hydra/job_logging=stdout",
+            "~hydra.callbacks.guard",
+        ]
 
     @entry("train")
     def run(cfg: DictConfig) -> None:

@@ -213,3 +213,25 @@ def test_unknown_or_unfit_cache_key(source: Path):
         cache.cache_paths(OmegaConf.merge(_dataset_cfg(source), {"cache_key": "mtime"}), source / "cache")
     with pytest.raises(ConfigError, match=r"^dataset\.cache_key='manifest': expected stat or content"):
         cache.cache_paths(OmegaConf.merge(_dataset_cfg(source), {"cache_key": "manifest"}), source / "cache")
+
+
+def test_cache_info_writes_nothing(tmp_path: Path):
+    """``gaitgraph-cache info`` reads a cache and prints it: no run folder, no .hydra/, no log file anywhere."""
+    from ..conftest import run_module
+
+    cfg = compose_train([f"paths.cache_dir={tmp_path / 'cache'}"])
+    cache.load_poses(cfg.dataset, instantiate(cfg.keypoints), cfg.paths.cache_dir)
+    work, before = tmp_path / "work", sorted(tmp_path.rglob("*"))
+    work.mkdir()
+    result = run_module(
+        [
+            "gaitgraph.data.cache",
+            "info",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.output_root={tmp_path / 'o'}",
+        ],
+        cwd=work,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cache: psymo10" in result.stdout and "sequences" in result.stdout
+    assert sorted(tmp_path.rglob("*")) == sorted([*before, work]), "info wrote files"
