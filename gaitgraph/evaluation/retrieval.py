@@ -9,8 +9,8 @@ first), and ``matches[j]`` says whether the j-th nearest gallery sequence has th
 
 Rank-k accuracy, mAP and mINP are means over the scored probes: all probes with ``missing_gallery: fail``
 (a probe without any match is a miss with AP = INP = 0, GREW's rule) or only those with a match with
-``skip`` (Gait3D's benchmark code). Distances are computed on L2-normalised embeddings, as
-:mod:`gaitgraph.evaluation.metrics` does.
+``skip`` (Gait3D's benchmark code). Distances are computed on L2-normalised embeddings, and part-based ones
+[S, D, P] at the mean over parts of each part's distance, as :mod:`gaitgraph.evaluation.metrics` does.
 """
 
 from __future__ import annotations
@@ -100,7 +100,11 @@ def ranked_gallery(distances: torch.Tensor) -> torch.Tensor:
 
 
 def pairwise_distances(probes: torch.Tensor, gallery: torch.Tensor, distance: str) -> torch.Tensor:
-    """[P, G] distances between L2-normalised rows: "euclidean" or "cosine" (1 - cosine similarity)."""
+    """[P, G] distances between rows as :func:`normalized_embeddings` leaves them: "euclidean" or "cosine" (1 -
+    cosine similarity). Part-based rows [., D, parts] (Euclidean only; cosine ones arrive flattened) are at the
+    mean over parts of each part's distance, as :mod:`gaitgraph.evaluation.metrics` and FastPoseGait score them."""
+    if distance == "euclidean" and probes.ndim == 3:
+        return torch.cdist(probes.permute(2, 0, 1), gallery.permute(2, 0, 1)).mean(0)
     if distance == "euclidean":
         return torch.cdist(probes, gallery)
     return 1.0 - probes @ gallery.T
@@ -112,14 +116,15 @@ def evaluate_retrieval(
     protocol: RetrievalProtocol,
     distance: str = "euclidean",
 ) -> RetrievalResult:
-    """Score ``embeddings`` [S, D] (row i = ``meta`` row i) under a retrieval ``protocol``."""
+    """Score ``embeddings`` [S, D] or part-based [S, D, P] (row i = ``meta`` row i) under a retrieval ``protocol``."""
     emb = normalized_embeddings(embeddings, meta, distance)
     meta = meta.reset_index(drop=True)
     probe_rows, gallery_rows = split_rows(meta, protocol)
     subject = torch.tensor(meta["subject"].to_numpy(np.int64), device=emb.device)
     g_emb, g_subj = emb[gallery_rows], subject[gallery_rows]
     keep = min(SUBMISSION_RANKS, len(gallery_rows)) if protocol.submission else max(protocol.ranks)
-    block = max(1, BLOCK_ELEMENTS // max(1, len(gallery_rows)))
+    parts = emb.shape[2] if emb.ndim == 3 else 1  # a part-based block holds one [B, G] distance table per part
+    block = max(1, BLOCK_ELEMENTS // max(1, len(gallery_rows) * parts))
     stats, nearest = [], []
     for start in range(0, len(probe_rows), block):
         rows = torch.as_tensor(probe_rows[start : start + block], device=emb.device)

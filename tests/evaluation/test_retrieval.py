@@ -14,7 +14,7 @@ from gaitgraph.data.poseset import PoseSet
 from gaitgraph.errors import ConfigError
 from gaitgraph.evaluation.pipeline import protocols_for, score
 from gaitgraph.evaluation.protocols import Protocol, RetrievalProtocol, load_protocols
-from gaitgraph.evaluation.retrieval import evaluate_retrieval, match_statistics, ranked_gallery
+from gaitgraph.evaluation.retrieval import evaluate_retrieval, match_statistics, pairwise_distances, ranked_gallery
 
 
 def _toy(gallery: list[tuple[int, float]], probes: list[tuple[int, float]]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -187,3 +187,17 @@ def test_score_dispatches_on_the_protocol_kind():
     results = score(emb, poses, protocols, "euclidean")
     assert results["r"].kind == "retrieval" and results["r"].mean_rank1 == 1.0
     assert results["v"].mean_rank1 == 1.0 and hasattr(results["v"], "cells")
+
+
+def test_part_based_euclidean_is_the_mean_of_per_part_distances():
+    rng = np.random.default_rng(0)
+    q, g = rng.normal(size=(3, 4, 5)), rng.normal(size=(6, 4, 5))  # [S, D, parts]
+    hand = [[np.mean([np.linalg.norm(q[i, :, p] - g[j, :, p]) for p in range(5)]) for j in range(6)] for i in range(3)]
+    got = pairwise_distances(torch.tensor(q), torch.tensor(g), "euclidean")
+    np.testing.assert_allclose(got.numpy(), np.array(hand), rtol=1e-10)
+    # One probe (subject 1) at 0 in both parts: the mean of the part distances puts its own subject's gallery
+    # sequence (0, 1.9) first (0.95 < 1.0); the distance of the concatenated parts would put (1, 1) first.
+    emb = np.array([[[0.0, 0.0]], [[1.0, 1.0]], [[0.0, 1.9]]], dtype=np.float32)  # [S, D=1, parts=2]
+    meta = pd.DataFrame({"subject": [1, 2, 1], "condition": ["p", "g", "g"], "source": ["a", "b", "c"]})
+    result = evaluate_retrieval(emb, meta, _protocol(ranks=[1, 2]), "euclidean")
+    assert result.rank_rates == {1: 1.0, 2: 1.0} and result.mean_map == 1.0 and result.distance == "euclidean"
