@@ -29,7 +29,7 @@ from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.restore import restore_model
 from gaitgraph.errors import CheckpointError, ConfigError
-from gaitgraph.evaluation.embed import embed_poseset
+from gaitgraph.evaluation.embed import embed_poseset, eval_length
 from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
 from gaitgraph.evaluation.identify import identify, identities_table
 from gaitgraph.evaluation.pipeline import protocols_of
@@ -92,7 +92,7 @@ def embed(cfg: DictConfig, run: Restored, poses: PoseSet) -> np.ndarray:
         run.model,
         poses,
         run.skeleton,
-        run.dataset_cfg.sequence_length,
+        eval_length(run.dataset_cfg),
         tta=bool(cfg.tta),
         batch_size=cfg.trainer.eval_batch_size,
         device=run.device,

@@ -33,6 +33,7 @@ from gaitgraph.data.poseset import PoseSet  # noqa: E402
 from gaitgraph.data.transforms import center_window_rows  # noqa: E402
 from gaitgraph.engine.restore import load_run  # noqa: E402
 from gaitgraph.errors import ConfigError, short_repr  # noqa: E402
+from gaitgraph.evaluation.embed import eval_length  # noqa: E402
 from gaitgraph.skeletons import Skeleton  # noqa: E402
 from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
@@ -200,7 +201,7 @@ def visualize(cfg: DictConfig, overrides: Sequence[str] | None = None) -> list[P
     if cfg.png:
         (out_dir / "png").mkdir(exist_ok=True)
     pairs = bones(run.skeleton)
-    length = int(run.dataset_cfg.sequence_length)
+    length = eval_length(run.dataset_cfg)
     written = []
     batch = int(cfg.trainer.eval_batch_size)
     for start in tqdm(range(0, len(chosen), batch), desc="activations", unit="batch", leave=False):

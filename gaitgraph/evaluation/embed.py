@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import center_windows
 from gaitgraph.models.base import GaitModel
 from gaitgraph.skeletons import Skeleton
+
+
+def eval_length(dataset_cfg: DictConfig) -> int:
+    """Frames of the centre window that evaluation embeds: ``dataset.eval_sequence_length``, or the training
+    window ``dataset.sequence_length`` where that is null (or absent, in a config stored before the option)."""
+    length = OmegaConf.select(dataset_cfg, "eval_sequence_length", default=None)
+    return int(dataset_cfg.sequence_length if length is None else length)
 
 
 def embed_poseset(

@@ -13,7 +13,7 @@ from rich.console import Console
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.errors import ConfigError
 from gaitgraph.evaluation.baseline import pose_baseline_features
-from gaitgraph.evaluation.embed import embed_poseset
+from gaitgraph.evaluation.embed import embed_poseset, eval_length
 from gaitgraph.evaluation.metrics import EvalResult, evaluate
 from gaitgraph.evaluation.protocols import AnyProtocol, RetrievalProtocol, load_protocols
 from gaitgraph.evaluation.report import print_result, save_results
@@ -65,7 +65,7 @@ def evaluate_model(
         model,
         poses,
         skeleton,
-        dataset_cfg.sequence_length,
+        eval_length(dataset_cfg),
         tta=tta,
         batch_size=batch_size,
         device=device,
@@ -77,7 +77,7 @@ def evaluate_baseline(
     poses: PoseSet, dataset_cfg: DictConfig, distance: str = "euclidean", split: str = "test"
 ) -> dict[str, Result]:
     """The nearest-neighbour baseline on raw normalised poses, same protocols."""
-    feats = pose_baseline_features(poses, dataset_cfg.sequence_length)
+    feats = pose_baseline_features(poses, eval_length(dataset_cfg))
     return score(feats, poses, protocols_for(dataset_cfg, split), distance)
 
 
