@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train, select on validation, evaluate on test; return ``optimized_metric`` (None without a val split).
+    """Train, select on validation, evaluate on test; return ``optimized_metric`` in percent (None without a val
+    split; metrics.json's ``metric`` holds the same number as a fraction).
 
     Writes to the run directory: checkpoints/{last,previous,best}.pt, metrics.json, eval/ (tables, heatmap),
     train.log and the trackers' files.

@@ -47,7 +47,7 @@ def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source
     )
     assert set(metrics["test"]) == {"gaitgraph2", "opengait"}, "OUMVLP must report both protocols"
     assert metrics["metric_protocol"] == "gaitgraph2" and metrics["chance"] == 0.5  # two validation subjects
-    assert value == metrics["val"]["gaitgraph2"]["mean_rank1"], "the objective is read on the validation split"
+    assert value == metrics["val"]["gaitgraph2"]["mean_rank1"] * 100, "the objective is read on the validation split"
     for name, included in (("gaitgraph2", False), ("opengait", True)):
         result = metrics["test"][name]
         assert result["views"] == ["000", "015", "030"] and result["exclude_identical_view"] is included
@@ -74,7 +74,7 @@ def test_casia_b_csv(tmp_path: Path):
     assert {cell["condition"] for cell in table["cells"]} == {"nm", "bg", "cl"}
     # NM#5-6 / BG#1-2 / CL#1-2 of 2 test subjects at 3 probe views, each against the 3 gallery views.
     assert sum(cell["total"] for cell in table["cells"]) == 2 * 3 * (2 + 2 + 2) * 3
-    assert value == metrics["val"]["casia_b"]["mean_rank1"] == 1.0  # one validation subject: always right
+    assert value == metrics["val"]["casia_b"]["mean_rank1"] * 100 == 100.0  # one validation subject: always right
 
 
 @pytest.mark.slow
@@ -88,7 +88,7 @@ def test_grew_scores_its_protocol_validates_on_training_ids_and_writes_the_submi
     assert set(test) == {"grew", "grew_submission"} and metrics["metric_protocol"] == "grew"
     assert test["grew"]["n_probes"] == 5
     assert test["grew_submission"]["mean_rank1"] is None  # identities hidden: the server scores the CSV
-    assert value == metrics["val"]["grew"]["mean_rank1"], "the objective is read on the training ids held out"
+    assert value == metrics["val"]["grew"]["mean_rank1"] * 100, "the objective is read on the training ids held out"
     rows = (tmp_path / "run" / "eval" / "grew_submission" / "submission.csv").read_text().splitlines()
     probes = (root / "probe_truth.csv").read_text().splitlines()[1:]
     assert rows[0].startswith("videoId,rank1,rank2") and len(rows) == 1 + len(probes)
@@ -105,4 +105,4 @@ def test_gait3d_scores_rank_map_and_minp(tmp_path: Path):
     result = metrics["test"]["gait3d"]
     assert set(result["ranks"]) == {"1", "5", "10"} and result["n_probes"] == 4
     assert 0.0 < result["mean_inp"] <= 1.0 and 0.0 < result["mean_map"] <= 1.0
-    assert value == metrics["val"]["gait3d"]["mean_rank1"] and metrics["val"]["gait3d"]["n_probes"] == 2
+    assert value == metrics["val"]["gait3d"]["mean_rank1"] * 100 and metrics["val"]["gait3d"]["n_probes"] == 2

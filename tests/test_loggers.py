@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -51,7 +52,9 @@ def _image(tmp_path: Path) -> Path:
 
 
 def _expected(key: str) -> list[tuple[int, float]]:
-    return [(step, metrics[key]) for metrics, step in CALLS if key in metrics]
+    """What every tracker holds for ``key``: rank-1 in percent (the platform hands fractions to the group)."""
+    scale = 100 if key == "val/rank1" else 1
+    return [(step, metrics[key] * scale) for metrics, step in CALLS if key in metrics]
 
 
 def _tensorboard(run_dir: Path) -> EventAccumulator:
@@ -135,11 +138,11 @@ def test_wandb_names_job_types_and_summaries(tmp_path: Path):
     logger.finish()
     run = _wandb_run(tmp_path)
     assert run.name == "study-x-trial7" and run.job_type == "eval" and run.group == "study-x"
-    # Best rank-1 (0.5 at step 3, here also the last) and lowest loss beside the last value.
-    assert run.summary["val/rank1"] == {"max": 0.5, "last": 0.5}
+    # Best rank-1 (50 % at step 3, here also the last) and lowest loss beside the last value; rank-1 in percent.
+    assert run.summary["val/rank1"] == {"max": 50.0, "last": 50.0}
     assert run.summary["train/loss"] == {"min": 1.5, "last": 1.5}
     assert run.summary["train/loss_epoch"] == {"min": 1.5, "last": 1.5}
-    assert run.summary["test/mean_rank1"] == {"max": 0.4, "last": 0.4}
+    assert run.summary["test/mean_rank1"] == {"max": 40.0, "last": 40.0}
     assert run.summary["test/psymo10/heatmap_count"] == 1.0  # not taken for a mAP key
 
 
@@ -219,3 +222,114 @@ def test_a_flat_logger_config_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"logger\.mode=.*tracker config with _target_"):
         build_logger({"mode": "online"})
+
+
+def test_rank_and_map_reach_every_tracker_in_percent():
+    from gaitgraph.loggers.base import in_percent
+
+    metrics = {"val/rank1": 0.25, "val/rank1_best": 0.5, "test/mean_mAP": 0.125, "test/mean_inp": 0.1, "epoch": 2}
+    assert in_percent(metrics) == {
+        "val/rank1": 25.0,
+        "val/rank1_best": 50.0,
+        "test/mean_mAP": 12.5,
+        "test/mean_inp": 10.0,
+        "epoch": 2,
+    }
+    assert in_percent({"train/loss": 0.5, "test/x/heatmap_count": 1.0, "train/samples_per_s": 3.0}) == {
+        "train/loss": 0.5,
+        "test/x/heatmap_count": 1.0,
+        "train/samples_per_s": 3.0,
+    }
+
+
+def test_every_csv_row_has_a_step(tmp_path: Path):
+    logger = CsvLogger()
+    logger.start(tmp_path, {}, name="exp", tags=[])
+    logger.log_metrics({"train/loss": 2.0}, step=4)
+    logger.log_metrics({"test/mean_rank1": 0.5})  # the final numbers come without a step
+    logger.finish()
+    assert pd.read_csv(tmp_path / "metrics.csv")["step"].tolist() == [4, 4]
+    resumed = CsvLogger()  # a resumed run's stepless call continues from the file's last step
+    resumed.start(tmp_path, {}, name="exp", tags=[])
+    resumed.log_metrics({"test/mean_rank1": 0.5})
+    resumed.finish()
+    assert pd.read_csv(tmp_path / "metrics.csv")["step"].tolist() == [4, 4, 4]
+
+
+def _hparams(run_dir: Path) -> tuple[dict, list[str], str]:
+    """(hyper-parameters, metric tags, session end status) of the HParams plugin data in a run's event files."""
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    content = _tensorboard(run_dir).PluginTagToContent("hparams")
+    data = {tag: HParamsPluginData.FromString(raw) for tag, raw in content.items()}
+    start = data["_hparams_/session_start_info"].session_start_info
+    values = {k: v.string_value or v.number_value for k, v in start.hparams.items()}
+    metrics = [m.name.tag for m in data["_hparams_/experiment"].experiment.metric_infos]
+    status = data.get("_hparams_/session_end_info")
+    return values, metrics, api_pb2.Status.Name(status.session_end_info.status) if status else "none"
+
+
+def test_tensorboard_hparams_hold_the_chosen_options_and_key_settings(tmp_path: Path):
+    config = compose_train(["logger=tensorboard", "model=resgcn_n39_r8", "trainer.epochs=3"])
+    logger = build_logger(config.logger)
+    parts = {k: OmegaConf.to_container(config[k], resolve=True) for k in ("trainer", "optimizer", "dataset", "loss")}
+    logger.start(
+        tmp_path,
+        {**parts, "optimized_metric": config.optimized_metric, "tta": False},
+        name="train",
+        tags=["model:resgcn_n39_r8", "dataset:psymo10", "optimizer:adamw_onecycle"],
+    )
+    logger.log_metrics({"val/rank1": 0.5, "epoch": 1}, step=3)
+    logger.log_metrics({"test/mean_rank1": 0.25, "final/val/rank1": 0.5})
+    logger.finish()
+    values, metrics, status = _hparams(tmp_path)
+    assert values["model"] == "resgcn_n39_r8" and values["dataset"] == "psymo10"
+    assert values["trainer.epochs"] == 3 and values["trainer.batch_size"] == config.trainer.batch_size
+    assert values["optimizer.optimizer.lr"] == pytest.approx(config.optimizer.optimizer.lr)
+    assert {"val/rank1", "test/mean_rank1", "final/val/rank1"} <= set(metrics) and status == "STATUS_SUCCESS"
+    # The metrics the HParams tab shows are scalars of the same run folder, in percent.
+    events = _tensorboard(tmp_path)
+    assert [e.value for e in events.Scalars("test/mean_rank1")] == [25.0]
+    assert [e.step for e in events.Scalars("final/val/rank1")] == [3]
+    assert [p.name for p in (tmp_path / "tensorboard").iterdir()] == [
+        next((tmp_path / "tensorboard").glob("events.out.tfevents.*")).name
+    ], "one event file in the run's own folder (add_hparams would open a second run)"
+
+
+def test_a_failed_run_ends_its_hparams_session_without_success(tmp_path: Path):
+    logger = build_logger(compose_train(["logger=tensorboard"]).logger)
+    logger.start(tmp_path, {"trainer": {"epochs": 2}}, name="train", tags=["model:m"])
+    logger.finish(exit_code=1)
+    values, _, status = _hparams(tmp_path)
+    assert values == {"model": "m", "trainer.epochs": 2} and status == "none"
+
+
+class _Trainer:
+    """What MetricLogging reads of a trainer: the step counter and the number of epochs."""
+
+    def __init__(self) -> None:
+        self.epochs = 2
+        self.state = type("State", (), {"step": 0})()
+
+
+def test_each_scalar_gets_one_point_per_step(tmp_path: Path):
+    from gaitgraph.engine.callbacks import MetricLogging
+
+    logger = build_logger(compose_train(["logger=[csv,tensorboard]"]).logger)
+    logger.start(tmp_path, {}, name="train", tags=[])
+    callback, trainer = MetricLogging(logger), _Trainer()
+    for epoch in (1, 2):
+        for _ in range(2):
+            trainer.state.step += 1
+            callback.on_train_batch_end(trainer, {"train/loss": 1.0, "train/lr": 0.1, "train/samples_per_s": 9.0})
+        record = {"epoch": epoch, "train/loss_epoch": 1.0, "train/lr": 0.1, "train/samples_per_s": 9.0}
+        callback.on_train_epoch_end(trainer, {**record, "val/rank1": 0.5})
+    logger.finish()
+    table = pd.read_csv(tmp_path / "metrics.csv")
+    events = _tensorboard(tmp_path)
+    for key in ("train/lr", "train/samples_per_s", "train/loss"):
+        assert table.loc[table[key].notna(), "step"].tolist() == [1, 2, 3, 4]
+        assert [e.step for e in events.Scalars(key)] == [1, 2, 3, 4]
+    assert [e.step for e in events.Scalars("val/rank1")] == [2, 4]
+    assert table["step"].notna().all()

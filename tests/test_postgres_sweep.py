@@ -113,8 +113,8 @@ def test_two_workers_share_one_study(postgres_url: str, tmp_path: Path):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     metrics = [json.loads(Path(p).read_text())["metric"] for p in glob(f"{tmp_path}/[ab]/*/metrics.json")]
     assert len(metrics) == 4
-    assert sorted(t.value for t in trials) == pytest.approx(sorted(metrics))
+    assert sorted(t.value for t in trials) == pytest.approx(sorted(m * 100 for m in metrics))  # study: %
     best = optuna.load_study(study_name=STUDY, storage=postgres_url).best_value
-    assert best == pytest.approx(max(metrics)) and 0.0 <= best <= 1.0
+    assert best == pytest.approx(max(metrics) * 100) and 0.0 <= best <= 100.0
     # No sqlite file: the URL override replaced the default storage.
     assert not (tmp_path / "optuna").exists()

@@ -97,11 +97,11 @@ def test_sweep_records_three_complete_trials_with_their_attributes(first_sweep):
     assert name.startswith("sweep_small-psymo10-") and len(name.rsplit("-", 1)[1]) == 12
     study = _study(out, name)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
-    # Each job folder's metric is the validation objective the study recorded for that trial.
+    # Each job folder's metric is the validation objective the study recorded for that trial (there in percent).
     for trial in study.trials:
         job = sweep_dir / str(trial.number)
         metrics = json.loads((job / "metrics.json").read_text())
-        assert metrics["metric_name"] == "val/rank1" and metrics["metric"] == pytest.approx(trial.value)
+        assert metrics["metric_name"] == "val/rank1" and metrics["metric"] * 100 == pytest.approx(trial.value)
         overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
         assert f"optimizer.optimizer.lr={trial.params['optimizer.optimizer.lr']}" in overrides
         assert f"hparams_search.trial_number={trial.number}" in overrides
@@ -249,7 +249,7 @@ def test_ddp_sweep_trains_each_trial_on_two_processes(tmp_path: Path, first_swee
     (job,) = out.glob("multirun/*/*/0")
     study = _study(out, _study_name(job.parent))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
-    assert json.loads((job / "metrics.json").read_text())["metric"] == pytest.approx(study.best_value)
+    assert json.loads((job / "metrics.json").read_text())["metric"] * 100 == pytest.approx(study.best_value)
     runs = list((job / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "only rank 0 logs"
     assert read_offline_run(runs[0]).config["trainer"]["devices"] == 2

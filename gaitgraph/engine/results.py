@@ -90,7 +90,8 @@ def finish(
     logger: Any,
     title: str,
 ) -> float | None:
-    """Evaluate ``best.pt`` on val and test, write the results and return the objective (rank 0; None elsewhere)."""
+    """Evaluate ``best.pt`` on val and test, write the results and return the objective in percent, the unit of
+    every tracker and Optuna plot (rank 0; None elsewhere). metrics.json keeps fractions, as eval/ does."""
     ctx.barrier()
     if not ctx.is_main:
         return None
@@ -130,7 +131,7 @@ def finish(
     _tell(logger, metrics, test, written, run_dir)
     log.info(_summary_line(cfg, protocol, test_rank1, baseline.get("test"), value))
     log.info("run directory: %s", run_dir)
-    return value
+    return None if value is None else value * 100
 
 
 def _baselines(cfg: DictConfig, splits: Any) -> dict[str, dict[str, EvalResult]]:

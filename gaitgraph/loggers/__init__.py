@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.errors import ConfigError
-from gaitgraph.loggers.base import NullLogger
+from gaitgraph.loggers.base import NullLogger, in_percent
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 class LoggerGroup(NullLogger):
     """Every chosen tracker behind the one :class:`NullLogger` interface, each call sent to all of them.
 
-    A tracker that raises is reported once per method as a warning and the others carry on: tracking never
+    Rank-1, mAP and mINP reach every tracker in percent, as tables and papers print them (the platform computes
+    fractions). A tracker that raises is reported once per method as a warning and the others carry on: tracking never
     stops a run. One whose ``start`` failed gets no further calls.
     """
 
@@ -55,8 +56,8 @@ class LoggerGroup(NullLogger):
         self._each("start", run_dir, config, name=name, tags=tags, job_type=job_type)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Record the same scalars in every tracker."""
-        self._each("log_metrics", metrics, step=step)
+        """Record the same scalars in every tracker, rank-1/mAP in percent (:func:`in_percent`)."""
+        self._each("log_metrics", in_percent(metrics), step=step)
 
     def log_table(self, key: str, table: pd.DataFrame) -> None:
         """Record a results table in every tracker."""

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+#: Keys of rank-k, mAP and mINP values: the measure is a whole part of the key (``val/rank1``,
+#: ``val/rank1_best``, ``test/mean_rank1``, ``test/mean_mAP``), so ``test/x/heatmap`` is not taken for one.
+RATE_KEY = re.compile(r"(^|[/_])(rank\d+|rank-\d+|mAP|map|mINP|inp)([/_]|$)")
+
+
+def in_percent(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with every rank-k/mAP/mINP value (a fraction inside the platform) in percent, the unit
+    papers print and every tracker, table and plot shows; other values unchanged."""
+    return {k: v * 100 if RATE_KEY.search(k) and isinstance(v, (int, float)) else v for k, v in metrics.items()}
 
 
 class NullLogger:

@@ -11,10 +11,11 @@ from gaitgraph.utils import atomic_write
 
 
 class CsvLogger(NullLogger):
-    """One row per :meth:`log_metrics` call: ``step``, then one column per key ever logged (empty where a row
-    has no value). A new key rewrites the file once with the wider header (atomically); other rows are appended
-    and flushed, so a reader never waits for the run to end. A resumed run in the same directory keeps the
-    rows already there. Tables, images and artifacts are left to the run directory (eval/, checkpoints/).
+    """One row per :meth:`log_metrics` call: ``step`` (a call without one gets the last step logged, as in
+    TensorBoard), then one column per key ever logged (empty where a row has no value). A new key rewrites the
+    file once with the wider header (atomically); other rows are appended and flushed, so a reader never waits
+    for the run to end. A resumed run in the same directory keeps the rows already there. Tables, images and
+    artifacts are left to the run directory (eval/, checkpoints/).
     """
 
     def __init__(self, filename: str = "metrics.csv") -> None:
@@ -22,6 +23,7 @@ class CsvLogger(NullLogger):
         self.path: Path | None = None
         self.columns: list[str] = ["step"]
         self.rows: list[dict[str, Any]] = []
+        self.step = 0
         self._file: IO[str] | None = None
 
     def start(self, run_dir: Path, config: dict[str, Any], name: str, tags: list[str], job_type: str = "train") -> None:
@@ -32,13 +34,15 @@ class CsvLogger(NullLogger):
                 reader = csv.DictReader(f)
                 self.columns = list(reader.fieldnames or ["step"])
                 self.rows = list(reader)
+            self.step = max((int(float(r["step"])) for r in self.rows if r.get("step")), default=0)
         self._rewrite()
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Append one row; a key not seen before widens the header."""
         if self.path is None:
             return
-        row = {"step": "" if step is None else step, **metrics}
+        self.step = self.step if step is None else int(step)
+        row = {"step": self.step, **metrics}
         self.rows.append(row)
         new = [k for k in metrics if k not in self.columns]
         if new or self._file is None:

@@ -10,15 +10,13 @@ from typing import Any
 
 import pandas as pd
 
-from gaitgraph.loggers.base import NullLogger
+from gaitgraph.loggers.base import RATE_KEY, NullLogger
 
 log = logging.getLogger(__name__)
 
 #: Run summaries (``define_metric``) by key: the best rank-1/mAP and the lowest loss, each beside the last value.
-#: A rank-1/mAP key has the word as a whole part (``val/rank1``, ``test/mean_rank1``, ``val/mAP``), so
-#: ``test/x/heatmap`` is not taken for one.
 SUMMARIES = (
-    (re.compile(r"(^|[/_])(rank1|rank-1|mAP|map)([/_]|$)"), "max,last"),
+    (RATE_KEY, "max,last"),
     (re.compile(r"^train/loss"), "min,last"),
 )
 

@@ -18,16 +18,23 @@ log = logging.getLogger(__name__)
 
 class MetricLogging(Callback):
     """Every step's ``train/*`` values and every epoch's record go to the logger (rank 0), and the epoch record
-    as one line to the log (train.log): loss, samples/s and any validation score with its best so far."""
+    as one line to the log (train.log): loss, samples/s and any validation score with its best so far.
+
+    The record's keys that every step already logged (``train/lr``, ``train/samples_per_s``: at the epoch's last
+    step they hold the same values) are left out of the epoch's tracker call, so each scalar has one point per
+    step."""
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
+        self.per_step: set[str] = set()
 
     def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        self.per_step.update(metrics)
         self.logger.log_metrics(metrics, step=trainer.state.step)
 
     def on_train_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        self.logger.log_metrics(dict(record), step=trainer.state.step)
+        epoch = {k: v for k, v in record.items() if k not in self.per_step}
+        self.logger.log_metrics(epoch, step=trainer.state.step)
         log.info("epoch %d/%d: %s", record["epoch"], trainer.epochs, describe(record))
 
 
