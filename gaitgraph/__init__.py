@@ -44,5 +44,14 @@ def user_conf_searchpath() -> str:
 
 OmegaConf.register_new_resolver("gg.user_conf", user_conf_searchpath, replace=True)
 
+
+def if_sweep(in_sweep: object, otherwise: object, *, _root_: object) -> object:
+    """``${gg.if_sweep:A,B}``: A in a sweep (the config holds an ``hparams_search`` node), else B. A recipe without
+    validation subjects (a paper's) uses it to hold some out when a sweep must select on validation."""
+    return in_sweep if OmegaConf.select(_root_, "hparams_search") is not None else otherwise
+
+
+OmegaConf.register_new_resolver("gg.if_sweep", if_sweep, replace=True)
+
 # The typed config schemas (trainer/schema, ...) must be in Hydra's ConfigStore before any config is composed.
 import gaitgraph.schema  # noqa: E402,F401
