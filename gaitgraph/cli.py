@@ -6,6 +6,11 @@ A :class:`~gaitgraph.errors.GaitGraphError` (bad data, config, checkpoint, full 
 directory, a diverged run) is printed as ``<kind>: <message>`` on stderr and in the run's log, and the process
 exits with status 2 -- no traceback. ``HYDRA_FULL_ERROR=1`` re-raises it with the traceback, as Hydra does for its
 own errors. Inside a sweep the error is raised on, so the sweeper records the trial as failed and goes on.
+
+An error that says how to continue the run (``resume_overrides``: a diverged run, an interrupted one) gets the
+command that does it appended: the same overrides, ``trainer.resume=auto``, those extra overrides and the same run
+folder. An interrupt (:class:`~gaitgraph.errors.Interrupted`: SIGTERM, Ctrl-C) exits with 128 + the signal number
+(143, 130), as a shell reports a process the signal ended, and ends a sweep.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import functools
 import io
 import logging
 import os
+import shlex
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +34,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
-from gaitgraph.errors import DiskFullError, GaitGraphError
+from gaitgraph.errors import DiskFullError, GaitGraphError, Interrupted, readable
 from gaitgraph.utils import atomic_write
 
 log = logging.getLogger("gaitgraph")
@@ -46,25 +53,62 @@ def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[
         def run(cfg: DictConfig) -> Any:
             try:
                 return task(cfg)
-            except GaitGraphError as err:
-                report(err)
-                if _in_sweep() or _full_error():
+            except KeyboardInterrupt:
+                if _full_error():
                     raise
-                leave(err)
+                err: GaitGraphError = ctrl_c()
+            except GaitGraphError as caught:
+                err = caught
+            # In a sweep the sweeper reports an interrupt once, as it stops; the trial's log keeps it too.
+            report(err, console=not (_in_sweep() and isinstance(err, Interrupted)))
+            if _in_sweep() or _full_error():
+                raise err
+            leave(err)
 
         return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(run)
 
     return decorate
 
 
-def report(err: GaitGraphError) -> None:
+def report(err: GaitGraphError, console: bool = True) -> None:
     """Print the error as one paragraph on stderr, and into the run's log when there is one."""
-    text = f"{err.kind}: {err}"
+    command = resume_command(err)
+    resume = f" Resume with: {command}" if command else ""
+    text = readable(f"{err.kind}: {err}{resume}")  # a file name that is not UTF-8 must not break the log file
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None, None)
     for handler in logging.getLogger().handlers:  # train.log keeps the story; the console gets it once, below
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-    print(text, file=sys.stderr, flush=True)
+    if console:
+        print(text, file=sys.stderr, flush=True)
+
+
+def resume_command(err: GaitGraphError) -> str | None:
+    """The command that continues the run ``err`` stopped (see the module docstring), or None: the error has no
+    ``resume_overrides``, or this is not a single run of a Hydra command."""
+    extra = getattr(err, "resume_overrides", None)
+    if extra is None or not HydraConfig.initialized() or _in_sweep():
+        return None
+    hydra_cfg = HydraConfig.get()
+    replaced = {_override_key(o) for o in extra} | {"trainer.resume", "trainer.overwrite", "hydra.run.dir"}
+    kept = [o for o in hydra_cfg.overrides.task if _override_key(o) not in replaced]
+    words = [
+        f"gaitgraph-{hydra_cfg.job.config_name}",
+        *kept,
+        "trainer.resume=auto",
+        *extra,
+        f"hydra.run.dir={hydra_cfg.runtime.output_dir}",
+    ]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def ctrl_c() -> Interrupted:
+    """What a Ctrl-C outside the training loop (loading data, evaluating) becomes: nothing more was saved."""
+    return Interrupted(
+        "Ctrl-C (SIGINT): stopped; the checkpoints already written are kept, nothing more was saved.",
+        128 + signal.SIGINT,
+        resumable=False,
+    )
 
 
 def exit_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,25 +118,31 @@ def exit_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except GaitGraphError as err:
+        except KeyboardInterrupt:
             if _full_error():
                 raise
-            report(err)
-            leave(err)
+            err: GaitGraphError = ctrl_c()
+        except GaitGraphError as caught:
+            if _full_error():
+                raise
+            err = caught
+        report(err)
+        leave(err)
 
     return guarded
 
 
 def leave(err: GaitGraphError) -> None:
-    """Exit with :data:`USAGE_EXIT`. After a failed write (a full disk) HDF5's handles of the file it could not
-    finish cannot be closed any more, and finalising them at interpreter exit crashes: the logs are flushed and
-    the process ends without finalisers."""
+    """Exit with :data:`USAGE_EXIT` (an interrupt: its own ``exit_code``). After a failed write (a full disk) HDF5's
+    handles of the file it could not finish cannot be closed any more, and finalising them at interpreter exit
+    crashes: the logs are flushed and the process ends without finalisers."""
+    status = getattr(err, "exit_code", USAGE_EXIT)
     if isinstance(err, DiskFullError):
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(USAGE_EXIT)
-    sys.exit(USAGE_EXIT)
+        os._exit(status)
+    sys.exit(status)
 
 
 def config_choices() -> dict[str, str]:
@@ -117,6 +167,11 @@ def print_config_tree(cfg: DictConfig, run_dir: Path) -> None:
 
 def _in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _override_key(override: str) -> str:
+    """``trainer.lr`` of ``+trainer.lr=1``, ``~trainer.lr`` or ``++trainer.lr=1``."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _full_error() -> bool:

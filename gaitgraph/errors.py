@@ -39,11 +39,11 @@ class DatasetFormatError(GaitGraphError, ValueError):
         found: str,
         hint: str | None = None,
     ) -> None:
-        self.path = str(path)
+        self.path = readable(path)
         # Parts quoted from the file are cut, so a wrong file (one huge "header" line) is never echoed.
-        self.location = short_text(location, 200)
+        self.location = short_text(readable(location), 200)
         self.expected = expected
-        self.found = short_text(found, 200)
+        self.found = short_text(readable(found), 200)
         self.hint = hint
         msg = f"{self.path}: {self.location}: expected {expected}, found {self.found}"
         if hint:
@@ -86,6 +86,19 @@ class NonFiniteError(GaitGraphError, FloatingPointError):
     kind = "training diverged"
 
 
+class Interrupted(GaitGraphError):
+    """The run was stopped by a signal (SIGTERM from a scheduler, Ctrl-C) after its current step was finished and
+    saved; ``exit_code`` is what a shell reports for that signal (143 for SIGTERM, 130 for SIGINT)."""
+
+    kind = "interrupted"
+
+    def __init__(self, message: str, exit_code: int, resumable: bool = True) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        # Extra overrides of the command that continues the run (the entry point prints it); None: no such command.
+        self.resume_overrides: list[str] | None = [] if resumable else None
+
+
 class MemoryBudgetError(GaitGraphError, MemoryError):
     """The estimated peak memory of a run exceeds what the machine or GPU has."""
 
@@ -96,6 +109,12 @@ class DiskFullError(GaitGraphError, OSError):
     """A write failed for lack of space (or a file-size limit); nothing half-written was left behind."""
 
     kind = "disk full"
+
+
+class NotWritableError(GaitGraphError, OSError):
+    """An output folder (run directory, cache) cannot be created or written: read-only, no permission, a file."""
+
+    kind = "folder not writable"
 
 
 class StudyError(GaitGraphError):
@@ -109,6 +128,17 @@ def _restore(cls: type, args: tuple, state: dict) -> GaitGraphError:
     Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error
+
+
+def readable(text: Any) -> str:
+    """``text`` (a path, a file name, a message) printable on any stream and log file: bytes of a file name that
+    are not UTF-8 (which Python keeps as lone surrogates) are shown as ``\\xNN`` instead of failing the write."""
+    text = str(text)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name produced: escape it as it is
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def short_repr(value: Any, limit: int = 80) -> str:

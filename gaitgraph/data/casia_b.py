@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.data.readers import PoseReader, check_values, plain_name
+from gaitgraph.data.readers import PoseReader, check_values, plain_name, special_kind
 from gaitgraph.errors import DatasetFormatError
+from gaitgraph.progress import progress
 from gaitgraph.skeletons import COCO17_JOINTS
 
 VALUE_COLUMNS = tuple(f"{j}_{c}" for j in COCO17_JOINTS for c in ("x", "y", "conf"))
@@ -57,8 +57,11 @@ class CasiaBReader(PoseReader):
         self.path = self.root / plain_name(file, "dataset.reader.file")
 
     def files(self) -> list[Path]:
-        if not self.path.is_file():
+        if not self.path.exists():
             raise DatasetFormatError(self.path, "file", "the CASIA-B pose CSV", "no such file", self.hint)
+        if not self.path.is_file():  # a FIFO would block the read for ever
+            found = "a folder" if self.path.is_dir() else special_kind(self.path)
+            raise DatasetFormatError(self.path, "file", "the CASIA-B pose CSV as a regular file", found)
         return [self.path]
 
     def source_path(self, source: str) -> Path:
@@ -68,8 +71,11 @@ class CasiaBReader(PoseReader):
         path = self.files()[0]
         if path.stat().st_size == 0:
             raise DatasetFormatError(path, "file", "a header row and one row per frame", "an empty file")
-        self._check_header(path)
-        names, values = self._parse(path)
+        try:
+            self._check_header(path)
+            names, values = self._parse(path)
+        except UnicodeDecodeError as e:
+            raise _not_utf8(path) from e
         if len(names) == 0:
             raise DatasetFormatError(path, "line 2", "one row per frame after the header", "no data rows")
         # Names end in a fixed-width frame part ("000001.jpg"): slice, then parse only the unique
@@ -105,9 +111,7 @@ class CasiaBReader(PoseReader):
         """Image names and float32 values ``[N, 51]``, read in chunks (bounded memory, progress)."""
         dtypes = {"image_name": str} | {c: np.float32 for c in VALUE_COLUMNS}
         names, blocks = [], []
-        with tqdm(
-            total=_estimate_rows(path), desc=f"Reading {self.label}", unit="row", unit_scale=True, leave=False
-        ) as bar:
+        with progress(total=_estimate_rows(path), desc=f"Reading {self.label}", unit="row", unit_scale=True) as bar:
             # No usecols: with it the parser would silently skip extra fields in a malformed row.
             reader = pd.read_csv(path, dtype=dtypes, engine="c", index_col=False, chunksize=_CHUNK_ROWS)
             first_row = 0
@@ -197,6 +201,25 @@ def _estimate_rows(path: Path) -> int:
         f.readline()
         line = f.readline()
     return max(1, round(path.stat().st_size / max(len(line), 1)))
+
+
+def _not_utf8(path: Path) -> DatasetFormatError:
+    """The first line holding bytes that are not UTF-8, with its column and the byte (error path only)."""
+    with path.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                column = line[: e.start].count(b",")
+                name = COLUMNS[column] if column < len(COLUMNS) else f"field {column + 1}"
+                field = line.split(b",")[column].strip().decode("utf-8", "backslashreplace")
+                return DatasetFormatError(
+                    path,
+                    f"line {number} column {name}",
+                    "UTF-8 text",
+                    f"the byte 0x{line[e.start]:02x} in '{field}'",
+                )
+    return DatasetFormatError(path, "file", "UTF-8 text", "bytes that are not UTF-8")
 
 
 def _first(codes: np.ndarray, k: int) -> int:

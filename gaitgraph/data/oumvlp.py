@@ -6,7 +6,6 @@ Layout: ``<root>/<source>/<subject>/<view:03d>_<seq:02d>/<frame>_keypoints.json`
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -64,7 +63,7 @@ class OumvlpReader(FolderReader):
             raise self.missing(
                 f"a folder {self.source}/<subject>/<view>_<seq>/ with frame JSONs", f"no folder {folder}"
             )
-        subjects = sorted(e.name for e in os.scandir(folder) if e.is_dir())
+        subjects = [p.name for p in self.entries(folder, "dir")]
         if not subjects:
             raise self.missing(f"{self.source}/<subject>/<view>_<seq>/*.json", "no subject folders")
         return [f"{self.source}/{s}" for s in subjects]
@@ -101,10 +100,10 @@ class OumvlpReader(FolderReader):
     def _sequences(self, unit: str) -> list[tuple[Path, list[Path]]]:
         """(sequence folder, its frame JSONs) of one subject, in name order; folders without JSONs are skipped."""
         out = []
-        for seq in sorted(e.path for e in os.scandir(self.unit_dir(unit)) if e.is_dir()):
-            frames = sorted(e.path for e in os.scandir(seq) if e.name.endswith(".json") and e.is_file())
+        for seq in self.entries(self.unit_dir(unit), "dir"):
+            frames = self.entries(seq, "file", ".json")
             if frames:
-                out.append((Path(seq), [Path(f) for f in frames]))
+                out.append((seq, frames))
         return out
 
     def _meta(self, folder: Path) -> dict:

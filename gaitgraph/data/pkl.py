@@ -24,7 +24,6 @@ Pickles are loaded with :func:`gaitgraph.data.safe_pickle.load_pose_array` (no c
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -87,7 +86,7 @@ class PosePklReader(FolderReader):
     def units(self) -> list[str]:
         if not self.root.is_dir():
             raise self.missing("a folder of <subject>/<type>/<sequence>/*.pkl", "no such folder")
-        subjects = sorted(e.name for e in os.scandir(self.root) if e.is_dir())
+        subjects = [p.name for p in self.entries(self.root, "dir")]
         if not subjects:
             raise self.missing("<subject>/<type>/<sequence>/*.pkl", "no subject folders")
         return subjects
@@ -150,14 +149,14 @@ class PosePklReader(FolderReader):
     def _sequences(self, unit: str) -> list[tuple[str, Path]]:
         """(sequence folder relative to the root, its one pickle) of a subject, in path order."""
         out = []
-        for kind in _subdirs(self.unit_dir(unit)):
-            for seq in _subdirs(kind):
-                pkls = sorted(e.name for e in os.scandir(seq) if e.name.endswith(".pkl") and e.is_file())
+        for kind in self.entries(self.unit_dir(unit), "dir"):
+            for seq in self.entries(kind, "dir"):
+                pkls = self.entries(seq, "file", ".pkl")
                 if len(pkls) > 1:
-                    found = f"{len(pkls)}: {', '.join(pkls[:3])}"
+                    found = f"{len(pkls)}: {', '.join(p.name for p in pkls[:3])}"
                     raise DatasetFormatError(seq, "folder", "one .pkl per sequence folder", found)
                 if pkls:
-                    out.append((Path(seq).relative_to(self.root).as_posix(), Path(seq) / pkls[0]))
+                    out.append((seq.relative_to(self.root).as_posix(), pkls[0]))
         return out
 
     def _meta(self, folder: str) -> dict[str, Any]:
@@ -181,10 +180,6 @@ class PosePklReader(FolderReader):
         arr = load_pose_array(path, self.num_joints)
         check_pose_values(arr, path)
         return clip_confidences(arr.astype(np.float32), path, self.stats)
-
-
-def _subdirs(folder: str | Path) -> list[str]:
-    return sorted(e.path for e in os.scandir(folder) if e.is_dir())
 
 
 def _number_sequences(meta: list[dict[str, Any]]) -> None:

@@ -54,13 +54,14 @@ class PsyMoReader(FolderReader):
     def units(self) -> list[str]:
         if not self.root.is_dir():
             raise self.missing("a folder holding skeletons/<ID>/*.json", "no such folder")
-        folders = sorted({p.parent.name for p in self.root.glob("skeletons/*/*.json")}, key=_folder_order)
+        top = self.root / "skeletons"
+        folders = [p.name for p in self.entries(top, "dir") if self.entries(p, "file", ".json")] if top.is_dir() else []
         if not folders:
             raise self.missing("skeletons/<ID>/*.json files", "none")
-        return [f"skeletons/{f}" for f in folders]
+        return [f"skeletons/{f}" for f in sorted(folders, key=_folder_order)]
 
     def unit_files(self, unit: str) -> list[Path]:
-        return sorted(self.unit_dir(unit).glob("*.json"))
+        return self.entries(self.unit_dir(unit), "file", ".json")
 
     def read_unit(self, unit: str) -> PoseSet:
         sequences, meta = [], []

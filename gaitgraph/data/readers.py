@@ -21,7 +21,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -32,7 +34,7 @@ import numpy as np
 
 from gaitgraph.data.parallel import ordered_map
 from gaitgraph.data.poseset import PoseSet
-from gaitgraph.errors import ConfigError, DatasetFormatError
+from gaitgraph.errors import ConfigError, DatasetFormatError, readable
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class TrackStats:
     not_highest_score: int = 0
     multi_person_sequences: int = 0
     clipped_confidences: int = 0
+    #: Entries of the tree that were not read (see :meth:`PoseReader.entries`), each with the reason.
+    skipped: list[str] = field(default_factory=list)
 
     def add(self, other: TrackStats) -> None:
         """Add another reader's counts (a worker process's) to these."""
@@ -65,6 +69,8 @@ class ShortLog:
     dropped: int = 0
     total: int = 0
     examples: list[str] = field(default_factory=list)
+    shortest: int | None = None
+    longest: int | None = None
 
 
 class PoseReader(ABC):
@@ -107,6 +113,46 @@ class PoseReader(ABC):
         """The error for an absent or empty dataset, with the hint how to get it."""
         return DatasetFormatError(self.root, "dataset root", what, found, self.hint)
 
+    def entries(self, folder: str | Path, kind: str, suffix: str = "") -> list[Path]:
+        """The sub-folders (``kind="dir"``) or regular files ending in ``suffix`` (``kind="file"``) of ``folder``
+        that may be read, sorted.
+
+        Readers open regular files only: a FIFO, device or socket (reading it could block for ever), a broken
+        link, and a link that leads out of the dataset root (its real path is not below the root's) are skipped
+        and recorded in :attr:`stats` (one warning per read, :meth:`log_stats`). A name that is not UTF-8 is
+        refused: it could not be stored in the cache nor named in a log.
+        """
+        out = []
+        for entry in os.scandir(folder):
+            if not entry.name.endswith(suffix):
+                continue
+            problem = self._unreadable(entry, kind)
+            if problem == "":
+                continue  # a file where folders are listed, or the reverse: not part of the layout
+            if problem:
+                self.stats.skipped.append(f"{readable(entry.path)} ({problem})")
+                continue
+            check_name(entry.path)
+            out.append(Path(entry.path))
+        return sorted(out)
+
+    def _unreadable(self, entry: os.DirEntry, kind: str) -> str | None:
+        """None for an entry of ``kind`` to read, "" for one of the other kind, else why it is skipped."""
+        if entry.is_symlink():
+            real = os.path.realpath(entry.path)
+            if os.path.commonpath([real, self.real_root]) != self.real_root:
+                return f"a link out of the dataset, to {readable(real)}"
+        if entry.is_dir():
+            return None if kind == "dir" else ""
+        if entry.is_file():
+            return None if kind == "file" else ""
+        return "" if kind == "dir" else special_kind(entry.path)
+
+    @property
+    def real_root(self) -> str:
+        """The dataset root with every link resolved (a root that is itself a link is fine)."""
+        return os.path.realpath(self.root)
+
     def chunks(self) -> Iterator[PoseSet]:
         """The dataset as consecutive PoseSets, for streaming into the cache (one chunk by default)."""
         yield self.read()
@@ -116,11 +162,16 @@ class PoseReader(ABC):
         seen = ShortLog()
         kept = self.keep_long(poses, seen)
         self.log_dropped(seen)
+        self.check_left(seen)
         return kept
 
     def keep_long(self, poses: PoseSet, seen: ShortLog) -> PoseSet:
         """``poses`` without its short sequences, counted in ``seen``; raises under ``short_policy=error``."""
         seen.total += len(poses)
+        if len(poses):
+            low, high = int(poses.lengths.min()), int(poses.lengths.max())
+            seen.shortest = low if seen.shortest is None else min(seen.shortest, low)
+            seen.longest = high if seen.longest is None else max(seen.longest, high)
         short = np.flatnonzero(poses.lengths < self.min_frames)
         if len(short) == 0:
             return poses
@@ -152,6 +203,20 @@ class PoseReader(ABC):
                 more,
             )
 
+    def check_left(self, seen: ShortLog) -> None:
+        """Refuse a read that leaves no sequence: none found, or every one shorter than ``min_frames``."""
+        if seen.total == 0:
+            raise self.missing("at least one pose sequence", "none in any file")
+        if seen.dropped == seen.total:
+            raise DatasetFormatError(
+                self.root,
+                f"{self.label} dataset",
+                f"at least one sequence of min_frames={self.min_frames} frames or more",
+                f"no sequence left after min_frames={self.min_frames}: all {seen.total} are shorter "
+                f"(shortest {seen.shortest}, longest {seen.longest} frames)",
+                f"lower dataset.reader.min_frames (at most {seen.longest} keeps the longest sequence)",
+            )
+
     def choose_people(self, boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> np.ndarray:
         """One person per frame of one sequence by :func:`pick_track`, counted in :attr:`stats`."""
         chosen, multi, differ = pick_track(boxes, scores)
@@ -175,6 +240,17 @@ class PoseReader(ABC):
             )
         if s.clipped_confidences:
             log.warning("%s: clipped %d keypoint confidences above 1 to 1", self.label, s.clipped_confidences)
+        if s.skipped:
+            skipped = sorted(set(s.skipped))
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            log.warning(
+                "%s: skipped %d entries that are not regular files or lead out of the dataset root %s: %s%s",
+                self.label,
+                len(skipped),
+                readable(self.root),
+                "; ".join(skipped[:5]),
+                more,
+            )
 
 
 class FolderReader(PoseReader):
@@ -228,6 +304,7 @@ class FolderReader(PoseReader):
                 yield self.keep_long(poses, seen)
         self.log_stats()
         self.log_dropped(seen)
+        self.check_left(seen)
 
     def read(self) -> PoseSet:
         return PoseSet.concat(list(self.chunks()))
@@ -248,6 +325,37 @@ def scan_units(reader: FolderReader, units: Sequence[str]) -> list[tuple[str, di
             rows.append((path.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns))
         out.append((unit, {"files": len(rows), "bytes": sum(r[1] for r in rows), "digest": digest(rows)}))
     return out
+
+
+def special_kind(path: str | Path) -> str:
+    """What a path that is neither a folder nor a regular file is, for a message."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def check_name(path: str | Path) -> None:
+    """Refuse a file or folder whose name is not UTF-8 (Python keeps such bytes as lone surrogates)."""
+    name = os.path.basename(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        bad = ", ".join(f"0x{ord(c) - 0xDC00:02x}" for c in name if 0xDC80 <= ord(c) <= 0xDCFF)
+        raise DatasetFormatError(
+            os.path.dirname(path),
+            f"entry '{readable(name)}'",
+            "file and folder names in UTF-8",
+            f"the byte(s) {bad or 'a lone surrogate'}, which are not UTF-8",
+            "rename it (e.g. convmv -f latin1 -t utf8), or move it out of the dataset folder",
+        ) from None
 
 
 def digest(value: Any) -> str:
