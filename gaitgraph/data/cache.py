@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from gaitgraph.cli import USAGE_EXIT, entry
 from gaitgraph.data import manifest
+from gaitgraph.data.duplicates import watch_duplicates
 from gaitgraph.data.poseset import META_COLUMNS, PoseSet
 from gaitgraph.data.preprocess import convert_layout, normalize
 from gaitgraph.data.readers import FolderReader, plain_name
@@ -317,7 +318,8 @@ def load_poses(dataset_cfg: DictConfig, skeleton: Skeleton, cache_dir: str | Pat
     def processed() -> Iterator[PoseSet]:
         # A reader needs only files() and read(); PoseReader subclasses also stream chunks().
         chunks = reader.chunks if hasattr(reader, "chunks") else lambda: [reader.read()]
-        ensure(raw_path, chunks, raw_attrs, rebuild)
+        label = getattr(reader, "label", dataset_cfg.name)
+        ensure(raw_path, lambda: watch_duplicates(chunks(), label), raw_attrs, rebuild)
         for raw in iter_poseset(raw_path):
             yield normalize(convert_layout(raw, skeleton), skeleton, method)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,8 @@ from hydra.utils import instantiate
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import train_window_indices
 from gaitgraph.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SAMPLERS = ("random", "pk")
 
@@ -71,7 +74,26 @@ def split_by_subjects(poses: PoseSet, split: Mapping[str, Sequence[int]]) -> dic
                     f"subjects not in dataset.split.{a}_subjects (splits must be disjoint)",
                 )
     subject = poses.meta["subject"].to_numpy()
+    _name_absent(chosen, set(np.unique(subject).tolist()))
     return {name: poses.select(np.isin(subject, sorted(ids))) for name, ids in chosen.items()}
+
+
+def _name_absent(chosen: Mapping[str, set[int]], present: set[int]) -> None:
+    """One warning per split that lists subjects without a single sequence (their folder is empty, missing or
+    was skipped, or every sequence was shorter than min_frames): they would drop out without a word."""
+    for name, ids in chosen.items():
+        absent = sorted(ids - present)
+        if absent:
+            more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+            log.warning(
+                "dataset.split.%s_subjects lists %d of its %d subjects without any sequence in the data "
+                "(folder empty, missing or skipped, or every sequence shorter than dataset.reader.min_frames): %s%s",
+                name,
+                len(absent),
+                len(ids),
+                ", ".join(str(s) for s in absent[:10]),
+                more,
+            )
 
 
 def random_plan(n: int, batch_size: int, drop_last: bool, rng: np.random.Generator) -> list[np.ndarray]:
@@ -100,6 +122,29 @@ def pk_plan(labels: np.ndarray, p: int, k: int, n_batches: int, rng: np.random.G
         chosen = queue[b * p : (b + 1) * p]
         plan.append(np.concatenate([rng.choice(members[s], size=k, replace=len(members[s]) < k) for s in chosen]))
     return plan
+
+
+def _random_batch(batch_size: int, n: int, drop_last: bool) -> int:
+    """The batch a random epoch over ``n`` sequences really draws: a ``trainer.batch_size`` above ``n`` is refused
+    under ``drop_last`` (no batch could be filled) and otherwise means one batch of all ``n`` -- so that is what the
+    memory estimate is told, not the size asked for."""
+    if batch_size <= n:
+        return batch_size
+    if drop_last:
+        raise ConfigError(
+            "trainer.batch_size",
+            batch_size,
+            f"at most {n}, the training sequences (with trainer.drop_last=true no batch of {batch_size} can be filled)",
+            f"set trainer.batch_size={n} or lower, or trainer.drop_last=false",
+        )
+    log.warning(
+        "trainer.batch_size=%d is larger than the training split (%d sequences): every batch holds the whole split; "
+        "set trainer.batch_size=%d or lower to say so",
+        batch_size,
+        n,
+        n,
+    )
+    return n
 
 
 class WindowBatches:
@@ -136,7 +181,7 @@ class WindowBatches:
             raise ConfigError("trainer.pk", None, "p and k (subjects and sequences per batch) for trainer.sampler=pk")
         self.poses = poses
         self.sequence_length = sequence_length
-        self.batch_size = batch_size if sampler == "random" else pk[0] * pk[1]
+        self.batch_size = _random_batch(batch_size, len(poses), drop_last) if sampler == "random" else pk[0] * pk[1]
         self.drop_last = drop_last
         self.sampler = sampler
         self.pk = pk
@@ -148,12 +193,6 @@ class WindowBatches:
         self.subjects = poses.meta["subject"].to_numpy()
         # Class indices 0..n-1 in subject order: what a classification head (cross-entropy) expects.
         self.labels = torch.from_numpy(np.unique(self.subjects, return_inverse=True)[1].astype(np.int64))
-        if len(self) == 0:
-            raise ConfigError(
-                "trainer.batch_size",
-                self.batch_size,
-                f"at most {len(poses)} (the training sequences) with trainer.drop_last=true",
-            )
         self._epoch_start: dict[str, Any] | None = None
         self.position = 0  # batches of the current epoch already handed out
 
