@@ -60,10 +60,12 @@ class TrainerSchema:
     device: str = MISSING
     num_threads: int | None = MISSING
     grad_clip: float | None = MISSING
+    grad_spike_factor: float | None = MISSING  # a gradient norm this many times the recent median is divergence
     val_every: int = MISSING
     eval_batch_size: int = MISSING
     drop_last: bool = MISSING
     resume: str | None = MISSING
+    resume_changes: list[str] = MISSING  # recipe keys a resume may change (RESUME_CHANGES), e.g. after a divergence
     overwrite: bool = MISSING
     checkpoint_every_steps: int | None = MISSING
     sampler: str = MISSING
@@ -82,6 +84,9 @@ class TrainerSchema:
 
 
 ConfigStore.instance().store(group="trainer", name="schema", node=TrainerSchema)
+
+#: Recipe keys that ``trainer.resume_changes`` may name: what helps a diverged run go on (docs/design.md).
+RESUME_CHANGES = ("optimizer.optimizer.lr", "trainer.grad_clip")
 
 #: Top-level keys of train.yaml besides the config groups.
 ROOT_KEYS = ("task_name", "metric_protocol", "optimized_metric", "tta", "baseline", "wandb_entity")
@@ -118,6 +123,12 @@ RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("trainer.limit_batches", lambda v: v is None or v >= 1, f"null or {_AT_LEAST_1}"),
     ("trainer.overfit_batches", lambda v: v is None or v >= 1, f"null or {_AT_LEAST_1}"),
     ("trainer.grad_clip", lambda v: v is None or v > 0, "null or a number > 0"),
+    ("trainer.grad_spike_factor", lambda v: v is None or v > 1, "null (off) or a factor > 1"),
+    (
+        "trainer.resume_changes",
+        lambda v: all(k in RESUME_CHANGES for k in v),
+        f"a list of the keys a resume may change: {', '.join(RESUME_CHANGES)}",
+    ),
     ("trainer.pk.p", lambda v: v >= 2, "an integer >= 2 (SupCon and triplet losses need two subjects a batch)"),
     ("trainer.pk.k", lambda v: v >= 1, _AT_LEAST_1),
     ("trainer.swa.start_fraction", lambda v: 0 <= v < 1, "a fraction in [0, 1)"),

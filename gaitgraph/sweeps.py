@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 
 from gaitgraph.cli import exit_on_error
 from gaitgraph.engine.checkpoint import OPERATIONAL_KEYS, recipe_differences
-from gaitgraph.errors import StudyError
+from gaitgraph.errors import Interrupted, StudyError
 from gaitgraph.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,9 @@ class OptunaSweeper(Sweeper):
             returns = impl.launcher.launch(overrides, initial_job_idx=impl.job_idx)
             impl.job_idx += len(returns)
             failures = [err for t, ret in zip(trials, returns) if (err := tell(study, t, ret)) is not None]
+            stop = [err for err in failures if isinstance(err, Interrupted)]
+            if stop:  # SIGTERM or Ctrl-C: the trial is FAIL (told above) and the sweep ends here
+                raise stop[0]
             if len(failures) / len(returns) > impl.max_failure_rate:
                 raise failures[0]
             remaining -= len(trials)

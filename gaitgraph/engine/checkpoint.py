@@ -22,8 +22,10 @@ from typing import Any
 
 import torch
 
+from gaitgraph.engine import resume_changes
 from gaitgraph.engine.state import CHECKPOINT_FORMAT
 from gaitgraph.errors import CheckpointError, NonFiniteError, RunDirInUseError, short_repr
+from gaitgraph.schema import RESUME_CHANGES
 from gaitgraph.utils import atomic_write, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ OPERATIONAL_KEYS = (
     "callbacks",
     "local",
     "trainer.resume",
+    "trainer.resume_changes",
+    "trainer.grad_spike_factor",  # a safety check: it stops a run, never changes what a step does
     "trainer.overwrite",
     "trainer.checkpoint_every_steps",
     "trainer.num_threads",
@@ -130,7 +134,8 @@ def resume_path(resume: str | None, run_dir: str | Path) -> Path | None:
 
 def resume_checkpoint(path: Path, current: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint to resume from: ``path``, or its ``previous.pt`` when ``path`` is unreadable; its recipe
-    must equal ``current``'s (see :func:`recipe_differences`)."""
+    must equal ``current``'s (see :func:`recipe_differences`) except for the keys ``current`` names in
+    ``trainer.resume_changes``, which are applied to it and recorded (:mod:`~gaitgraph.engine.resume_changes`)."""
     try:
         saved = load_checkpoint(path)
     except CheckpointError as err:
@@ -146,14 +151,19 @@ def resume_checkpoint(path: Path, current: dict[str, Any]) -> dict[str, Any]:
             "evaluate it with gaitgraph.evaluate or start a new run (model.pretrained can start from its weights)"
         )
     diffs = recipe_differences(saved.get("config", {}), current)
-    if diffs:
-        shown = "; ".join(f"{k}: {short_repr(a, 40)} -> {short_repr(b, 40)}" for k, a, b in diffs[:8])
-        more = f" (and {len(diffs) - 8} more)" if len(diffs) > 8 else ""
+    permitted = resume_changes.allowed((current.get("trainer") or {}).get("resume_changes") or [], diffs)
+    refused = [d for d in diffs if d[0] not in permitted]
+    if refused:
+        shown = "; ".join(f"{k}: {short_repr(a, 40)} -> {short_repr(b, 40)}" for k, a, b in refused[:8])
+        more = f" (and {len(refused) - 8} more)" if len(refused) > 8 else ""
         raise CheckpointError(
             f"{path}: cannot resume, the recipe differs from the one it was trained with: {shown}{more}. "
             "Resume with the stored settings (see the run's .hydra/config.yaml), or start a new run in another "
-            "directory (model.pretrained=<checkpoint> starts from its weights). A finished run is not extended."
+            "directory (model.pretrained=<checkpoint> starts from its weights). A finished run is not extended. "
+            f"Only {', '.join(RESUME_CHANGES)} may change on resume, when trainer.resume_changes names them."
         )
+    if diffs:
+        resume_changes.apply(saved, diffs, path)
     log.info("resuming from %s (epoch %d, step %d)", path, saved["epoch"], saved["step"])
     return saved
 

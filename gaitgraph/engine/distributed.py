@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from gaitgraph.engine.interrupt import forward_signals
 from gaitgraph.errors import ConfigError, GaitGraphError
 from gaitgraph.models.base import ModelOutput
 
@@ -149,9 +150,16 @@ def spawn(fn: Callable[..., Any], world_size: int, device_name: str, args: tuple
     port = free_port()
     results = mp.get_context("spawn").SimpleQueue()
     try:
-        mp.spawn(
-            _spawned, args=(world_size, port, device_name, fn, args, run_dir, results), nprocs=world_size, join=True
+        ranks = mp.start_processes(
+            _spawned,
+            args=(world_size, port, device_name, fn, args, run_dir, results),
+            nprocs=world_size,
+            join=False,
+            start_method="spawn",
         )
+        with forward_signals(ranks.pids()):  # SIGTERM/Ctrl-C: every rank saves and stops after the same step
+            while not ranks.join():
+                pass
     except mp.ProcessExitedException:
         if results.empty():
             raise

@@ -2,12 +2,15 @@
 
 Everything optional (checkpoints, validation and selection, weight averaging, logging, progress, profiling) is a
 :class:`~gaitgraph.engine.callbacks.Callback`; everything resume restores is in the
-:class:`~gaitgraph.engine.state.TrainState`. The loop itself only trains and refuses to go on from a non-finite
-loss: that step is never applied, so every checkpoint on disk stays finite.
+:class:`~gaitgraph.engine.state.TrainState`. The loop itself only trains, refuses to go on from a non-finite loss
+or a non-finite or exploding gradient norm (:mod:`~gaitgraph.engine.divergence`: that step is never applied, so
+every checkpoint on disk stays finite), and stops cleanly on SIGTERM or Ctrl-C (:mod:`~gaitgraph.engine.interrupt`:
+the current step is finished and saved first).
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,10 +20,12 @@ from typing import Any
 import torch
 
 from gaitgraph.engine.callbacks.base import Callback
-from gaitgraph.engine.checkpoint import Checkpointer
+from gaitgraph.engine.checkpoint import LAST, Checkpointer
 from gaitgraph.engine.distributed import DistContext, gather_output, shard
+from gaitgraph.engine.divergence import GradNormWatch, total_grad_norm
+from gaitgraph.engine.interrupt import EXIT_CODES, StopSignals, any_rank
 from gaitgraph.engine.state import TrainState
-from gaitgraph.errors import NonFiniteError
+from gaitgraph.errors import Interrupted, NonFiniteError
 from gaitgraph.models.base import GaitModel
 
 
@@ -69,6 +74,10 @@ class Trainer:
         self.grad_clip = grad_clip
         self.step_per_batch = step_per_batch
         self.scheduler_enabled = True
+        # The spike rule is a safety setting of the run's config (trainer.grad_spike_factor), not of the loop.
+        spike = state.config.get("trainer", {}).get("grad_spike_factor")
+        self.grad_watch = GradNormWatch(spike, clipped=bool(grad_clip), scaled=self.precision.scaler is not None)
+        self.signals = StopSignals()
 
     @property
     def network(self) -> GaitModel:
@@ -76,12 +85,18 @@ class Trainer:
         return self.state.model
 
     def fit(self) -> None:
-        """Train from where the state stands (epoch 0, or a resumed position) to ``epochs``."""
+        """Train from where the state stands (epoch 0, or a resumed position) to ``epochs``.
+
+        SIGTERM and SIGINT stop it after the current step (or after the epoch's end when that step was the epoch's
+        last), with ``last.pt`` written and :class:`~gaitgraph.errors.Interrupted` raised.
+        """
         try:
-            self._call("on_fit_start")
-            for epoch in range(self.state.epoch, self.epochs):
-                self._epoch(epoch)
-            self._call("on_fit_end")
+            with self.signals:
+                self._call("on_fit_start")
+                for epoch in range(self.state.epoch, self.epochs):
+                    self._epoch(epoch)
+                    self._stop_if_signalled()
+                self._call("on_fit_end")
         except BaseException as err:
             self._call("on_exception", err)
             raise
@@ -95,13 +110,18 @@ class Trainer:
         lr = state.optimizer.param_groups[0]["lr"]
         for x, y in state.batches:
             start = time.perf_counter()
-            loss, lr, n = self._step(x, y)
+            loss, lr, n, norm = self._step(x, y)
             state.step += 1
             state.epoch_loss_sum += loss * n
             state.epoch_samples += n
             state.epoch_seconds += time.perf_counter() - start
             rate = state.epoch_samples / max(state.epoch_seconds, 1e-9)
-            self._call("on_train_batch_end", {"train/loss": loss, "train/lr": lr, "train/samples_per_s": rate})
+            self._call(
+                "on_train_batch_end",
+                {"train/loss": loss, "train/lr": lr, "train/samples_per_s": rate, "train/grad_norm": norm},
+            )
+            if state.batches.in_epoch:  # after an epoch's last step, its end (validation, checkpoint) comes first
+                self._stop_if_signalled()
         if state.scheduler is not None and not self.step_per_batch and self.scheduler_enabled:
             state.scheduler.step()
         state.epoch = epoch + 1
@@ -115,8 +135,9 @@ class Trainer:
         state.history.append(record)
         self._call("on_train_epoch_end", record)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, int]:
-        """One optimisation step on a global batch; returns (loss, the learning rate it used, global batch size)."""
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, int, float]:
+        """One optimisation step on a global batch; returns (loss, the learning rate it used, global batch size,
+        gradient norm before any clipping)."""
         state, ctx, precision = self.state, self.ctx, self.precision
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         # The global batch is augmented on every rank (cheap) so a run's random numbers do not depend on the
@@ -130,7 +151,7 @@ class Trainer:
         loss = self.loss_fn(output, labels)
         value = loss.item()
         if not torch.isfinite(loss):
-            raise NonFiniteError(self._non_finite_message(value))
+            raise self._diverged(f"the training loss became {value}")
         lr = state.optimizer.param_groups[0]["lr"]
         state.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks while each rank's loss reaches only its own shard's outputs.
@@ -140,29 +161,68 @@ class Trainer:
             precision.scaler.unscale_(state.optimizer)
         else:
             scaled.backward()
+        # One norm over all gradients (the clip computes it anyway); under DDP they are already averaged, so every
+        # rank judges the same number and all stop together.
         if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip))
+        else:
+            norm = float(total_grad_norm(self.model.parameters()))
+        problem = self.grad_watch.judge(norm)
+        if problem:
+            raise self._diverged(problem)
         if precision.scaler is not None:
-            precision.scaler.step(state.optimizer)
+            precision.scaler.step(state.optimizer)  # skips a step whose fp16 gradients overflowed
             precision.scaler.update()
         else:
             state.optimizer.step()
         if state.scheduler is not None and self.step_per_batch and self.scheduler_enabled:
             state.scheduler.step()
-        return value, lr, len(y)
+        return value, lr, len(y), norm
 
-    def _non_finite_message(self, value: float) -> str:
+    def _diverged(self, what: str) -> NonFiniteError:
+        """The error for a step that was not applied, with the way to continue from the last good checkpoint
+        (``resume_overrides``: the entry point prints them as a command)."""
         state = self.state
         where = f"step {state.step + 1} (epoch {state.epoch + 1}, batch {state.batches.position})"
-        if self.checkpointer.last_good:
-            path, step = self.checkpointer.last_good
-            kept = f"The last good checkpoint is {path} (step {step}), untouched: resume it with trainer.resume=auto"
-        else:
-            kept = "No checkpoint was written yet: start again"
-        return (
-            f"the training loss became {value} at {where}; that step was not applied. {kept} after lowering "
-            "optimizer.optimizer.lr or setting trainer.grad_clip."
+        if not self.checkpointer.last_good:
+            return NonFiniteError(
+                f"{what} at {where}; that step was not applied. No checkpoint was written yet: start again with a "
+                "lower optimizer.optimizer.lr or with trainer.grad_clip set."
+            )
+        path, step = self.checkpointer.last_good
+        err = NonFiniteError(
+            f"{what} at {where}; that step was not applied. The last good checkpoint is {path} (step {step}), "
+            "untouched: resume it with trainer.resume=auto and a lower learning rate (the command below: "
+            "trainer.resume_changes names what may differ from the stored recipe) or a gradient clip "
+            "(trainer.grad_clip=<max norm> trainer.resume_changes=[trainer.grad_clip])."
         )
+        err.resume_overrides = self.lower_lr_overrides()
+        return err
+
+    def lower_lr_overrides(self) -> list[str]:
+        """Overrides that resume this run with a ten times lower learning rate (empty when it has none)."""
+        lr = self.state.config.get("optimizer", {}).get("optimizer", {}).get("lr")
+        if not isinstance(lr, (int, float)):
+            return []
+        return ["trainer.resume_changes=[optimizer.optimizer.lr]", f"optimizer.optimizer.lr={lr / 10:g}"]
+
+    def _stop_if_signalled(self) -> None:
+        """After a step: when any rank got SIGTERM or SIGINT, write ``last.pt`` and raise Interrupted (every rank
+        asks, so all stop after the same step)."""
+        signum = any_rank(self.ctx, self.device, self.signals.received)
+        if not signum:
+            return
+        state = self.state
+        self.signals.saving = True
+        path = self.save_checkpoint(LAST)
+        self.signals.saving = False
+        batches = state.batches
+        where = (
+            f"step {state.step} (epoch {state.epoch + 1}, batch {batches.position} of {len(batches)})"
+            if batches.in_epoch
+            else f"step {state.step} (the end of epoch {state.epoch})"
+        )
+        raise Interrupted(f"{signal.Signals(signum).name} after {where}: saved {path}.", EXIT_CODES[signum])
 
     def save_checkpoint(self, name: str) -> Path | None:
         """Write the whole TrainState as ``checkpoints/<name>`` (rank 0 only; returns the path there)."""

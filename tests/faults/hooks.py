@@ -1,0 +1,23 @@
+"""Test callbacks for the fault tests, added with ``+callbacks.<name>._target_=tests.faults.hooks.<Class>``."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from gaitgraph.engine.callbacks import Callback
+
+
+class SignalAtStep(Callback):
+    """Send signal ``signum`` (a name: SIGTERM, SIGINT) to this process right after optimisation step ``step``; on
+    rank ``rank`` only under DDP."""
+
+    def __init__(self, step: int, signum: str, rank: int = 0) -> None:
+        self.step = step
+        self.signum = signal.Signals[signum]
+        self.rank = rank
+
+    def on_train_batch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if trainer.state.step == self.step and trainer.ctx.rank == self.rank:
+            os.kill(os.getpid(), self.signum)

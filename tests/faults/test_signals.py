@@ -1,0 +1,117 @@
+"""SIGTERM (a scheduler's warning before it kills a job) and SIGINT (Ctrl-C) during training: the step in progress is
+finished and saved, one line says what was saved and how to resume, the exit status is 143 / 130 with no traceback,
+and the printed command resumes to weights bit-identical to an uninterrupted run. Under DDP a signal that reaches one
+rank stops all of them after the same step. Each signal is sent by a test callback (tests/faults/hooks.py) to its
+own process, right after a chosen step."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gaitgraph import ROOT
+from gaitgraph.engine.interrupt import StopSignals
+
+# PsyMo-10: 192 training sequences, 4 batches of 16 a run (limit_batches); the signal comes after step 2, mid-epoch.
+TINY = [
+    "dataset.sequence_length=16",
+    "trainer.batch_size=16",
+    "trainer.limit_batches=4",
+    "trainer.epochs=1",
+    "trainer.deterministic=true",
+    "trainer.num_threads=1",
+    "trainer.checkpoint_every_steps=100",  # the interrupt writes the only mid-epoch checkpoint
+    "trainer.device=cpu",
+    "logger=none",
+    "baseline=false",
+]
+STEP = 2
+
+
+def _train(run_dir: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
+    return _run(
+        [sys.executable, "-m", "gaitgraph.train", *TINY, f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}", *extra]
+    )
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+
+
+def _signal_at(step: int, name: str, rank: int = 0) -> list[str]:
+    hook = "+callbacks.signal"
+    return [
+        f"{hook}._target_=tests.faults.hooks.SignalAtStep",
+        f"{hook}.step={step}",
+        f"{hook}.signum={name}",
+        f"{hook}.rank={rank}",
+    ]
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An uninterrupted run (its folder, and the pose cache every test here shares)."""
+    root = tmp_path_factory.mktemp("signals")
+    done = _train(root / "straight", root / "cache")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "straight", root / "cache"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_saves_the_step_then_the_printed_command_resumes_bit_exactly(
+    straight: tuple[Path, Path], tmp_path: Path, name: str, status: int
+):
+    reference, cache = straight
+    run_dir = tmp_path / "run"
+    stopped = _train(run_dir, cache, *_signal_at(STEP, name))
+    assert stopped.returncode == status, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
+    assert len(lines) == 1, stopped.stderr[-3000:]
+    said, command = lines[0].split(" Resume with: ")
+    assert f"{name} after step {STEP} (epoch 1, batch {STEP} of 4): saved {run_dir}/checkpoints/last.pt" in said
+    saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert (saved["step"], saved["batches"]["position"]) == (STEP, STEP)
+
+    words = shlex.split(command)
+    assert words[0] == "gaitgraph-train" and "trainer.resume=auto" in words and f"hydra.run.dir={run_dir}" in words
+    resumed = _run([sys.executable, "-m", "gaitgraph.train", *words[1:]])  # the callback stays: step 2 is past
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = _weights(reference), _weights(run_dir)
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+@pytest.mark.slow
+def test_a_signal_on_one_ddp_rank_stops_every_rank_after_the_same_step(straight: tuple[Path, Path], tmp_path: Path):
+    _, cache = straight
+    run_dir = tmp_path / "ddp"
+    stopped = _train(run_dir, cache, "trainer.devices=2", *_signal_at(STEP, "SIGTERM", rank=1))
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    assert f"SIGTERM after step {STEP} (epoch 1, batch {STEP} of 4)" in stopped.stderr
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"] == STEP
+
+
+def test_stop_signals_note_the_first_signal_and_restore_the_handlers():
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    with StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signals.received == signal.SIGTERM  # noted, the process goes on
+        signals.saving = True
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C while saving aborts at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert {s: signal.getsignal(s) for s in before} == before
