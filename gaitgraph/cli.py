@@ -28,6 +28,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -35,7 +36,7 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 
 from gaitgraph.errors import DiskFullError, GaitGraphError, Interrupted, readable
-from gaitgraph.utils import atomic_write
+from gaitgraph.utils import atomic_write, check_writable
 
 log = logging.getLogger("gaitgraph")
 
@@ -111,6 +112,17 @@ def ctrl_c() -> Interrupted:
     )
 
 
+class OutputCheck(Callback):
+    """Hydra callback: refuse a run (or sweep) folder that cannot be written, in one paragraph, before Hydra
+    creates it (Hydra's own ``mkdir`` would end in a traceback)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_output(config.hydra.run.dir, "paths.output_root (or hydra.run.dir)")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_output(config.hydra.sweep.dir, "paths.output_root (or hydra.sweep.dir)")
+
+
 def exit_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
     """For code that runs outside a task function (Hydra callbacks, plain scripts): the same one paragraph."""
 
@@ -163,6 +175,11 @@ def print_config_tree(cfg: DictConfig, run_dir: Path) -> None:
     buffer = io.StringIO()
     Console(file=buffer, width=120, color_system=None).print(tree)
     atomic_write(run_dir / "config_tree.txt", lambda tmp: tmp.write_text(buffer.getvalue()))
+
+
+@exit_on_error
+def _check_output(folder: str, key: str) -> None:
+    check_writable(folder, key)
 
 
 def _in_sweep() -> bool:

@@ -22,10 +22,14 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gaitgraph.errors import CheckpointError, DiskFullError, GaitGraphError, short_text
+from gaitgraph.errors import CheckpointError, DiskFullError, GaitGraphError, NotWritableError, readable, short_text
 
 #: Out of space, quota exceeded, or over a file-size limit (RLIMIT_FSIZE).
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: A folder that cannot take a file: read-only file system, no permission, a file in the way.
+_NOT_WRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST)
+#: What to change when an output folder cannot be written.
+_OUTPUT_KEYS = "paths.output_root (runs; or hydra.run.dir) or paths.cache_dir (the pose cache)"
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -74,8 +78,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     A write that fails for lack of space raises :class:`~gaitgraph.errors.DiskFullError` naming the file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        if err.errno not in _NOT_WRITABLE_ERRNOS:
+            raise
+        raise NotWritableError(
+            f"{readable(path)}: cannot be written ({err.strerror}: {readable(err.filename or path.parent)}); "
+            f"point {_OUTPUT_KEYS} at a folder you can write to"
+        ) from None
     os.close(fd)
     try:
         write(Path(tmp))
@@ -94,6 +106,27 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
             ) from err
         raise
     return path
+
+
+def check_writable(folder: str | Path, key: str = _OUTPUT_KEYS) -> None:
+    """Refuse ``folder`` (created later when absent) if nothing could be written there -- checked without creating
+    anything, so a refused command leaves no trace. ``key`` is the setting that chooses it."""
+    path = Path(folder).absolute()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        reason = f"{readable(probe)} is a file, not a folder"
+    elif os.statvfs(probe).f_flag & os.ST_RDONLY:
+        reason = f"{readable(probe)} is on a read-only file system"
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        reason = f"{readable(probe)} is not writable by this user"
+    else:
+        return
+    raise NotWritableError(
+        f"{readable(path)}: cannot be created or written, since {reason}. Point {key} at a folder you can write "
+        "to, or make this one writable."
+    )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

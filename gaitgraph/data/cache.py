@@ -47,7 +47,7 @@ from gaitgraph.data.preprocess import convert_layout, normalize
 from gaitgraph.data.readers import FolderReader, plain_name
 from gaitgraph.errors import ConfigError
 from gaitgraph.skeletons import Skeleton
-from gaitgraph.utils import atomic_write, build, plain
+from gaitgraph.utils import atomic_write, build, check_writable, plain
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +238,7 @@ def ensure(path: Path, build: Any, attrs: dict[str, Any], rebuild: bool = False)
     warning and rebuilt.
     """
     path = Path(path)
+    check_writable(path.parent, "paths.cache_dir")  # the lock file and the build both need it
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if path.exists() and not rebuild:
