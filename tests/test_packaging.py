@@ -95,5 +95,5 @@ def test_pyproject_lists_every_package():
         for top in ("gaitgraph", "hydra_plugins")
         for init in (ROOT / top).rglob("__init__.py")
     }
-    assert listed == found | {"gaitgraph.conf"}
+    assert listed == found | {"gaitgraph.conf", "hydra_plugins"}
     assert (ROOT / "conf" / "__init__.py").is_file() and not (ROOT / "gaitgraph" / "conf").exists()
