@@ -26,7 +26,6 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from gaitgraph.cli import entry  # noqa: E402
 from gaitgraph.data.poseset import PoseSet  # noqa: E402
@@ -34,6 +33,7 @@ from gaitgraph.data.transforms import center_window_rows  # noqa: E402
 from gaitgraph.engine.restore import load_run  # noqa: E402
 from gaitgraph.errors import ConfigError, short_repr  # noqa: E402
 from gaitgraph.evaluation.embed import eval_length  # noqa: E402
+from gaitgraph.progress import progress  # noqa: E402
 from gaitgraph.skeletons import Skeleton  # noqa: E402
 from gaitgraph.utils import atomic_write, run_dir_of  # noqa: E402
 
@@ -204,7 +204,7 @@ def visualize(cfg: DictConfig, overrides: Sequence[str] | None = None) -> list[P
     length = eval_length(run.dataset_cfg)
     written = []
     batch = int(cfg.trainer.eval_batch_size)
-    for start in tqdm(range(0, len(chosen), batch), desc="activations", unit="batch", leave=False):
+    for start in progress(range(0, len(chosen), batch), desc="activations", unit="batch"):
         idx = chosen[start : start + batch]
         windows, activation, source = sequence_activations(run.model, run.test, idx, run.skeleton, length, run.device)
         for i, row in enumerate(idx):

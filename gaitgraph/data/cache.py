@@ -37,7 +37,6 @@ import pandas as pd
 from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from gaitgraph.cli import USAGE_EXIT, entry
 from gaitgraph.data import manifest
@@ -46,6 +45,7 @@ from gaitgraph.data.poseset import META_COLUMNS, PoseSet
 from gaitgraph.data.preprocess import convert_layout, normalize
 from gaitgraph.data.readers import FolderReader, plain_name
 from gaitgraph.errors import ConfigError
+from gaitgraph.progress import progress
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import atomic_write, build, check_writable, plain
 
@@ -84,7 +84,7 @@ def files_signature(files: list[Path]) -> list[tuple[str, int, int]]:
 def content_signature(files: list[Path]) -> list[tuple[str, str]]:
     """(path, SHA-256 of the bytes) of every source file: changes that keep size and time show too."""
     sig = []
-    for f in tqdm(sorted(Path(p) for p in files), desc="Hashing source files", unit="file", leave=False):
+    for f in progress(sorted(Path(p) for p in files), desc="Hashing source files", unit="file"):
         digest = hashlib.sha256()
         with open(f, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from tqdm import tqdm
+from gaitgraph.progress import progress
 
 #: Tasks in flight per worker: enough to keep every worker busy, few enough to bound memory.
 IN_FLIGHT_PER_WORKER = 2
@@ -42,7 +42,7 @@ def ordered_map(
     """
     size = task_size(len(units), workers)
     groups = [units[i : i + size] for i in range(0, len(units), size)]
-    with tqdm(total=len(units), desc=desc, unit=unit, leave=False, dynamic_ncols=True) as bar:
+    with progress(total=len(units), desc=desc, unit=unit) as bar:
         if workers <= 1 or len(groups) <= 1:
             for group in groups:
                 yield fn(context, group)
@@ -65,7 +65,7 @@ def ordered_map(
                     future.cancel()
 
 
-def _next(pending: deque, bar: tqdm) -> Any:
+def _next(pending: deque, bar: Any) -> Any:
     future, n = pending.popleft()
     result = future.result()
     bar.update(n)

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from rich.console import Console
 
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.checkpoint import BEST
@@ -24,7 +23,7 @@ from gaitgraph.engine.trainer import Trainer
 from gaitgraph.evaluation import pipeline
 from gaitgraph.evaluation.metrics import EvalResult
 from gaitgraph.evaluation.plots import plot_training_curves
-from gaitgraph.evaluation.report import table_text
+from gaitgraph.evaluation.report import save_results, table_text
 from gaitgraph.models import GaitModel
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import load_checkpoint, write_json
@@ -100,10 +99,8 @@ def finish(
     test = evaluator.results(network, splits.test, bool(cfg.tta), "test")
     val = evaluator.results(network, splits.val, False, "val") if splits.val is not None else None
     baseline = _baselines(cfg, splits)
-    written = pipeline.report(
-        test, run_dir / "eval", title, baseline=baseline.get("test"), console=Console(), tta=bool(cfg.tta)
-    )
-    for name, result in test.items():  # train.log tells the story without a tracker
+    written = save_results(list(test.values()), run_dir / "eval", title, baseline.get("test"), bool(cfg.tta))
+    for name, result in test.items():  # the one print of each table: to the console and train.log
         log.info(
             "test results [%s]:\n%s", name, table_text(result, f"{title} [{name}]", baseline.get("test", {}).get(name))
         )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.transforms import center_windows
 from gaitgraph.models.base import GaitModel
+from gaitgraph.progress import progress as progress_bar
 from gaitgraph.skeletons import Skeleton
 
 
@@ -56,7 +56,7 @@ def embed_poseset(
     try:
         with torch.inference_mode():
             starts = range(0, len(poses), batch_size)
-            for start in tqdm(starts, desc="embed", unit="batch", disable=not progress, leave=False):
+            for start in progress_bar(starts, desc="embed", unit="batch", enabled=progress):
                 idx = np.arange(start, min(start + batch_size, len(poses)))
                 x = torch.from_numpy(center_windows(poses, idx, sequence_length)).to(device)
                 variants = [x, x.flip(1), x.index_select(2, flip_idx)] if tta else [x]

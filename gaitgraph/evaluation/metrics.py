@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from gaitgraph.errors import ConfigError, NonFiniteError
 from gaitgraph.evaluation.protocols import Protocol, select
+from gaitgraph.progress import progress as progress_bar
 
 DISTANCES = ("euclidean", "cosine")
 #: Elements of the [probes x gallery] key block (8 MB of floats): small enough that the comparison passes
@@ -133,7 +133,7 @@ def evaluate(
     work = _Workspace(block * largest, largest, device)
 
     probe_view = view_code[probe_rows_all]
-    for p in tqdm(range(n_v), desc=f"evaluate {protocol.name}", unit="view", disable=not progress, leave=False):
+    for p in progress_bar(range(n_v), desc=f"evaluate {protocol.name}", unit="view", enabled=progress):
         at_p = probe_view == p
         rows = torch.as_tensor(probe_rows_all[at_p], device=device)
         conds = torch.as_tensor(probe_cond_all[at_p], device=device)

@@ -1,4 +1,4 @@
-"""What a run tells while it trains: metrics to the trackers, one line per epoch in train.log, progress bars."""
+"""What a run tells while it trains: metrics to the trackers, one line per epoch in train.log, progress."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
-
 from gaitgraph.engine.callbacks.base import Callback
+from gaitgraph.progress import LineProgress, progress
 
 if TYPE_CHECKING:
     from gaitgraph.engine.trainer import Trainer
@@ -55,47 +54,59 @@ def describe(record: dict[str, Any]) -> str:
 
 
 class Progress(Callback):
-    """An epoch bar and a batch bar (rank 0); the postfixes show the loss, learning rate and validation rank-1."""
+    """The run's progress (rank 0), through :func:`gaitgraph.progress.progress`: one reporter counting the steps of
+    the whole run (so its ETA is the run's), on a terminal with a bar per epoch below it; in a file one line now
+    and then with epoch, loss, learning rate, samples/s and the last validation rank-1."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.epochs: tqdm | None = None
-        self.batches: tqdm | None = None
+        self.run: Any = None
+        self.batches: Any = None
+        self.latest: dict[str, str] = {}
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.epochs = tqdm(
-            total=trainer.epochs,
-            initial=trainer.state.epoch,
-            desc="epochs",
-            dynamic_ncols=True,
-            disable=not self.enabled,
+        per_epoch = len(trainer.state.batches)
+        self.run = progress(
+            total=trainer.epochs * per_epoch,
+            initial=trainer.state.step,
+            desc="train",
+            unit="step",
+            enabled=self.enabled,
+            leave=True,
         )
 
     def on_train_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        self.latest["epoch"] = f"{epoch + 1}/{trainer.epochs}"
+        if isinstance(self.run, LineProgress):
+            return  # in a file the run's line says which epoch it is
         batches = trainer.state.batches
-        self.batches = tqdm(
+        self.batches = progress(
             total=len(batches),
             initial=batches.position if batches.in_epoch else 0,
             desc=f"epoch {epoch + 1}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=not self.enabled,
+            unit="batch",
+            enabled=self.enabled,
         )
 
     def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        self.batches.update(1)
-        self.batches.set_postfix(
-            loss=f"{metrics['train/loss']:.3f}",
-            lr=f"{metrics['train/lr']:.2e}",
-            sps=f"{metrics['train/samples_per_s']:.0f}",
-        )
+        step = {
+            "loss": f"{metrics['train/loss']:.3f}",
+            "lr": f"{metrics['train/lr']:.2e}",
+            "samples/s": f"{metrics['train/samples_per_s']:.0f}",
+        }
+        if self.batches is not None:
+            self.batches.set_postfix(step)
+            self.batches.update(1)
+        self.run.set_postfix({**self.latest, **step} if self.batches is None else self.latest)
+        self.run.update(1)
 
     def on_train_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        self.batches.close()
-        postfix = {"loss": f"{record['train/loss_epoch']:.3f}"}
-        postfix.update({k.split("/")[0]: f"{v * 100:.1f}%" for k, v in record.items() if k.endswith("rank1")})
-        self.epochs.set_postfix(postfix)
-        self.epochs.update(1)
+        if self.batches is not None:
+            self.batches.close()
+            self.batches = None
+        self.latest["loss_epoch"] = f"{record['train/loss_epoch']:.3f}"
+        self.latest.update({k: f"{v * 100:.1f}%" for k, v in record.items() if k.endswith("rank1")})
+        self.run.set_postfix(self.latest)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self._close()
@@ -104,6 +115,7 @@ class Progress(Callback):
         self._close()
 
     def _close(self) -> None:
-        for bar in (self.batches, self.epochs):
+        for bar in (self.batches, self.run):
             if bar is not None:
                 bar.close()
+        self.batches = self.run = None
