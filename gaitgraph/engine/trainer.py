@@ -90,6 +90,8 @@ class Trainer:
         SIGTERM and SIGINT stop it after the current step (or after the epoch's end when that step was the epoch's
         last), with ``last.pt`` written and :class:`~gaitgraph.errors.Interrupted` raised.
         """
+        if self.checkpointer.last_good is None and self.state.step and (self.checkpointer.folder / LAST).is_file():
+            self.checkpointer.last_good = (self.checkpointer.folder / LAST, self.state.step)  # what it resumed
         try:
             with self.signals:
                 self._call("on_fit_start")
@@ -98,6 +100,9 @@ class Trainer:
                     self._stop_if_signalled()
                 self._call("on_fit_end")
         except BaseException as err:
+            if isinstance(err, NonFiniteError) and getattr(err, "resume_overrides", None) is None:
+                # a checkpoint refused for NaN weights (not a step this loop judged): the same way on
+                err.resume_overrides = self.lower_lr_overrides() if self.checkpointer.last_good else None
             self._call("on_exception", err)
             raise
 

@@ -21,3 +21,16 @@ class SignalAtStep(Callback):
     def on_train_batch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         if trainer.state.step == self.step and trainer.ctx.rank == self.rank:
             os.kill(os.getpid(), self.signum)
+
+
+class ExplodeGradientsAtStep(Callback):
+    """From the step after ``step`` on, multiply the gradient of the first weight by ``factor`` (``inf`` makes the
+    gradient norm non-finite): an exploding gradient the trainer must refuse before its optimizer step."""
+
+    def __init__(self, step: int, factor: float) -> None:
+        self.step = step
+        self.factor = factor
+
+    def on_train_batch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if trainer.state.step == self.step:
+            next(trainer.network.parameters()).register_hook(lambda grad: grad * self.factor)
