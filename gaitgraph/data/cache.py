@@ -391,6 +391,7 @@ def main() -> None:
             "hydra.output_subdir=null",
             "hydra/job_logging=stdout",
             "~hydra.callbacks.guard",
+            "~hydra.callbacks.output",
         ]
 
     @entry("train")
