@@ -4,8 +4,8 @@ The estimate runs one forward pass of a copy of the network on the ``meta`` devi
 compute) at the real per-rank batch size and sequence length, and counts the bytes autograd keeps for the
 backward pass (saved-tensor hooks). Peak = weights + gradients + optimizer state + kept activations, times a
 factor for what lives only briefly (the backward's gradient buffers), plus a fixed overhead.
-With activation recomputation only each recomputed module's input is kept, plus the largest module's
-activations while it is recomputed. ``benchmarks/memory.py`` compares the estimate with measured peaks.
+With activation recomputation only the input of each block the model declares recomputable
+(``GaitModel.recomputed_modules``) is kept, plus the largest block's activations while it is recomputed. ``benchmarks/memory.py`` compares the estimate with measured peaks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gaitgraph.engine.memory import RECOMPUTED_MODULES
 from gaitgraph.errors import MemoryBudgetError
 from gaitgraph.models.base import GaitModel
 
@@ -76,8 +75,8 @@ def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> Memor
     def after(module: nn.Module, args: tuple, output: object) -> None:
         per_module[-1] = kept[0] - per_module[-1]
 
-    hooks = [m.register_forward_pre_hook(before) for m in meta.modules() if isinstance(m, RECOMPUTED_MODULES)]
-    hooks += [m.register_forward_hook(after) for m in meta.modules() if isinstance(m, RECOMPUTED_MODULES)]
+    blocks = meta.recomputed_modules()
+    hooks = [m.register_forward_pre_hook(before) for m in blocks] + [m.register_forward_hook(after) for m in blocks]
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             meta(meta.input_features(poses))

@@ -121,7 +121,8 @@ def build_network(
             f"training {cfg.model._target_.rsplit('.', 1)[-1]} on batches of {batch_per_rank} x "
             f"{cfg.dataset.sequence_length} frames on {device.type}"
         )
-        recompute = budget.choose_recompute(setting, estimate, room, can_recompute=True, what=what)
+        can_recompute = bool(network.recomputed_modules())
+        recompute = budget.choose_recompute(setting, estimate, room, can_recompute=can_recompute, what=what)
     network = network.to(device)
     if recompute and checkpoint_activations(network) == 0:
         log.warning(

@@ -1,7 +1,8 @@
-"""Activation recomputation for ResGCN: the same maths with a lower peak memory (``trainer.activation_checkpointing``).
+"""Activation recomputation: the same maths with a lower peak memory (``trainer.activation_checkpointing``).
 
-Each ResGCN module keeps only its input for the backward pass and recomputes its inside there
-(``torch.utils.checkpoint``). BatchNorm would update its running statistics a second time during the
+Each block a model family declares (:meth:`gaitgraph.models.base.GaitModel.recomputed_modules`) keeps only its
+input for the backward pass and recomputes its inside there (``torch.utils.checkpoint``, which replays the random
+state, so dropout draws the same masks). BatchNorm would update its running statistics a second time during the
 recomputation; the recomputation runs with ``momentum=0`` (running = running, bit for bit) and the batch counter
 restored, so weights AND BatchNorm buffers equal those of the plain model.
 """
@@ -16,10 +17,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from gaitgraph.models.resgcn import ResGCNModule
-
-#: The modules whose activations are recomputed: each keeps only its input for the backward pass.
-RECOMPUTED_MODULES: tuple[type[nn.Module], ...] = (ResGCNModule,)
+from gaitgraph.models.base import GaitModel
 
 
 @contextlib.contextmanager
@@ -60,12 +58,12 @@ class _Recomputed:
         return checkpoint(run, *args, use_reentrant=False)
 
 
-def checkpoint_activations(model: nn.Module) -> int:
-    """Recompute every module of :data:`RECOMPUTED_MODULES` in ``model`` in the backward pass; returns how many
-    were wrapped (0: the model has no such module)."""
+def checkpoint_activations(model: GaitModel) -> int:
+    """Recompute every block ``model`` declares (its ``recomputed_modules()``) in the backward pass; returns how
+    many were wrapped (0: the family declares none)."""
     wrapped = 0
-    for module in model.modules():
-        if isinstance(module, RECOMPUTED_MODULES) and not isinstance(module.forward, _Recomputed):
+    for module in model.recomputed_modules():
+        if not isinstance(module.forward, _Recomputed):
             module.forward = _Recomputed(module)
             wrapped += 1
     return wrapped

@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.errors import ConfigError
+from gaitgraph.models import zoo_features  # noqa: F401  (registers the zoo's input features by importing)
 from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.compat import load_pretrained
 from gaitgraph.skeletons import Skeleton

@@ -11,11 +11,19 @@ A model is built on a :class:`~gaitgraph.skeletons.Skeleton` and owns its input 
 
 Features are kept apart from ``forward`` so that the state_dict and the forward of each network stay exactly
 those of its reference implementation (released weights load by name, recorded outputs compare bit for bit).
+
+What the engine needs beyond that, a family declares here instead of the engine naming it:
+
+- ``features``: the name of its input features in the registry :data:`gaitgraph.models.features.FEATURES`
+  (``@register_features("<name>")`` where the function is defined);
+- :attr:`GaitModel.recomputed`: the block types whose activations may be recomputed in the backward pass
+  (``trainer.activation_checkpointing``); :meth:`GaitModel.recomputed_modules` lists the blocks, and both the
+  recomputation (:mod:`gaitgraph.engine.memory`) and the memory estimate (:mod:`gaitgraph.engine.budget`) use it.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -39,7 +47,14 @@ class ModelOutput(NamedTuple):
 
 
 class GaitModel(nn.Module):
-    """Base of every model family: the skeleton it was built for and its named input features."""
+    """Base of every model family: the skeleton it was built for, its named input features and the blocks whose
+    activations may be recomputed."""
+
+    #: Block types whose activations the engine may recompute in the backward pass. Each block must be a pure
+    #: function of its positional arguments (no keyword arguments, no state read from outside besides its own
+    #: parameters and buffers; dropout is fine, its random state is replayed), and blocks must not contain one
+    #: another. Empty: the family trains plainly only.
+    recomputed: ClassVar[tuple[type[nn.Module], ...]] = ()
 
     def __init__(self, skeleton: Skeleton, features: str) -> None:
         super().__init__()
@@ -47,6 +62,10 @@ class GaitModel(nn.Module):
             raise ConfigError("model.features", features, f"one of {', '.join(sorted(FEATURES))}")
         self.skeleton = skeleton
         self.features = features
+
+    def recomputed_modules(self) -> list[nn.Module]:
+        """The blocks of this model whose activations may be recomputed: every submodule of :attr:`recomputed`."""
+        return [m for m in self.modules() if isinstance(m, self.recomputed)] if self.recomputed else []
 
     def input_features(self, poses: torch.Tensor) -> torch.Tensor:
         """``(N, T, V, 3)`` poses -> this model's input (no parameters: safe outside autocast and DDP)."""

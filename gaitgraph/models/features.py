@@ -1,7 +1,9 @@
 """Input features of the model families, by name (``model.features``): pure functions of a pose batch.
 
-GaitGraph2's joint, velocity and bone branches of 5 channels each: docs/original-network.md#multi-input-features.
-The FastPoseGait zoo's (GaitGraph1, GaitTR, GPGait) live in :mod:`gaitgraph.models.zoo_features`."""
+:data:`FEATURES` is the one registry of them: a family declares its features where it defines the function, with
+``@register_features("<name>")``, and a model config names one by ``features: <name>``. GaitGraph2's joint,
+velocity and bone branches of 5 channels each are here (docs/original-network.md#multi-input-features); the
+FastPoseGait zoo's (GaitGraph1, GaitTR, GPGait) in :mod:`gaitgraph.models.zoo_features`."""
 
 from __future__ import annotations
 
@@ -10,8 +12,13 @@ from functools import partial
 
 import torch
 
-from gaitgraph.models import zoo_features
 from gaitgraph.skeletons import Skeleton
+
+#: A family's input features: ``(poses (N, T, V, 3), skeleton)`` -> what its ``forward`` takes.
+FeatureFunction = Callable[[torch.Tensor, Skeleton], torch.Tensor]
+#: ``model.features`` name -> its function, filled by :func:`register_features` where each function is defined
+#: (the built-in modules are imported by :mod:`gaitgraph.models`, so their names are always there).
+FEATURES: dict[str, FeatureFunction] = {}
 
 VARIANTS = ("gaitgraph2", "corrected")
 #: Channels per branch; the model's ``num_channel``.
@@ -63,10 +70,20 @@ def multi_input(x: torch.Tensor, skeleton: Skeleton, variant: str = "gaitgraph2"
     return out
 
 
-#: ``model.features`` name -> function of ``(poses (N, T, V, 3), skeleton)`` giving the model's input.
-FEATURES: dict[str, Callable[[torch.Tensor, Skeleton], torch.Tensor]] = {
-    **{variant: partial(multi_input, variant=variant) for variant in VARIANTS},
-    "gaitgraph1": zoo_features.gaitgraph1_input,
-    "gaittr": zoo_features.gaittr_input,
-    "gpgait": zoo_features.gpgait_input,
-}
+def register_features(name: str) -> Callable[[FeatureFunction], FeatureFunction]:
+    """Decorator: declare ``function`` as the input features ``name`` (``model.features: <name>``).
+
+    A name is taken once: registering another function under it raises ValueError (two families would silently
+    share a name otherwise)."""
+
+    def declare(function: FeatureFunction) -> FeatureFunction:
+        known = FEATURES.setdefault(name, function)
+        if known is not function:
+            raise ValueError(f"input features '{name}' are already registered ({known!r}); pick another name")
+        return function
+
+    return declare
+
+
+for _variant in VARIANTS:
+    register_features(_variant)(partial(multi_input, variant=_variant))

@@ -81,6 +81,8 @@ class GaitGraph1(GaitModel):
     FastPoseGait trains it on two augmented views of each sequence (SupCon); that pairing is the data side's.
     """
 
+    recomputed = (ResGCNModule,)
+
     def __init__(
         self,
         skeleton: Skeleton,

@@ -103,6 +103,8 @@ class GaitTR(GaitModel):
     ``in_channels``: the input channels (10) then each block's width, e.g. [10, 64, 64, 128, 256].
     """
 
+    recomputed = (TCNST,)
+
     def __init__(self, skeleton: Skeleton, in_channels: list[int], embedding_size: int = 128, features: str = "gaittr"):
         super().__init__(skeleton, features)
         require_layout(skeleton, tuple(LAYOUTS), "GaitTR")

@@ -185,6 +185,8 @@ class GPGait(GaitModel):
     ``in_channels``: the pose/bone input width (2) then each layer's width; ``share_num`` layers are shared.
     """
 
+    recomputed = (PartAGCNResidual,)
+
     def __init__(
         self, skeleton: Skeleton, in_channels: list[int], num_classes: int, share_num: int = 3, features: str = "gpgait"
     ):

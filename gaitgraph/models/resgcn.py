@@ -241,6 +241,8 @@ class ResGCN(GaitModel):
     main-stream module, never to the input branches, as ResGCN v1's prefixed model names do.
     """
 
+    recomputed = (ResGCNModule,)
+
     def __init__(
         self,
         skeleton: Skeleton,

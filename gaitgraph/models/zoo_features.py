@@ -14,6 +14,7 @@ import math
 import torch
 
 from gaitgraph.errors import ConfigError
+from gaitgraph.models.features import register_features
 from gaitgraph.skeletons import Skeleton
 
 #: layout -> (centre joint, bone parent of each joint), FastPoseGait's tables.
@@ -62,6 +63,7 @@ def _check(poses: torch.Tensor, skeleton: Skeleton) -> None:
         )
 
 
+@register_features("gaitgraph1")
 def gaitgraph1_input(poses: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
     """GaitGraph1: the raw (x, y, confidence) poses as one input branch, (N, T, V, 1, 3)."""
     require_layout(skeleton, tuple(LAYOUTS), "GaitGraph1")
@@ -69,6 +71,7 @@ def gaitgraph1_input(poses: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
     return poses.unsqueeze(3)
 
 
+@register_features("gaittr")
 def gaittr_input(poses: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
     """GaitTR's 10 channels (confidence dropped), (N, 10, T, V).
 
@@ -122,6 +125,7 @@ def gpgait_angles(xy: torch.Tensor) -> torch.Tensor:
     return torch.stack(angles, dim=-1)
 
 
+@register_features("gpgait")
 def gpgait_input(poses: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
     """GPGait's human-oriented descriptor after RescaleCenter, (N, 5, T, 17).
 
