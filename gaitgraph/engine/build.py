@@ -139,7 +139,15 @@ def build_optimization(cfg: DictConfig, network: GaitModel, steps_per_epoch: int
         return optimizer, None
     per_step = cfg.optimizer.interval == "step"
     total = cfg.trainer.epochs * (steps_per_epoch if per_step else 1)
-    return optimizer, build(cfg.optimizer.scheduler)(optimizer, total_steps=total)
+    try:
+        return optimizer, build(cfg.optimizer.scheduler)(optimizer, total_steps=total)
+    except ZeroDivisionError:  # OneCycleLR: a phase of zero steps (pct_start * total_steps == 1)
+        raise ConfigError(
+            "optimizer.scheduler",
+            OmegaConf.to_container(cfg.optimizer.scheduler),
+            f"a schedule whose phases each get steps; this run has {total} scheduler steps",
+            hint="more steps (trainer.epochs, trainer.limit_batches) or another optimizer.scheduler.pct_start",
+        ) from None
 
 
 def build_precision(cfg: DictConfig, device: torch.device) -> Precision:
