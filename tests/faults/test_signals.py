@@ -105,6 +105,31 @@ def test_a_signal_on_one_ddp_rank_stops_every_rank_after_the_same_step(straight:
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"] == STEP
 
 
+@pytest.mark.slow
+def test_ctrl_c_in_a_sweep_fails_the_trial_and_ends_the_sweep_in_one_line(straight: tuple[Path, Path], tmp_path: Path):
+    _, cache = straight
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    sweep = [
+        "-m",
+        "hparams_search=optuna_small",
+        "hydra.sweeper.n_trials=2",
+        f"hparams_search.sqlite_path={tmp_path / 'study.db'}",
+        f"paths.output_root={tmp_path / 'out'}",
+        f"paths.cache_dir={cache}",
+        *[o for o in TINY if not o.startswith("trainer.checkpoint_every_steps")],
+    ]
+    stopped = _run([sys.executable, "-m", "gaitgraph.train", *sweep, *_signal_at(1, "SIGINT")])
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
+    assert len(lines) == 1 and "SIGINT after step 1" in lines[0], stopped.stderr[-3000:]
+    import optuna  # only this test needs it (about 2 s to import)
+
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]  # the second trial never started
+
+
 def test_stop_signals_note_the_first_signal_and_restore_the_handlers():
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     with StopSignals() as signals:
