@@ -214,7 +214,7 @@ class PoseReader(ABC):
                 f"at least one sequence of min_frames={self.min_frames} frames or more",
                 f"no sequence left after min_frames={self.min_frames}: all {seen.total} are shorter "
                 f"(shortest {seen.shortest}, longest {seen.longest} frames)",
-                f"lower dataset.reader.min_frames (at most {seen.longest} keeps the longest sequence)",
+                f"lower dataset.reader.min_frames: {seen.longest} or less keeps at least the longest sequence",
             )
 
     def choose_people(self, boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> np.ndarray:
