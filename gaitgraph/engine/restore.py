@@ -5,6 +5,9 @@ and load the test split it is scored on (used by ``gaitgraph.evaluate``, ``gaitg
 The model, keypoints and dataset configs come from the checkpoint's stored (resolved) config, so a checkpoint is
 evaluated exactly as it was trained. On the command line, choosing a group (``dataset=casia_b``) replaces the
 stored config by the local one; editing keys (``dataset.sequence_length=60``) edits the stored one.
+
+A stored config is data, not code: it is checked (:mod:`gaitgraph.engine.trust`) before anything is built from
+it, so a crafted checkpoint cannot make the platform build a callable of its choice (docs/trust.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.distributed import resolve_device
+from gaitgraph.engine.trust import check_stored_config
 from gaitgraph.errors import CheckpointError, ConfigError, short_repr
 from gaitgraph.models import build_model
 from gaitgraph.skeletons import Skeleton
@@ -46,18 +50,27 @@ def read_checkpoint(path: str | Path | None) -> dict[str, Any]:
             f"ckpt_path {path}: expected a gaitgraph.train checkpoint, a dict with keys "
             f"{list(_REQUIRED_KEYS)}; found keys {short_repr(sorted(state))}"
         )
-    missing = [g for g in STORED_GROUPS if g not in state["config"]]
+    stored = state["config"]
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"ckpt_path {path}: its stored config is a {type(stored).__name__}, not a dict")
+    missing = [g for g in STORED_GROUPS if not isinstance(stored.get(g), dict)]
     if missing:
         raise CheckpointError(f"ckpt_path {path}: its stored config lacks the groups {missing}")
     return state
 
 
-def effective_group(group: str, composed: DictConfig, stored: dict[str, Any], overrides: Sequence[str]) -> DictConfig:
+def effective_group(
+    group: str, composed: DictConfig, stored: dict[str, Any], overrides: Sequence[str], source: str = "checkpoint"
+) -> DictConfig:
     """The config of ``group`` to use: the stored one, unless the command line chose (``group=x``) or edited
-    (``group.key=v``) it; an edit takes its value from the composed config and applies it to the stored one."""
+    (``group.key=v``) it; an edit takes its value from the composed config and applies it to the stored one.
+
+    The stored one is checked first (:func:`~gaitgraph.engine.trust.check_stored_config`, a CheckpointError
+    naming ``source`` and the key); a group chosen on the command line is the user's own and is not."""
     keys = [o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))]
     if group in keys:
         return composed[group]
+    check_stored_config(stored[group], (group,), source)
     out = OmegaConf.create(stored[group])
     for key in keys:
         if key.startswith(f"{group}."):
@@ -99,7 +112,10 @@ def restore_model(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Re
     if overrides is None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     state = read_checkpoint(cfg.ckpt_path)
-    groups = {g: effective_group(g, cfg, state["config"], overrides) for g in STORED_GROUPS}
+    # every group is checked before the first is built
+    groups = {
+        g: effective_group(g, cfg, state["config"], overrides, f"ckpt_path {cfg.ckpt_path}") for g in STORED_GROUPS
+    }
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
