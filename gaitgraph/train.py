@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.cli import config_choices, entry, print_config_tree
-from gaitgraph.engine import distributed
+from gaitgraph.engine import claim, distributed
 from gaitgraph.engine.build import build_trainer, load_splits, setup_process
 from gaitgraph.engine.checkpoint import check_run_dir
 from gaitgraph.engine.distributed import DistContext
@@ -34,12 +34,13 @@ def train(cfg: DictConfig) -> float | None:
     """
     validate(cfg)
     run_dir = run_dir_of(cfg)
-    if not distributed.launched_by_torchrun() or distributed.torchrun_rank() == 0:
-        check_run_dir(run_dir, cfg.trainer.resume, cfg.trainer.overwrite)
-    # Spawned ranks have no Hydra context: they get the resolved config and the run directory.
-    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    args = (plain, run_dir, config_choices())
-    return distributed.launch(run, cfg.trainer.devices, cfg.trainer.device, args, run_dir)
+    with claim.holding(run_dir):  # one run per folder (docs/trust.md); under torchrun, rank 0 holds it for all
+        if claim.claims_here():
+            check_run_dir(run_dir, cfg.trainer.resume, cfg.trainer.overwrite)
+        # Spawned ranks have no Hydra context: they get the resolved config and the run directory.
+        plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        args = (plain, run_dir, config_choices())
+        return distributed.launch(run, cfg.trainer.devices, cfg.trainer.device, args, run_dir)
 
 
 def run(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, str]) -> float | None:

@@ -1,4 +1,5 @@
-"""Small run-level helpers: seeding, run directory, plain configs, atomic writes."""
+"""Small run-level helpers: seeding, run directory, plain configs, atomic writes (and their stale temporary files),
+whether a process is alive."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pickle
 import random
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,9 @@ from gaitgraph.errors import CheckpointError, DiskFullError, GaitGraphError, Not
 
 #: Out of space, quota exceeded, or over a file-size limit (RLIMIT_FSIZE).
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: The temporary file of :func:`atomic_write`: ``.<name>.gaitgraph-<pid>@<host>-<random>.tmp`` (mkstemp's random
+#: part is lower-case letters, digits and ``_``). The writer's pid and host tell a killed write from a running one.
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.gaitgraph-(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]*)-[a-z0-9_]+\.tmp")
 #: A folder that cannot take a file: read-only file system, no permission, a file in the way.
 _NOT_WRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST)
 #: What to change when an output folder cannot be written.
@@ -80,7 +85,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        prefix = f".{path.name}.gaitgraph-{os.getpid()}@{host_tag()}-"
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     except OSError as err:
         if err.errno not in _NOT_WRITABLE_ERRNOS:
             raise
@@ -127,6 +133,78 @@ def check_writable(folder: str | Path, key: str = _OUTPUT_KEYS) -> None:
         f"{readable(path)}: cannot be created or written, since {reason}. Point {key} at a folder you can write "
         "to, or make this one writable."
     )
+
+
+def remove_stale_temps(folder: str | Path, depth: int = 0, name: str | None = None) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` that killed writes left in ``folder`` (and in the folders
+    ``depth`` levels below it); return them. Only files named as :data:`TEMP_NAME` (of ``name`` when given) whose
+    writer is gone from this host are removed: a live writer's and another host's stay (docs/trust.md)."""
+    removed = []
+    for path in _files(Path(folder), depth):
+        found = TEMP_NAME.fullmatch(path.name)
+        if found is None or (name is not None and found["name"] != name) or found["host"] != host_tag():
+            continue
+        if not process_alive(int(found["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _files(folder: Path, depth: int) -> list[Path]:
+    """Regular files in ``folder`` and ``depth`` levels of its sub-folders (symbolic links are not followed)."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+    files = [Path(e.path) for e in entries if e.is_file(follow_symlinks=False)]
+    if depth > 0:
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                files += _files(Path(e.path), depth - 1)
+    return files
+
+
+def host_name() -> str:
+    """This machine's host name (what run claims and temporary file names record)."""
+    return socket.gethostname()
+
+
+def host_tag() -> str:
+    """:func:`host_name` as it can stand in a file name: letters, digits and ``-``, at most 32 characters."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", host_name())[:32]
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` of this host started, in clock ticks since boot (Linux ``/proc``); None elsewhere or
+    when there is no such process. Told apart by it, a process that reuses a dead one's id is not taken for it."""
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat else None
+
+
+def process_alive(pid: int, start: int | None = None) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie does not); with ``start`` (:func:`process_start` as
+    recorded earlier), whether it is still that same process."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    stat = _proc_stat(pid)
+    if stat is None:
+        return not Path("/proc/self/stat").exists()  # /proc raced away: gone; no /proc at all: trust kill()
+    return stat[0] != "Z" and (start is None or int(stat[19]) == start)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

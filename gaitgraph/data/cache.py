@@ -47,7 +47,7 @@ from gaitgraph.data.readers import FolderReader, plain_name
 from gaitgraph.errors import ConfigError
 from gaitgraph.progress import progress
 from gaitgraph.skeletons import Skeleton
-from gaitgraph.utils import atomic_write, build, check_writable, plain
+from gaitgraph.utils import atomic_write, build, check_writable, plain, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,7 @@ def ensure(path: Path, build: Any, attrs: dict[str, Any], rebuild: bool = False)
     check_writable(path.parent, "paths.cache_dir")  # the lock file and the build both need it
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
+        remove_stale_temps(path.parent, name=path.name)  # a killed build's: under the lock, no build of it runs
         if path.exists() and not rebuild:
             try:
                 for _ in iter_poseset(path):

@@ -8,7 +8,8 @@
 - :func:`resume_checkpoint` finds what ``trainer.resume`` points at, falls back to ``previous.pt`` (saying so) when
   ``last.pt`` is unreadable, and refuses a checkpoint whose recipe differs from the current config
   (:func:`recipe_differences`).
-- :func:`check_run_dir` refuses a fresh run in a directory that holds another run's checkpoints or results.
+- :func:`check_run_dir` refuses a fresh run in a directory that holds another run's checkpoints or results (its
+  callers claim the directory first, :mod:`gaitgraph.engine.claim`, so two runs starting at once cannot both pass).
 """
 
 from __future__ import annotations
@@ -186,7 +187,9 @@ def recipe_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
 
 def check_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
     """Refuse a fresh run (``resume`` null) where another run's checkpoints or results are; with
-    ``overwrite`` remove them instead (said in the log). Nothing is changed when refusing."""
+    ``overwrite`` remove them instead (said in the log). Nothing is changed when refusing. Call it holding the
+    directory's claim (:func:`gaitgraph.engine.claim.acquire`): the check alone cannot see a run that started
+    a moment ago and has written nothing yet."""
     if resume not in (None, "", "null", "none"):
         return
     used = [rel for rel in RUN_OUTPUTS if (Path(run_dir) / rel).exists()]
