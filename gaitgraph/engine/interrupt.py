@@ -40,6 +40,7 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
+        self.received, self.saving = 0, False
         self._previous = _install(self._note)
         return self
 

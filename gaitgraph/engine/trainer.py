@@ -99,6 +99,8 @@ class Trainer:
                     self._epoch(epoch)
                     self._stop_if_signalled()
                 self._call("on_fit_end")
+            if self.signals.received:  # it came after the last check (final checkpoints): end as the signal ends
+                signal.raise_signal(self.signals.received)
         except BaseException as err:
             if isinstance(err, NonFiniteError) and getattr(err, "resume_overrides", None) is None:
                 # a checkpoint refused for NaN weights (not a step this loop judged): the same way on

@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 
 from gaitgraph import ROOT
+from gaitgraph.cli import exit_on_error, resume_command
 from gaitgraph.engine.interrupt import StopSignals
+from gaitgraph.errors import NonFiniteError
+from tests.conftest import compose_train
 
 # PsyMo-10: 192 training sequences, 4 batches of 16 a run (limit_batches); the signal comes after step 2, mid-epoch.
 TINY = [
@@ -140,3 +145,40 @@ def test_stop_signals_note_the_first_signal_and_restore_the_handlers():
         with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C while saving aborts at once
             os.kill(os.getpid(), signal.SIGINT)
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_ctrl_c_outside_training_is_one_line_and_exit_130(capsys: pytest.CaptureFixture[str]):
+    @exit_on_error
+    def loading() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stop:
+        loading()
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("interrupted: Ctrl-C (SIGINT): stopped;")
+
+
+def test_the_resume_command_keeps_the_overrides_and_replaces_what_it_changes():
+    overrides = ["trainer.epochs=3", "trainer.resume=null", "+callbacks.x._target_=a.B", "optimizer.optimizer.lr=1"]
+    cfg = compose_train(overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = "/runs/a b"
+    err = NonFiniteError("diverged")
+    err.resume_overrides = ["trainer.resume_changes=[optimizer.optimizer.lr]", "optimizer.optimizer.lr=0.1"]
+    HydraConfig.instance().set_config(cfg)
+    try:
+        words = shlex.split(resume_command(err) or "")
+    finally:
+        HydraConfig.instance().cfg = None
+    assert words == [
+        "gaitgraph-train",
+        "trainer.epochs=3",
+        "+callbacks.x._target_=a.B",
+        "trainer.device=cpu",  # compose_train's
+        "trainer.resume=auto",
+        "trainer.resume_changes=[optimizer.optimizer.lr]",
+        "optimizer.optimizer.lr=0.1",
+        "hydra.run.dir=/runs/a b",
+    ]
+    assert resume_command(err) is None  # outside a Hydra command there is nothing to print
