@@ -1,0 +1,66 @@
+"""Start-up benchmark: how long config-only commands take before they answer, and what they import.
+
+For each command (``--help``, ``--hydra-help``, ``--cfg job``, ``--info defaults``, shell completion of
+``model=``), the median wall time of ``REPEATS`` fresh processes, and whether the process imported torch, W&B or
+matplotlib (from ``python -X importtime``). Target: under 1.5 s each on the 2-core development machine, no heavy
+import. ``python -m benchmarks.startup [out.json]`` or ``python scripts/benchmark.py startup``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import ROOT_DIR
+
+REPEATS = 5
+#: name -> arguments after ``python -m``.
+COMMANDS = {
+    "import gaitgraph": ["-c", "import gaitgraph"],
+    "train --help": ["-m", "gaitgraph.train", "--help"],
+    "train --hydra-help": ["-m", "gaitgraph.train", "--hydra-help"],
+    "train --cfg job": ["-m", "gaitgraph.train", "--cfg", "job"],
+    "train --info defaults": ["-m", "gaitgraph.train", "--info", "defaults"],
+    "train completion model=": ["-m", "gaitgraph.train", "-sc", "query=bash"],
+    "eval --help": ["-m", "gaitgraph.evaluate", "--help"],
+    "predict --help": ["-m", "gaitgraph.predict", "--help"],
+}
+HEAVY = ("torch", "wandb", "matplotlib")
+
+
+def run(out_json: str | Path | None = None) -> dict:
+    """Time every command; write and return the results."""
+    from gaitgraph.utils import write_json
+
+    results = {name: _measure(args) for name, args in COMMANDS.items()}
+    out = {"repeats": REPEATS, "target_s": 1.5, "commands": results}
+    if out_json is not None:
+        write_json(out, out_json)
+    return out
+
+
+def _measure(args: list[str]) -> dict:
+    env = {**os.environ, "COMP_LINE": "gaitgraph-train model=", "COMP_POINT": "22"}
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, *args], cwd=ROOT_DIR, capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - start)
+    traced = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT_DIR, capture_output=True, text=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines() if line.startswith("import time")}
+    return {
+        "median_s": round(statistics.median(times), 3),
+        "runs_s": [round(t, 3) for t in times],
+        "exit": done.returncode,
+        "imports": {name: name in imported for name in HEAVY},
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else None), indent=2))
