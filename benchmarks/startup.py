@@ -51,7 +51,8 @@ def _measure(args: list[str]) -> dict:
         done = subprocess.run([sys.executable, *args], cwd=ROOT_DIR, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - start)
     traced = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT_DIR, capture_output=True, text=True)
-    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines() if line.startswith("import time")}
+    lines = traced.stderr.splitlines()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time")}
     return {
         "median_s": round(statistics.median(times), 3),
         "runs_s": [round(t, 3) for t in times],

@@ -6,8 +6,9 @@ Sections: ``data`` (CASIA-B-scale CSV parse, cache build, cached load, peak RSS 
 ``train`` (GaitGraph2 CASIA-B training samples/s and peak RSS), ``eval`` (embedding + scoring the
 CASIA-B test protocol with and without TTA; scoring at OUMVLP scale), ``zoo`` (GaitGraph1, GaitTR and GPGait
 training samples/s and peak RSS at their CASIA-B recipes), ``startup`` (config-only commands: seconds to
-answer, heavy imports). The GPU benchmark is its own script, ``python -m benchmarks.gpu``. Each writes ``<DIR>/<section>.json``
-(default DIR: outputs/benchmarks). Timings swing up to 2x on shared machines: compare ratios from one run.
+answer, heavy imports). The GPU benchmark is its own script, ``python -m benchmarks.gpu``.
+Each writes ``<DIR>/<section>.json`` (default DIR: outputs/benchmarks). Timings swing up to 2x on shared
+machines: compare ratios from one run.
 """
 
 from __future__ import annotations
