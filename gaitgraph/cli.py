@@ -73,9 +73,11 @@ def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[
 
 def report(err: GaitGraphError, console: bool = True) -> None:
     """Print the error as one paragraph on stderr, and into the run's log when there is one."""
+    text = f"{err.kind}: {err}"
     command = resume_command(err)
-    resume = f" Resume with: {command}" if command else ""
-    text = readable(f"{err.kind}: {err}{resume}")  # a file name that is not UTF-8 must not break the log file
+    if command:  # an interrupt stays one line; a longer message gets the command on a line of its own
+        text += f" Resume with: {command}" if isinstance(err, Interrupted) else f"\n  resume with: {command}"
+    text = readable(text)  # a file name that is not UTF-8 must not break the log file
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None, None)
     for handler in logging.getLogger().handlers:  # train.log keeps the story; the console gets it once, below
         if isinstance(handler, logging.FileHandler):

@@ -199,8 +199,7 @@ class Trainer:
         path, step = self.checkpointer.last_good
         err = NonFiniteError(
             f"{what} at {where}; that step was not applied. The last good checkpoint is {path} (step {step}), "
-            "untouched: resume it with trainer.resume=auto and a lower learning rate (the command below: "
-            "trainer.resume_changes names what may differ from the stored recipe) or a gradient clip "
+            "untouched: continue it with trainer.resume=auto and a lower learning rate (below) or a gradient clip "
             "(trainer.grad_clip=<max norm> trainer.resume_changes=[trainer.grad_clip])."
         )
         err.resume_overrides = self.lower_lr_overrides()

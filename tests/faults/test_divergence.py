@@ -153,8 +153,9 @@ def test_an_exploding_gradient_is_not_applied_and_the_printed_command_continues_
     failed = _run([*train, *TINY, *EXPLODE, f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path}/cache"])
     assert failed.returncode == 2, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr
-    message = next(line for line in failed.stderr.splitlines() if line.startswith("training diverged:"))
-    said, command = message.split(" Resume with: ")
+    lines = failed.stderr.splitlines()
+    said = next(line for line in lines if line.startswith("training diverged:"))
+    command = lines[lines.index(said) + 1].removeprefix("  resume with: ")
     assert "the gradient norm became" in said and "at step 4 " in said and "that step was not applied" in said
     kept = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert kept["step"] == 3 and "(step 3)" in said and non_finite_keys(kept["model"]) == []
