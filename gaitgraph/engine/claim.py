@@ -115,15 +115,15 @@ def _claim(path: Path) -> None:
         holder = _read(path)
         if holder == {}:  # removed meanwhile (its run ended): try again
             continue
-        if holder is None:  # being written right now, or left empty by a kill during the write
+        if holder is None:  # being written right now, or left unfinished by a kill during the write
             if time.time() - _mtime(path) < _WRITE_GRACE_S:
                 raise RunDirInUseError(_in_use(path, "another run, claiming it at this moment"))
-            log.warning("%s is empty (its writer was killed); taking the folder over", path)
+            log.warning("%s holds no readable claim (a run killed while writing it); taking the folder over", path)
         elif _mine(holder):
             return
         elif holder.get("host") != host_name():
             raise RunDirInUseError(_in_use(path, _who(holder), foreign=True))
-        elif process_alive(int(holder.get("pid", -1)), holder.get("process_start")):
+        elif process_alive(holder["pid"], _int_or_none(holder.get("process_start"))):
             raise RunDirInUseError(_in_use(path, _who(holder)))
         else:
             log.warning("%s: the run that claimed this folder (%s) is gone; taking it over", path, _who(holder))
@@ -159,7 +159,7 @@ def _remove_if_unchanged(path: Path, holder: dict[str, Any] | None) -> None:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    """The claim's contents; None when the file is empty or half-written; ``{}`` when it is gone."""
+    """The claim's contents; None when the file is empty, half-written or not a claim; ``{}`` when it is gone."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -170,7 +170,12 @@ def _read(path: Path) -> dict[str, Any] | None:
         data = json.loads(text)
     except ValueError:
         return None
-    return data if isinstance(data, dict) else None
+    valid = isinstance(data, dict) and isinstance(data.get("host"), str) and type(data.get("pid")) is int
+    return data if valid else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if type(value) is int else None
 
 
 def _mtime(path: Path) -> float:

@@ -81,7 +81,7 @@ def test_a_live_claim_refuses_naming_its_process_and_stays(tmp_path: Path, other
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("why", ["dead", "reused pid", "old and empty"])
+@pytest.mark.parametrize("why", ["dead", "reused pid", "old and empty", "old and not a claim"])
 def test_a_stale_claim_is_named_and_taken_over(tmp_path: Path, other_process, caplog, why: str) -> None:
     if why == "dead":
         pid = dead_pid()
@@ -91,13 +91,13 @@ def test_a_stale_claim_is_named_and_taken_over(tmp_path: Path, other_process, ca
         path = plant_claim(tmp_path, pid=pid, process_start=other_process[1] - 1)
     else:
         path = tmp_path / claim.CLAIM
-        path.touch()
+        path.write_text("" if why == "old and empty" else '{"host": ["x"], "pid": "1; rm -rf /"}')
         os.utime(path, (time.time() - 60, time.time() - 60))
     with caplog.at_level("WARNING"):
         assert claim.acquire(tmp_path)
     try:
         assert json.loads(path.read_text())["pid"] == os.getpid()
-        assert "taking" in caplog.text and (why == "old and empty" or f"process {pid} on host {HOST}" in caplog.text)
+        assert "taking" in caplog.text and (why.startswith("old") or f"process {pid} on host {HOST}" in caplog.text)
     finally:
         claim.release(tmp_path)
 
@@ -213,12 +213,17 @@ def test_two_runs_started_together_into_one_folder_one_refuses(tmp_path: Path) -
     assert not (run_dir / claim.CLAIM).exists(), "released when the run ended"
 
 
-def test_the_guard_holds_the_folder_of_a_run_until_it_ends(tmp_path: Path) -> None:
-    cfg = compose_train([f"hydra.run.dir={tmp_path / 'run'}"], return_hydra_config=True)
+def test_the_guard_holds_the_folder_of_a_run_or_a_sweep_until_it_ends(tmp_path: Path, other_process) -> None:
+    cfg = compose_train([], return_hydra_config=True)
     with open_dict(cfg):
-        cfg.hydra.run.dir = str(tmp_path / "run")
-    guard = TrainGuard()
-    guard.on_run_start(cfg)
-    assert json.loads((tmp_path / "run" / claim.CLAIM).read_text())["pid"] == os.getpid()
-    guard.on_run_end(cfg)
-    assert not (tmp_path / "run" / claim.CLAIM).exists()
+        cfg.hydra.run.dir, cfg.hydra.sweep.dir = str(tmp_path / "run"), str(tmp_path / "sweep")
+    hooks = (("run", "on_run_start", "on_run_end"), ("sweep", "on_multirun_start", "on_multirun_end"))
+    for folder, start, end in hooks:
+        guard = TrainGuard()
+        getattr(guard, start)(cfg)
+        assert json.loads((tmp_path / folder / claim.CLAIM).read_text())["pid"] == os.getpid()
+        getattr(guard, end)(cfg)
+        assert not (tmp_path / folder / claim.CLAIM).exists()
+    plant_claim(tmp_path / "sweep", pid=other_process[0], process_start=other_process[1])
+    with pytest.raises(SystemExit):  # a second sweep into a sweep folder in use
+        TrainGuard().on_multirun_start(cfg)
