@@ -27,7 +27,8 @@ class TrainGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         validate(config)
         run_dir = Path(config.hydra.run.dir)
-        self._hold(run_dir)
+        if not self._hold(run_dir):  # a torchrun rank other than 0: rank 0 claims and checks for all
+            return
         try:
             check_run_dir(run_dir, config.trainer.resume, config.trainer.overwrite)
         except BaseException:
@@ -47,9 +48,11 @@ class TrainGuard(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._let_go()
 
-    def _hold(self, folder: Path) -> None:
-        if claim.acquire(folder):
-            self.held.append(folder)
+    def _hold(self, folder: Path) -> bool:
+        if not claim.acquire(folder):
+            return False
+        self.held.append(folder)
+        return True
 
     def _let_go(self) -> None:
         while self.held:

@@ -122,6 +122,10 @@ def test_torchrun_ranks_other_than_0_do_not_claim(tmp_path: Path, monkeypatch, o
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("RANK", "1")
     assert claim.acquire(tmp_path) is False
+    (tmp_path / "metrics.json").write_text("{}")  # rank 0's run: another rank neither checks nor overwrites it
+    cfg = compose_train(["trainer.overwrite=true", f"hydra.run.dir={tmp_path}"], return_hydra_config=True)
+    TrainGuard().on_run_start(cfg)
+    assert (tmp_path / "metrics.json").read_text() == "{}"
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.raises(RunDirInUseError):
