@@ -32,6 +32,7 @@ from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.evaluation.embed import embed_poseset, eval_length
 from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
 from gaitgraph.evaluation.identify import identify, identities_table
+from gaitgraph.evaluation.metrics import normalized_embeddings
 from gaitgraph.evaluation.pipeline import protocols_of
 from gaitgraph.evaluation.protocols import select
 from gaitgraph.predict_input import read_input
@@ -87,8 +88,9 @@ def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def embed(cfg: DictConfig, run: Restored, poses: PoseSet) -> np.ndarray:
-    """Embeddings [S, D] of every sequence, as gaitgraph.evaluate embeds the test split."""
-    return embed_poseset(
+    """Embeddings [S, D] (part-based [S, D, P]) of every sequence, as gaitgraph.evaluate embeds the test split;
+    NaN or infinite ones (a diverged model) are refused, naming the first such sequence."""
+    embeddings = embed_poseset(
         run.model,
         poses,
         run.skeleton,
@@ -97,6 +99,8 @@ def embed(cfg: DictConfig, run: Restored, poses: PoseSet) -> np.ndarray:
         batch_size=cfg.trainer.eval_batch_size,
         device=run.device,
     )
+    normalized_embeddings(embeddings, poses.meta, cfg.distance)  # raises NonFiniteError on NaN / inf
+    return embeddings
 
 
 def dataset_split(name: str, cfg: DictConfig, run: Restored) -> PoseSet:
@@ -127,7 +131,8 @@ def dataset_split(name: str, cfg: DictConfig, run: Restored) -> PoseSet:
 
 def load_gallery(cfg: DictConfig, run: Restored, run_dir: Path) -> tuple[np.ndarray, Any]:
     """The gallery's embeddings and metadata: a dataset split embedded now (and saved as gallery.h5), or an
-    earlier predict's embeddings.h5, refused when another model or embedding config made it."""
+    earlier predict's embeddings.h5, refused when another model or embedding config made it, when it is empty
+    and when its values are not finite (:func:`~gaitgraph.evaluation.embedding_store.read_embeddings`)."""
     spec = str(cfg.gallery)
     if spec.startswith("split:"):
         poses = dataset_split(spec.removeprefix("split:"), cfg, run)
@@ -148,6 +153,10 @@ def load_gallery(cfg: DictConfig, run: Restored, run_dir: Path) -> tuple[np.ndar
             f"{run.attrs['ckpt_path']}, tta={run.attrs['tta']}). Distances between the two mean nothing: enrol the "
             "gallery again with this checkpoint (gallery=split:<name>, or predict on the gallery files first)."
         )
+    if len(embeddings) == 0:
+        raise ConfigError(
+            "gallery", spec, "an embeddings.h5 holding at least one sequence", hint="it holds none: enrol some first"
+        )
     return embeddings, meta
 
 
@@ -155,6 +164,8 @@ def predict(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str
     """Embed ``cfg.input`` (and identify it against ``cfg.gallery``); returns the written files by name."""
     if cfg.input is None:
         raise ConfigError("input", None, "pose files or folders", hint="e.g. input=data/psymo10 or input=[a.csv,b.csv]")
+    if cfg.gallery is not None and (not isinstance(cfg.top_k, int) or cfg.top_k < 1):
+        raise ConfigError("top_k", cfg.top_k, "an integer >= 1 (identities written per probe)")
     run_dir, console = run_dir_of(cfg), Console()
     run = restore(cfg, overrides)
     poses = read_input(plain(cfg.input), str(cfg.input_format), run.dataset_cfg, run.skeleton)
@@ -164,6 +175,11 @@ def predict(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str
     console.print(f"embedded {len(poses)} sequences -> {written['embeddings']}", markup=False, highlight=False)
     if cfg.gallery is not None:
         gallery, gallery_meta = load_gallery(cfg, run, run_dir)
+        if gallery.shape[1:] != embeddings.shape[1:]:
+            raise CheckpointError(
+                f"gallery {cfg.gallery}: its embeddings are {list(gallery.shape[1:])} per sequence, this checkpoint's "
+                f"{list(embeddings.shape[1:])}: enrol the gallery again with this checkpoint"
+            )
         found, distances = identify(embeddings, gallery, gallery_meta["subject"], cfg.top_k, cfg.distance)
         table = identities_table(poses.meta, found, distances)
         written["identities"] = atomic_write(run_dir / "identities.csv", lambda tmp: table.to_csv(tmp, index=False))

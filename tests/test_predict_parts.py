@@ -99,6 +99,28 @@ def test_identify_ranks_identities_by_their_nearest_sequence(distance):
     assert everyone.shape == (11, 5)  # at most as many as the gallery's identities
 
 
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_identify_part_based_embeddings_by_the_mean_part_distance(distance):
+    """[N, D, P] (GPGait): the mean over parts of each part's distance, as gaitgraph.evaluation.metrics scores them
+    (Euclidean on the parts as they are, cosine on unit parts)."""
+    rng = np.random.default_rng(1)
+    gallery, probes = rng.normal(size=(20, 6, 4)), rng.normal(size=(7, 6, 4))
+    ids = rng.choice([3, 5, 8, 13], size=20)
+    if distance == "euclidean":
+        d = np.linalg.norm(probes[:, None] - gallery[None], axis=2).mean(axis=2)
+    else:
+        unit = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in (probes, gallery)]
+        d = 1 - np.einsum("qdp,gdp->qgp", *unit).mean(axis=2)
+    names = list(dict.fromkeys(ids))
+    per_id = np.stack([d[:, ids == n].min(axis=1) for n in names], axis=1)
+    order = np.argsort(per_id, axis=1, kind="stable")
+    found, dists = identify(probes.astype(np.float32), gallery.astype(np.float32), ids, top_k=4, distance=distance)
+    assert (found == np.asarray(names)[order]).all()
+    assert np.allclose(dists, np.take_along_axis(per_id, order, axis=1), atol=1e-5)
+    with pytest.raises(ValueError, match="do not match"):
+        identify(probes, gallery[:, :, :3], ids)
+
+
 def test_identify_ties_go_to_the_identity_enrolled_first():
     gallery = np.array([[0, 1], [1, 0], [1, 0]], dtype=np.float32)
     found, dists = identify(np.array([[1, 0]], dtype=np.float32), gallery, np.array([5, 9, 3]), top_k=3)

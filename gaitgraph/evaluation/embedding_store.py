@@ -1,8 +1,9 @@
 """Embeddings with their sequence metadata in one HDF5 file (``gaitgraph.predict``'s ``embeddings.h5``).
 
-Layout: ``embeddings`` float32 [S, D]; ``meta/<column>`` one dataset per metadata column (row i = sequence i;
-integers as int64, everything else as UTF-8 strings); file attributes say which model made them
-(``ckpt_path``, ``config_hash``, ``weights_hash``) so a gallery of another model is refused.
+Layout: ``embeddings`` float32 [S, D], or [S, D, P] for part-based models (GPGait); ``meta/<column>`` one
+dataset per metadata column (row i = sequence i; integers as int64, everything else as UTF-8 strings); file
+attributes say which model made them (``ckpt_path``, ``config_hash``, ``weights_hash``) so a gallery of another
+model is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gaitgraph.utils import atomic_write
 
 
 def write_embeddings(path: str | Path, embeddings: np.ndarray, meta: pd.DataFrame, attrs: dict[str, Any]) -> Path:
-    """Write ``embeddings`` [S, D] and ``meta`` (S rows) atomically."""
+    """Write ``embeddings`` [S, D] or [S, D, P] and ``meta`` (S rows) atomically."""
     if len(embeddings) != len(meta):
         raise ValueError(f"embeddings have {len(embeddings)} rows, meta {len(meta)}")
 
@@ -41,7 +42,8 @@ def write_embeddings(path: str | Path, embeddings: np.ndarray, meta: pd.DataFram
 
 
 def read_embeddings(path: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
-    """(embeddings [S, D], metadata, attributes) of a file :func:`write_embeddings` wrote."""
+    """(embeddings [S, D] or [S, D, P], metadata, attributes) of a file :func:`write_embeddings` wrote; a file
+    with NaN or infinite embeddings is refused (a DatasetFormatError naming its first such row)."""
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
@@ -58,8 +60,18 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, pd.DataFrame, dict[st
         raise DatasetFormatError(
             path, "file", "an embeddings.h5 written by gaitgraph.predict", f"{type(err).__name__}: {err}"
         ) from err
-    if embeddings.ndim != 2 or len(embeddings) != len(meta):
+    if embeddings.ndim not in (2, 3) or len(embeddings) != len(meta):
         raise DatasetFormatError(
-            path, "embeddings", f"[S, D] with S = {len(meta)} metadata rows", f"shape {embeddings.shape}"
+            path, "embeddings", f"[S, D] or [S, D, P] with S = {len(meta)} metadata rows", f"shape {embeddings.shape}"
+        )
+    bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=tuple(range(1, embeddings.ndim))))
+    if len(bad):
+        raise DatasetFormatError(
+            path,
+            f"embeddings row {bad[0]} ({meta.iloc[bad[0]].to_dict()})",
+            "finite values",
+            f"NaN or infinite values in {len(bad)} of {len(embeddings)} rows",
+            hint="the model that wrote it had diverged weights or met degenerate input: embed again with a sound "
+            "checkpoint",
         )
     return embeddings, meta, attrs
