@@ -11,7 +11,10 @@
   attributes; each job is told its study and trial number (``hparams_search.study_name`` / ``trial_number``),
   so trackers name runs after them.
 - **Nothing is left RUNNING.** A trial asked by this sweep and not told (an interrupted or crashed sweep) is
-  marked FAIL before the sweep ends.
+  marked FAIL before the sweep ends; a trial of a sweep process that was killed outright (``kill -9``, the OOM
+  killer) is marked FAIL when the study is next opened (:mod:`gaitgraph.trial_liveness`).
+- **Hopeless trials can stop early.** With ``hparams_search.pruner`` set, each job reports its validation curve
+  to its trial and stops when the pruner says so (:mod:`gaitgraph.pruning`); the trial is recorded as PRUNED.
 """
 
 from __future__ import annotations
@@ -24,16 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import DictConfig, OmegaConf
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from gaitgraph.cli import exit_on_error
 from gaitgraph.engine.checkpoint import OPERATIONAL_KEYS, recipe_differences
 from gaitgraph.errors import Interrupted, StudyError
+from gaitgraph.trial_liveness import OWNER, Heartbeat, fail_dead_trials, owner, storage_with_heartbeat
 from gaitgraph.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -116,13 +121,19 @@ class OptunaSweeper(Sweeper):
         for name in fixed:
             space.pop(name, None)
         name = impl.study_name or study_name(impl.config, space)
+        self.rdb = storage_with_heartbeat(
+            impl.storage,
+            OmegaConf.select(impl.config, "hparams_search.heartbeat_interval", default=None),
+            OmegaConf.select(impl.config, "hparams_search.grace_period", default=None),
+        )
         study = optuna.create_study(
             study_name=name,
-            storage=impl.storage,
+            storage=self.rdb,
             sampler=impl.sampler,
             directions=impl._get_directions(),
             load_if_exists=True,
         )
+        fail_dead_trials(self.rdb, name)
         check_search_space(study, space)
         log.info("study %s (%d earlier trials) in %s", name, len(study.trials), impl.storage)
         write_json({name: impl.storage}, Path(impl.config.hydra.sweep.dir) / STUDY_FILE)
@@ -139,13 +150,16 @@ class OptunaSweeper(Sweeper):
         while remaining > 0:
             trials = [study.ask() for _ in range(min(remaining, impl.n_jobs))]
             asked.extend(trials)
+            for trial in trials:
+                trial.set_system_attr(OWNER, owner())
             overrides = [
                 (*job, f"hparams_search.study_name={study.study_name}", f"hparams_search.trial_number={t.number}")
                 for t, job in zip(trials, impl._configure_trials(trials, space, fixed))
             ]
-            returns = impl.launcher.launch(overrides, initial_job_idx=impl.job_idx)
+            with Heartbeat(self.rdb, [t._trial_id for t in trials]):
+                returns = impl.launcher.launch(overrides, initial_job_idx=impl.job_idx)
             impl.job_idx += len(returns)
-            failures = [err for t, ret in zip(trials, returns) if (err := tell(study, t, ret)) is not None]
+            failures = [err for t, ret in zip(trials, returns) if (err := tell(study, t, ret, self.rdb)) is not None]
             stop = [err for err in failures if isinstance(err, Interrupted)]
             if stop:  # SIGTERM or Ctrl-C: the trial is FAIL (told above) and the sweep ends here
                 raise stop[0]
@@ -183,12 +197,21 @@ def check_search_space(study: optuna.Study, space: dict[str, Any]) -> None:
                 )
 
 
-def tell(study: optuna.Study, trial: optuna.trial.Trial, ret: JobReturn) -> Exception | None:
-    """Record a finished job as the trial's outcome and attributes; returns the error of a failed one."""
+def tell(study: optuna.Study, trial: optuna.trial.Trial, ret: JobReturn, rdb: RDBStorage) -> Exception | None:
+    """Record a finished job as the trial's outcome and attributes; returns the error of a failed one.
+
+    A job the pruner stopped (it raised :class:`optuna.TrialPruned`) is a PRUNED trial, not a failure.
+    """
+    if not sync_reports(trial, rdb):
+        return None
     run_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg is not None else None
     trial.set_user_attr("run_dir", str(run_dir) if run_dir else None)
     trial.set_user_attr("overrides", list(ret.overrides or []))
     trial.set_user_attr("wandb_run_id", wandb_run_id(run_dir) if run_dir else None)
+    if ret.status == JobStatus.FAILED and isinstance(ret._return_value, optuna.TrialPruned):
+        study.tell(trial, state=TrialState.PRUNED)
+        log.info("trial %d pruned: %s", trial.number, ret._return_value)
+        return None
     try:
         value = ret.return_value
         if value is None:
@@ -199,6 +222,20 @@ def tell(study: optuna.Study, trial: optuna.trial.Trial, ret: JobReturn) -> Exce
         study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s", trial.number, str(err).splitlines()[0] if str(err) else type(err).__name__)
         return err
+
+
+def sync_reports(trial: optuna.trial.Trial, rdb: RDBStorage) -> bool:
+    """Copy the validation curve the job reported (through its own connection) into this sweeper's view of the
+    trial, which Optuna caches, so the trial's PRUNED value and the sampler see it. False when the trial was
+    finished meanwhile (another sweeper failed it for a late heartbeat): its result cannot be recorded any more."""
+    stored = rdb.get_trial(trial._trial_id)
+    if stored.state.is_finished():
+        log.warning("trial %d was marked %s meanwhile; its result is not recorded", trial.number, stored.state.name)
+        return False
+    if len(trial.study.directions) == 1:  # Optuna keeps curves of single-objective trials only
+        for step, value in sorted(stored.intermediate_values.items()):
+            trial.report(value, step)
+    return True
 
 
 def fail_unfinished(study: optuna.Study, asked: Sequence[optuna.trial.Trial]) -> None:

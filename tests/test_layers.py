@@ -40,6 +40,9 @@ LAYERS = [
             "gaitgraph.compare",
             "gaitgraph.compare_plots",
             "gaitgraph.seed_check",
+            "gaitgraph.pruning",
+            "gaitgraph.trial_liveness",
+            "gaitgraph.dashboard",
         ],
     ),
 ]

@@ -19,6 +19,9 @@ import yaml
 from rich.console import Console
 
 from gaitgraph.compare import load_sweep
+from gaitgraph.engine.distributed import DistContext
+from gaitgraph.errors import ConfigError
+from gaitgraph.pruning import Pruning, TrialPruned
 from gaitgraph.seed_check import finished_trials, run_repeat, seed_check, verdict
 from gaitgraph.sweeps import STUDY_FILE, storage_url
 
@@ -39,7 +42,7 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _sweep(out: Path, cache: Path, *extra: str, timeout: int = 300):
+def _sweep(out: Path, cache: Path, *extra: str, timeout: int = 300, search: str = "optuna_small"):
     """Run one sweep with all outputs under ``out``; return (CompletedProcess, its sweep dir or None).
 
     An ``extra`` override replaces the TINY one of the same key (a command-line value is fixed for the
@@ -52,7 +55,7 @@ def _sweep(out: Path, cache: Path, *extra: str, timeout: int = 300):
         [
             "gaitgraph.train",
             "-m",
-            "hparams_search=optuna_small",
+            f"hparams_search={search}",
             *tiny,
             f"paths.output_root={out}",
             f"paths.cache_dir={cache}",
@@ -337,3 +340,80 @@ def test_commands_that_do_not_sweep_do_not_import_optuna():
     code = "import sys, hydra_plugins.gaitgraph_sweeper; print('optuna' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def _reference_study(url: str, name: str) -> optuna.Study:
+    """A study whose one completed trial reached an impossible val rank-1 at epoch 1 and reported nothing later:
+    a median pruner stops every trial that validates at epoch 1, and none that validates only later."""
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=1000.0, intermediate_values={1: 1000.0}))
+    return study
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_pruning_reports_validation_in_percent_and_stops_a_hopeless_trial(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = _reference_study(url, "p")
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    trainer = type("FakeTrainer", (), {"ctx": DistContext()})()
+    hopeless, later = study.ask().number, study.ask().number
+    callback = Pruning(pruner, "p", hopeless, url, None)
+    callback.on_fit_start(trainer)
+    callback.on_train_epoch_end(trainer, {"epoch": 1, "train/loss_epoch": 2.0})  # no validation this epoch
+    with pytest.raises(TrialPruned, match=f"trial {hopeless} of study p stopped after epoch 1: val/rank1 60.0 %"):
+        callback.on_train_epoch_end(trainer, {"epoch": 1, "val/rank1": 0.6, "test/mean_rank1": 0.9})
+    assert isinstance(TrialPruned("x"), optuna.TrialPruned), "the sweeper records optuna's pruned signal as PRUNED"
+    # A curve at an epoch no completed trial reached cannot be judged: the trial goes on.
+    other = Pruning(pruner, "p", later, url, None)
+    other.on_fit_start(trainer)
+    other.on_train_epoch_end(trainer, {"epoch": 2, "val/rank1": 0.1})
+    trials = optuna.load_study(study_name="p", storage=url).trials
+    assert trials[hopeless].intermediate_values == {1: 60.0} and trials[later].intermediate_values == {2: 10.0}
+    # Outside a sweep (no trial number) or without a pruner nothing is opened or reported.
+    for idle in (Pruning(pruner, "p", None, url, None), Pruning(None, "p", later, url, None)):
+        idle.on_fit_start(trainer)
+        idle.on_train_epoch_end(trainer, {"epoch": 1, "val/rank1": 0.0})
+        assert idle.trial is None
+    with pytest.raises(ConfigError, match="the test split never prunes"):
+        Pruning(pruner, "p", hopeless, url, None, monitor="test/mean_rank1")
+
+
+def test_optuna_pruned_composes_a_median_pruner_and_the_pruning_callback():
+    cfg = compose_train(["hparams_search=optuna_pruned"])
+    assert cfg.hparams_search.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert cfg.callbacks.pruning.monitor == "val/rank1" and cfg.callbacks.pruning.pruner == cfg.hparams_search.pruner
+    assert compose_train(["hparams_search=optuna_small"]).hparams_search.pruner is None
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.slow
+def test_a_pruned_sweep_stops_the_hopeless_trial_records_pruned_and_goes_on(tmp_path: Path, first_sweep):
+    _, cache, _ = first_sweep
+    out = tmp_path / "outputs"
+    study = _reference_study(storage_url(None, str(out / "optuna" / "studies.db")), "pruned")
+    study.enqueue_trial({"trainer.val_every": 1})  # validates at epoch 1: below the reference, pruned there
+    study.enqueue_trial({"trainer.val_every": 2})  # validates at epoch 2 only: nothing to compare, runs to the end
+    result, sweep_dir = _sweep(
+        out,
+        cache,
+        "logger=none",
+        "hparams_search.study_name=pruned",
+        "hydra.sweeper.n_trials=2",
+        "trainer.epochs=2",
+        "trainer.val_every=choice(1, 2)",
+        "hparams_search.pruner.n_startup_trials=1",
+        "hparams_search.pruner.n_warmup_steps=0",
+        search="optuna_pruned",
+    )
+    assert result.returncode == 0, _log(result)
+    trials = _study(out, "pruned").trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
+    pruned, finished = trials[1], trials[2]
+    assert list(pruned.intermediate_values) == [1] and pruned.value == pytest.approx(pruned.intermediate_values[1])
+    assert list(finished.intermediate_values) == [2]
+    assert finished.value == pytest.approx(finished.intermediate_values[2]), "the curve and the objective share a unit"
+    assert "trial pruned: trial 1 of study pruned stopped after epoch 1" in (sweep_dir / "0" / "train.log").read_text()
+    assert not (sweep_dir / "0" / "metrics.json").exists(), "a pruned trial is never tested"
+    assert (sweep_dir / "1" / "metrics.json").is_file()
+    runs = load_sweep(sweep_dir).runs
+    assert dict(zip(runs["job"], runs["status"])) == {"1": "ok", "0": "pruned"}

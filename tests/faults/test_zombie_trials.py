@@ -1,0 +1,110 @@
+"""Zombie trials: a sweep killed outright (kill -9, the OOM killer) leaves its trial RUNNING; the next start of the
+same sweep marks it FAIL, names it, and still runs its own budget."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from gaitgraph.trial_liveness import OWNER, Heartbeat, fail_dead_trials, owner, owner_dead, storage_with_heartbeat
+
+from ..conftest import on_cpu
+from ..test_sweep import TINY, _log, _sweep
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_owner_of_a_trial_is_dead_only_when_its_process_on_this_host_is_gone():
+    me = owner()
+    assert me["host"] == socket.gethostname() and me["pid"] == os.getpid()
+    assert not owner_dead(me)
+    assert owner_dead({**me, "pid": _dead_pid()})
+    # The pid of a live process that started at another time is a recycled pid: not the owner.
+    assert owner_dead({**me, "start": "1"})
+    assert not owner_dead({**me, "host": "another-host", "pid": _dead_pid()}), "another host: the heartbeat decides"
+    assert not owner_dead(None) and not owner_dead({"host": me["host"]})
+
+
+def test_open_fails_dead_local_trials_and_stale_remote_ones_and_names_them(tmp_path: Path, caplog):
+    storage = storage_with_heartbeat(f"sqlite:///{tmp_path / 's.db'}", interval=1, grace_period=1)
+    study = optuna.create_study(study_name="z", storage=storage, direction="maximize")
+    trials = [study.ask() for _ in range(4)]
+    trials[0].set_system_attr(OWNER, {**owner(), "pid": _dead_pid()})  # this host, process gone
+    trials[1].set_system_attr(OWNER, owner())  # this host, alive (this test)
+    for trial in trials[2:]:  # another host: judged by their heartbeat
+        trial.set_system_attr(OWNER, {"host": "another-host", "pid": 1, "start": "1"})
+    with Heartbeat(storage, [trials[2]._trial_id]):
+        time.sleep(0.1)
+    with Heartbeat(storage, [trials[3]._trial_id]):
+        time.sleep(2.5)  # trial 2's last beat is now over the 1 s grace period; trial 3 beats on
+        assert fail_dead_trials(storage, "z") == [0, 2]
+    states = [t.state.name for t in optuna.load_study(study_name="z", storage=storage).trials]
+    assert states == ["FAIL", "RUNNING", "FAIL", "RUNNING"]
+    (line,) = [r.getMessage() for r in caplog.records if "marked FAIL" in r.getMessage()]
+    assert "0 (its sweep process no longer runs on this host)" in line and "2 (no heartbeat for over 1 s)" in line
+
+
+def _running_trial(db: Path) -> int | None:
+    """The number of a RUNNING trial in the sweep's sqlite file, read without Optuna (no lock held)."""
+    if not db.is_file():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            row = con.execute("SELECT number FROM trials WHERE state = 'RUNNING'").fetchone()
+    except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
+        return None
+    return None if row is None else row[0]
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_trial_leaves_a_failed_trial_and_the_rerun_completes_its_budget(tmp_path: Path):
+    out, cache = tmp_path / "outputs", tmp_path / "cache"
+    args = ["hparams_search=optuna_small", *TINY, "trainer.epochs=3", "logger=none", "hydra.sweeper.n_trials=2"]
+    args += [f"paths.output_root={out}", f"paths.cache_dir={cache}"]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "gaitgraph.train", "-m", *on_cpu(args)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+    db = out / "optuna" / "studies.db"
+    deadline = time.monotonic() + 240
+    try:
+        # Kill once trial 0 is RUNNING and its job has started (the run's config tree is written as it begins).
+        while not (_running_trial(db) == 0 and list(out.glob("multirun/*/*/0/config_tree.txt"))):
+            assert sweep.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "trial 0 never started"
+            time.sleep(0.2)
+        os.killpg(sweep.pid, signal.SIGKILL)
+    finally:
+        sweep.wait(timeout=60)
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{db}")
+    name = summary.study_name
+    assert [t.state for t in optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials] == [
+        optuna.trial.TrialState.RUNNING
+    ], "kill -9 leaves the trial RUNNING: nothing could tell it"
+
+    result, _ = _sweep(out, cache, "trainer.epochs=3", "logger=none", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, _log(result)
+    trials = optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"], "the rerun runs its whole budget"
+    line = f"study {name}: trial(s) 0 (its sweep process no longer runs on this host) marked FAIL; the sweep goes on"
+    assert line in result.stdout + result.stderr
+    assert trials[0].system_attrs[OWNER]["pid"] == sweep.pid
