@@ -20,7 +20,9 @@ from gaitgraph.engine import resume_changes
 from gaitgraph.engine.checkpoint import non_finite_keys, resume_checkpoint
 from gaitgraph.engine.divergence import WARMUP, GradNormWatch, total_grad_norm
 from gaitgraph.engine.state import CHECKPOINT_FORMAT
-from gaitgraph.errors import CheckpointError
+from gaitgraph.errors import CheckpointError, ConfigError
+from gaitgraph.schema import validate
+from tests.conftest import compose_train
 
 LR = "optimizer.optimizer.lr"
 
@@ -113,6 +115,12 @@ def test_resume_refuses_a_lower_lr_unless_named_then_scales_the_schedule_and_rec
         assert optimizer.param_groups[0]["lr"] == pytest.approx(fresh.param_groups[0]["lr"], rel=1e-12)
         for stepper in (optimizer, scheduler, fresh, fresh_scheduler):
             stepper.step()
+
+
+def test_resume_changes_names_only_what_a_resume_may_change():
+    validate(compose_train([f"trainer.resume_changes=[{LR},trainer.grad_clip]"]))
+    with pytest.raises(ConfigError, match=rf"trainer.resume_changes=.*: expected .*{LR}, trainer.grad_clip"):
+        validate(compose_train(["trainer.resume_changes=[trainer.epochs]"]))
 
 
 def test_a_scheduler_key_that_does_not_follow_the_lr_is_still_refused():
