@@ -125,26 +125,18 @@ def pk_plan(labels: np.ndarray, p: int, k: int, n_batches: int, rng: np.random.G
 
 
 def _random_batch(batch_size: int, n: int, drop_last: bool) -> int:
-    """The batch a random epoch over ``n`` sequences really draws: a ``trainer.batch_size`` above ``n`` is refused
-    under ``drop_last`` (no batch could be filled) and otherwise means one batch of all ``n`` -- so that is what the
-    memory estimate is told, not the size asked for."""
+    """``trainer.batch_size`` for a random epoch over ``n`` training sequences. A batch above ``n`` is a config
+    error, with or without ``drop_last``: drawing a smaller batch than the recipe names would change the run without
+    a word (and the memory estimate would be told a batch that is never drawn)."""
     if batch_size <= n:
         return batch_size
-    if drop_last:
-        raise ConfigError(
-            "trainer.batch_size",
-            batch_size,
-            f"at most {n}, the training sequences (with trainer.drop_last=true no batch of {batch_size} can be filled)",
-            f"set trainer.batch_size={n} or lower, or trainer.drop_last=false",
-        )
-    log.warning(
-        "trainer.batch_size=%d is larger than the training split (%d sequences): every batch holds the whole split; "
-        "set trainer.batch_size=%d or lower to say so",
+    dropped = f" (with trainer.drop_last=true no batch of {batch_size} can be filled)" if drop_last else ""
+    raise ConfigError(
+        "trainer.batch_size",
         batch_size,
-        n,
-        n,
+        f"at most {n}, the sequences of the training split{dropped}",
+        f"set trainer.batch_size={n} or lower (a whole-split batch), or train on more data",
     )
-    return n
 
 
 class WindowBatches:

@@ -145,7 +145,7 @@ def test_train_and_evaluate_a_coco17_model_on_openpose_files(oumvlp_data: Path, 
             "dataset.reader.workers=0",
             "dataset.split.val_count=0",
             "trainer.epochs=1",
-            "trainer.batch_size=16",
+            "trainer.batch_size=4",  # the whole training split: 1 subject x 2 views x 2 walks
             "baseline=false",
             *paths,
         ]

@@ -24,7 +24,8 @@ from gaitgraph.data.pkl import PosePklReader
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.psymo import PsyMoReader
 from gaitgraph.data.synthetic import generate_casia_b, generate_casia_b_pkl
-from gaitgraph.engine.build import build_network
+from gaitgraph.engine.build import Splits, build_trainer
+from gaitgraph.engine.distributed import DistContext
 from gaitgraph.errors import ConfigError, DatasetFormatError, MemoryBudgetError, NotWritableError
 from gaitgraph.utils import atomic_write, check_writable
 from tests.conftest import compose_train, run_module, skeleton
@@ -234,19 +235,24 @@ def _toy(n: int) -> PoseSet:
     return PoseSet.from_sequences(seqs, meta)
 
 
-def test_batch_larger_than_the_split_is_the_split_not_a_memory_error(caplog):
-    with caplog.at_level(logging.WARNING):
-        batches = WindowBatches(_toy(10), 16, batch_size=100_000, seed=0)
-    assert batches.batch_size == 10 and len(batches) == 1  # what the memory estimate is told
-    assert [len(labels) for _, labels in batches] == [10]
-    assert "trainer.batch_size=100000 is larger than the training split (10 sequences)" in caplog.text
-    with pytest.raises(ConfigError, match=r"trainer\.batch_size=100000: expected at most 10, the training seq"):
-        WindowBatches(_toy(10), 16, batch_size=100_000, seed=0, drop_last=True)
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batch_larger_than_the_split_is_a_config_error(drop_last: bool):
+    with pytest.raises(ConfigError) as caught:
+        WindowBatches(_toy(10), 16, batch_size=100_000, seed=0, drop_last=drop_last)
+    message = str(caught.value)
+    assert message.startswith("trainer.batch_size=100000: expected at most 10, the sequences of the training split")
+    assert "set trainer.batch_size=10 or lower" in message
+    assert ("no batch of 100000 can be filled" in message) is drop_last
+    whole = WindowBatches(_toy(10), 16, batch_size=10, seed=0, drop_last=drop_last)  # the whole split, as asked
+    assert [len(labels) for _, labels in whole] == [10]
 
 
-def test_memory_estimate_is_told_the_batch_drawn_not_the_one_asked():
-    cfg = compose_train(["trainer.memory.limit_gb=4"])
-    batches = WindowBatches(_toy(10), cfg.dataset.sequence_length, batch_size=100_000, seed=0)
-    build_network(cfg, skeleton("coco17"), torch.device("cpu"), batches.batch_size, 1)  # 10 sequences: fits
-    with pytest.raises(MemoryBudgetError, match="GB"):  # what build_trainer asked before: 100,000 sequences
-        build_network(cfg, skeleton("coco17"), torch.device("cpu"), 100_000, 1)
+def test_batch_larger_than_the_split_is_refused_before_the_memory_estimate(tmp_path: Path):
+    # A memory limit no batch fits: the estimate would refuse it as "GB needed"; the batch is refused first.
+    cfg = compose_train(["trainer.memory.limit_gb=0.000001", "trainer.batch_size=100000", "trainer.device=cpu"])
+    splits = Splits(_toy(10), None, _toy(3), None, "val/rank1")
+    with pytest.raises(ConfigError, match=r"^trainer\.batch_size=100000: expected at most 10"):
+        build_trainer(DistContext(), cfg, tmp_path, splits, skeleton("coco17"), torch.device("cpu"), None, None)
+    cfg.trainer.batch_size = 10
+    with pytest.raises(MemoryBudgetError, match="GB"):  # a batch that fits the split reaches the estimate
+        build_trainer(DistContext(), cfg, tmp_path, splits, skeleton("coco17"), torch.device("cpu"), None, None)
