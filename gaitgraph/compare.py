@@ -6,7 +6,9 @@ Every job folder (one holding ``.hydra/overrides.yaml``) is a run. Runs are grou
 and ranked within their group only: numbers of different datasets or protocols are never ranked together.
 Per group: the runs' swept hyper-parameters (the sweeper's search space, the study's distributions, or a
 command-line sweep like ``a=1,2``; other overrides that differ are shown as context), status (``ok`` with a
-``metrics.json``, else ``failed``) and metric. Writes ``<dir>/comparison/`` (one sub-folder per group when
+``metrics.json``; ``pruned`` when the group's Optuna study says the pruner stopped the trial; else ``failed``),
+the metric (the validation objective) and, beside it, the test mean rank-1 of the same protocol (reported only:
+nothing is ranked or chosen on it). Writes ``<dir>/comparison/`` (one sub-folder per group when
 there are several): runs.csv, metric_per_trial.png, metric_vs_<param>.png for swept parameters (log axis for
 log-sampled ones), and from the group's Optuna study, when found: param_importances.png, optuna_history.png
 and optuna_slice.png. Plots draw the chance level and the pose baseline that metrics.json records.
@@ -47,7 +49,7 @@ from gaitgraph.utils import atomic_write
 
 log = logging.getLogger(__name__)
 OUT = "comparison"
-FIXED_COLUMNS = ("study", "dataset", "rank", "job", "status", "metric", "train_seconds", "run_dir")
+FIXED_COLUMNS = ("study", "dataset", "rank", "job", "status", "metric", "test_rank1", "train_seconds", "run_dir")
 
 
 @dataclass
@@ -210,6 +212,27 @@ def open_study(study_name: str, url: str) -> Any:
         raise LookupError(f"cannot open study {study_name!r} at {url}: {err}") from err
 
 
+def rank1_on_test(metrics: dict[str, Any]) -> float:
+    """The test mean rank-1 of the objective's protocol from a metrics.json (NaN when it holds none)."""
+    value = ((metrics.get("test") or {}).get(metrics.get("metric_protocol")) or {}).get("mean_rank1")
+    return float(value) if isinstance(value, (int, float)) else np.nan
+
+
+def trial_states(study: Any) -> dict[int, str]:
+    """``trial number -> state name`` (COMPLETE, PRUNED, FAIL, ...) of an Optuna study; empty without one."""
+    return {t.number: t.state.name for t in study.get_trials(deepcopy=False)} if study is not None else {}
+
+
+def run_status(job: dict[str, Any], states: dict[int, str]) -> str:
+    """``ok`` (a finite metric), ``pruned`` (its trial, named by the sweeper's trial number, was pruned) or
+    ``failed``."""
+    metric = job["metrics"].get("metric")
+    if isinstance(metric, (int, float)) and math.isfinite(metric):
+        return "ok"
+    number = job["overrides"].get(JOB_KEYS[1])  # the trial number the sweeper gave the job
+    return "pruned" if states.get(number) == "PRUNED" else "failed"
+
+
 def build_group(study: str | None, dataset: str, jobs: list[dict[str, Any]]) -> tuple[Group, Any]:
     """One group's ranked runs, swept parameters and references; also its Optuna study (None when not found)."""
     varying = varying_overrides([j["overrides"] for j in jobs])
@@ -226,17 +249,17 @@ def build_group(study: str | None, dataset: str, jobs: list[dict[str, Any]]) -> 
             notes.append(f"Optuna study: skipped ({err})")
     params = [k for k in sorted(space) if k in varying]
     context = [k for k in varying if k not in space]
-    rows = []
+    rows, states = [], trial_states(opened)
     for job in jobs:
-        metric = job["metrics"].get("metric")
-        ok = isinstance(metric, (int, float)) and math.isfinite(metric)
+        status = run_status(job, states)
         rows.append(
             {
                 "study": study or "",
                 "dataset": dataset,
                 "job": job["job"],
-                "status": "ok" if ok else "failed",
-                "metric": float(metric) if ok else np.nan,
+                "status": status,
+                "metric": float(job["metrics"]["metric"]) if status == "ok" else np.nan,
+                "test_rank1": rank1_on_test(job["metrics"]),
                 "train_seconds": job["metrics"].get("train_seconds", np.nan),
                 "run_dir": job["run_dir"],
                 **{k: job["overrides"].get(k) for k in params + context},
@@ -307,22 +330,26 @@ def study_importances(study: Any) -> tuple[dict[str, float], str, int]:
         return dict(optuna.importance.get_param_importances(study, params=varied)), "Optuna fANOVA", len(trials)
     except ImportError:
         return correlation_importances(trials, varied), "|Spearman rho| (fANOVA needs scikit-learn)", len(trials)
+    except ValueError:  # Optuna 2.10's fANOVA reads scikit-learn tree internals that later releases changed
+        why = "Optuna 2.10's fANOVA fails on this scikit-learn"
+        return correlation_importances(trials, varied), f"|Spearman rho| ({why})", len(trials)
 
 
 def print_table(group: Group, console: Console) -> None:
     """The group's ranked runs (never cut: plain text when piped or too wide)."""
     where = f"study {group.study}, " if group.study else ""
     table = Table(title=f"{where}dataset {group.dataset}: {len(group.runs)} runs, ranked by {group.refs.metric_name}")
-    for column in ("rank", "job", "status", "metric", *group.params, *group.context, "train s"):
+    for column in ("rank", "job", "status", "metric", "test rank-1", *group.params, *group.context, "train s"):
         table.add_column(column, justify="left" if column in ("job", "status") else "right", no_wrap=True)
     for row in group.runs.to_dict("records"):
-        metric = "-" if pd.isna(row["metric"]) else f"{row['metric'] * 100:.1f}"
+        metric, test = ("-" if pd.isna(row[k]) else f"{row[k] * 100:.1f}" for k in ("metric", "test_rank1"))
         seconds = "-" if pd.isna(row["train_seconds"]) else f"{row['train_seconds']:.0f}"
         table.add_row(
             str(row["rank"]),
             str(row["job"]),
             row["status"],
             metric,
+            test,
             *(_fmt(row[p]) for p in group.params + group.context),
             seconds,
         )
@@ -346,6 +373,10 @@ def compare_group(group: Group, study: Any, out: Path, console: Console) -> dict
             group.runs, key, out / f"metric_vs_{safe_name(key)}.png", group.refs, log=key in group.log_params
         )
     notes = list(group.notes)
+    pruned = group.runs.loc[group.runs["status"] == "pruned", "job"].tolist()
+    if pruned:
+        jobs = ", ".join(pruned)
+        notes.append(f"pruned (stopped early by the study's pruner on their validation curve): jobs {jobs}")
     if group.context:
         notes.append(f"not plotted (overrides that differ but were not swept): {', '.join(group.context)}")
     if study is not None:

@@ -74,7 +74,7 @@ class _Figures:
             self.seen[Path(path).name] = {
                 "xscale": ax.get_xscale(),
                 "ylim": ax.get_ylim(),
-                "title": ax.get_title(),
+                "title": fig.get_suptitle() or ax.get_title(),
                 "lines": [line.get_label() for line in ax.get_lines()],
             }
             return real(fig, path, *args, **kwargs)
@@ -262,7 +262,7 @@ def test_study_importances_with_trial_count_history_and_slice(tmp_path: Path, mo
     _open(written["param_importances"], "param_importances")
     _open(written["optuna_history"], "optuna_history")
     _open(written["optuna_slice"], "optuna_slice", n_params=2)
-    assert figures.seen["param_importances.png"]["title"].startswith("study s: 4 completed trials")
+    assert figures.seen["param_importances.png"]["title"].startswith("study s\n4 completed trials")
     assert "over 4 completed trials" in capsys.readouterr().out
     assert figures.seen["metric_vs_optimizer.optimizer.lr.png"]["xscale"] == "log"
 
@@ -306,3 +306,48 @@ def test_script_fails_clearly_on_a_folder_without_jobs(tmp_path: Path):
     )
     assert result.returncode == 1
     assert "no job folders" in result.stderr and str(tmp_path) in result.stderr
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_pruned_trials_are_shown_as_pruned_and_test_rank1_beside_the_validation_metric(tmp_path: Path, capsys):
+    db = tmp_path / "s.db"
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{db}", direction="maximize")
+    space = {"optimizer.optimizer.lr": optuna.distributions.LogUniformDistribution(1e-5, 1e-1)}
+    # trial -> (lr, state, val rank-1 or None, test rank-1): trial 1 was pruned at epoch 2, trial 3 failed
+    trials = {0: (1e-3, "COMPLETE", 0.6, 0.5), 1: (1e-5, "PRUNED", None, None), 2: (1e-2, "COMPLETE", 0.8, 0.7)}
+    trials[3] = (1e-4, "FAIL", None, None)
+    config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": str(db)}, "dataset": {"name": "d"}}
+    for number, (lr, state, val, test) in trials.items():
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"optimizer.optimizer.lr": lr},
+                distributions=space,
+                value=val if state == "COMPLETE" else None,
+                intermediate_values={2: 0.1} if state == "PRUNED" else {},
+                state=optuna.trial.TrialState[state],
+            )
+        )
+        metrics = None
+        if val is not None:  # the keys a real run writes (gaitgraph/engine/results.py), fractions
+            metrics = {
+                "metric": val,
+                "metric_protocol": "p",
+                "test": {"p": {"mean_rank1": test}, "q": {"mean_rank1": 0}},
+            }
+        overrides = [
+            f"optimizer.optimizer.lr={lr}",
+            "hparams_search.study_name=s",
+            f"hparams_search.trial_number={number}",
+        ]
+        _write_job(tmp_path / "sweep" / str(number), overrides, config, metrics, sweeper_params=SEARCH)
+    written = compare(tmp_path / "sweep")
+    table = pd.read_csv(written["csv"], dtype={"job": str})
+    assert table["job"].tolist() == ["2", "0", "1", "3"]
+    assert table["status"].tolist() == ["ok", "ok", "pruned", "failed"]
+    assert table["test_rank1"].fillna(-1).tolist() == [0.7, 0.5, -1, -1]
+    out = capsys.readouterr().out
+    assert (
+        "test rank-1" in out and "pruned (stopped early by the study's pruner on their validation curve): jobs 1" in out
+    )
+    row = next(line for line in out.splitlines() if " 2 " in line and "ok" in line)
+    assert "80.0" in row and "70.0" in row, "val and test rank-1 side by side, in percent"
