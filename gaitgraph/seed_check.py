@@ -7,7 +7,8 @@ them. This reruns the best and the worst finished trial of a sweep folder as sin
 overrides but other ``trainer.seed`` values (in ``<sweep>/seed_check/<best|worst>-seed<S>/``), then prints
 both trials' objective over all their seeds. The difference is called real only when the ranges do not
 overlap: every run of the best setting beats every run of the worst. ``seed_check/summary.json`` keeps the
-numbers.
+numbers. Each retraining takes as long as a trial: a line says what is retrained, and one per finished run gives
+its value, its time and an estimate of the time left.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,15 +103,50 @@ def seed_check(sweep_dir: str | Path, seeds: list[int], console: Console | None 
         return None
     chosen = {"best": max(trials, key=lambda t: t.metric), "worst": min(trials, key=lambda t: t.metric)}
     summary: dict = {"metric_name": trials[0].metric_name, "seeds": seeds}
+    plan = [(label, trial, seed) for label, trial in chosen.items() for seed in seeds if seed != trial.seed]
+    _say(console, f"seed check: retraining {len(plan)} runs in {sweep_dir / OUT} ({_plan_text(chosen, seeds)})")
+    values = retrain(plan, sweep_dir, console)
     for label, trial in chosen.items():
-        runs = {trial.seed: trial.metric}
-        for seed in (s for s in seeds if s != trial.seed):
-            runs[seed] = run_repeat(trial, seed, sweep_dir / OUT / f"{label}-seed{seed}")
+        runs = {trial.seed: trial.metric} | {seed: v for (run, seed), v in values.items() if run == label}
         summary[label] = {"job": trial.job, "setting": swept_setting(trial, trials), "by_seed": runs}
     summary["verdict"] = verdict(*(list(summary[k]["by_seed"].values()) for k in ("best", "worst")))
     write_json(summary, sweep_dir / OUT / "summary.json")
     _print(summary, console)
     return summary
+
+
+def retrain(plan: list[tuple[str, Trial, int]], sweep_dir: Path, console: Console) -> dict[tuple[str, int], float]:
+    """Run every ``(label, trial, seed)`` of ``plan`` (into ``seed_check/<label>-seed<seed>``), printing a line with
+    the time left after each; ``(label, seed) -> objective``."""
+    values, start = {}, time.monotonic()
+    for done, (label, trial, seed) in enumerate(plan, 1):
+        began = time.monotonic()
+        value = values[label, seed] = run_repeat(trial, seed, sweep_dir / OUT / f"{label}-seed{seed}")
+        now = time.monotonic()
+        what = f"{label} (job {trial.job}) seed {seed}"
+        _say(console, progress_line(done, len(plan), what, value, now - began, now - start))
+    return values
+
+
+def progress_line(done: int, total: int, what: str, value: float, took: float, elapsed: float) -> str:
+    """One line per finished repeat: ``[2/4] worst (job 5) seed 1: 61.9 % in 52 s; about 1 min 44 s left``."""
+    left = elapsed / done * (total - done)
+    eta = "done" if done == total else f"about {_duration(left)} left"
+    return f"seed check [{done}/{total}] {what}: {value * 100:.1f} % in {_duration(took)}; {eta}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def _plan_text(chosen: dict[str, Trial], seeds: list[int]) -> str:
+    jobs = ", ".join(f"{label} job {trial.job}" for label, trial in chosen.items())
+    return f"{jobs}; seeds {', '.join(map(str, seeds))}, each as long as one trial"
+
+
+def _say(console: Console, line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def swept_setting(trial: Trial, trials: list[Trial]) -> list[str]:

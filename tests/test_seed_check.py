@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
-from gaitgraph.seed_check import Trial, finished_trials, main, repeat_overrides, swept_setting, verdict
+from rich.console import Console
+
+import gaitgraph.seed_check as seed_check_module
+from gaitgraph.seed_check import Trial, finished_trials, main, repeat_overrides, seed_check, swept_setting, verdict
 
 
 def _trial(job: str, lr: str, metric: float) -> Trial:
@@ -52,3 +56,36 @@ def test_a_folder_without_finished_jobs_is_an_error_and_one_trial_is_skipped(tmp
     assert finished_trials(tmp_path) == [Trial("0", ["optimizer.optimizer.lr=0.005"], 3, 0.9, "val/rank1")]
     assert main([str(tmp_path)]) == 0
     assert "seed check: skipped" in capsys.readouterr().out
+
+
+def test_each_retrained_run_prints_a_progress_line_with_the_time_left(tmp_path: Path, monkeypatch):
+    for name, metric in (("0", 0.9), ("1", 0.6), ("2", 0.7)):
+        job = tmp_path / name
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer.optimizer.lr=0.00{name}5\n")
+        (job / ".hydra" / "config.yaml").write_text("trainer:\n  seed: 3\n")
+        (job / "metrics.json").write_text(json.dumps({"metric": metric, "metric_name": "val/rank1"}))
+    clock = iter(range(0, 1000, 10))  # every reading of the clock is 10 s after the one before
+    monkeypatch.setattr(seed_check_module.time, "monotonic", lambda: next(clock))
+    repeats = []
+
+    def fake_repeat(trial: Trial, seed: int, run_dir: Path) -> float:
+        repeats.append((trial.job, seed, run_dir.name))
+        return trial.metric - seed / 100
+
+    monkeypatch.setattr(seed_check_module, "run_repeat", fake_repeat)
+    out = io.StringIO()
+    summary = seed_check(tmp_path, [1, 2], console=Console(file=out, width=200))
+    assert repeats == [("0", 1, "best-seed1"), ("0", 2, "best-seed2"), ("1", 1, "worst-seed1"), ("1", 2, "worst-seed2")]
+    assert summary["best"]["by_seed"] == {3: 0.9, 1: 0.89, 2: 0.88}
+    lines = out.getvalue().splitlines()
+    assert (
+        lines[0].startswith("seed check: retraining 4 runs in ") and "best job 0, worst job 1; seeds 1, 2" in lines[0]
+    )
+    # the clock: 0 at the start, then 10 s before and after each run, so each took 10 s and 20 s pass per run
+    assert lines[1:5] == [
+        "seed check [1/4] best (job 0) seed 1: 89.0 % in 10 s; about 1 min 0 s left",
+        "seed check [2/4] best (job 0) seed 2: 88.0 % in 10 s; about 40 s left",
+        "seed check [3/4] worst (job 1) seed 1: 59.0 % in 10 s; about 20 s left",
+        "seed check [4/4] worst (job 1) seed 2: 58.0 % in 10 s; done",
+    ]
