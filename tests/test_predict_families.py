@@ -18,13 +18,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from gaitgraph import CONF_DIR, ROOT
+from gaitgraph.data.formats import FORMATS, detect_format
 from gaitgraph.engine.checkpoint import Checkpointer
 from gaitgraph.errors import ConfigError, DatasetFormatError
 from gaitgraph.evaluation.embedding_store import read_embeddings
 from gaitgraph.models import build_model
 from gaitgraph.predict import predict
 
-from .conftest import compose_train
+from . import toys
+from .conftest import compose_train, skeleton
 
 SKELETONS = ROOT / "data" / "psymo10" / "skeletons"
 #: model option -> overrides that make it tiny (the family's structure, fewer and narrower layers).
@@ -120,3 +122,18 @@ def test_an_empty_gallery_is_refused(tmp_path: Path, enrolled):
             f["meta"].create_dataset(column, data=values, dtype=values.dtype)
     with pytest.raises(ConfigError, match=r"gallery=.*empty\.h5.*: expected an embeddings.h5 holding at least one"):
         _predict(tmp_path / "run", ckpt, f"input={folders[0]}", f"gallery={empty}")
+
+
+def test_predict_reads_a_pose_format_registered_by_a_test_module(tmp_path: Path, enrolled):
+    """tests/toys.py registers ``toy_npy``; the same walks written as toy files are found (auto) and read into the
+    same poses as the PsyMo files they came from: each identifies itself in the PsyMo-enrolled gallery."""
+    ckpt, gallery, folders = enrolled["resgcn_n21_r8"]
+    raw = FORMATS["psymo"].open(Path(folders[0]), {}, skeleton("coco17")).read()
+    (tmp_path / "toy").mkdir()
+    for i in range(len(raw)):
+        np.save(tmp_path / "toy" / f"7_{i}.toy.npy", raw.sequence(i))
+    assert detect_format(tmp_path / "toy") == toys.TOY_FORMAT.name
+    written = _predict(tmp_path / "run", ckpt, f"input={tmp_path / 'toy'}", f"gallery={gallery}")
+    table = pd.read_csv(written["identities"])
+    assert len(table) == len(raw) == 4 and (table["identity_1"] == 7).all()
+    assert np.allclose(table["distance_1"], 0.0, atol=1e-3) and (table["distance_1"] * 10 < table["distance_2"]).all()

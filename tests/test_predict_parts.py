@@ -12,10 +12,11 @@ import pytest
 from hydra.utils import instantiate
 
 from gaitgraph import ROOT
+from gaitgraph.data.formats import detect_format
 from gaitgraph.errors import ConfigError, DatasetFormatError
 from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
 from gaitgraph.evaluation.identify import identify, identities_table
-from gaitgraph.predict_input import detect_format, read_input
+from gaitgraph.predict_input import read_input
 
 from .conftest import compose_train
 
