@@ -200,7 +200,8 @@ def check_search_space(study: optuna.Study, space: dict[str, Any]) -> None:
 def tell(study: optuna.Study, trial: optuna.trial.Trial, ret: JobReturn, rdb: RDBStorage) -> Exception | None:
     """Record a finished job as the trial's outcome and attributes; returns the error of a failed one.
 
-    A job the pruner stopped (it raised :class:`optuna.TrialPruned`) is a PRUNED trial, not a failure.
+    A job the pruner stopped (it raised :class:`optuna.TrialPruned`) is a PRUNED trial, not a failure; an
+    interrupted one (:class:`~gaitgraph.errors.Interrupted`: SIGTERM, Ctrl-C) is FAIL, and the sweep stops on it.
     """
     if not sync_reports(trial, rdb):
         return None
@@ -212,6 +213,9 @@ def tell(study: optuna.Study, trial: optuna.trial.Trial, ret: JobReturn, rdb: RD
         study.tell(trial, state=TrialState.PRUNED)
         log.info("trial %d pruned: %s", trial.number, ret._return_value)
         return None
+    if ret.status == JobStatus.FAILED and isinstance(ret._return_value, Interrupted):
+        study.tell(trial, state=TrialState.FAIL)  # the sweep stops and prints it once (reading it prints it too)
+        return ret._return_value
     try:
         value = ret.return_value
         if value is None:
