@@ -1,5 +1,6 @@
-"""One registry per concept: a model family (its input features and recomputable blocks) and a pose format declared
-in a test module work through the real entry points, touching no file of the package."""
+"""One registry per concept: a model family (its input features and recomputable blocks) declared in a test module
+trains through the real entry point, touching no file of the package; the pose-format registry serves the datasets
+and predict alike (a toy format from a test module: tests/test_predict_families.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from gaitgraph import ROOT
+from gaitgraph.data import synthetic
+from gaitgraph.data.formats import FORMATS, detect_format
+from gaitgraph.data.preprocess import convert_layout, normalize
 from gaitgraph.engine.budget import estimate
 from gaitgraph.models.features import FEATURES, register_features
+from gaitgraph.predict_input import read_input
 from gaitgraph.train import train
+from gaitgraph.utils import build
 
 from . import toys
-from .conftest import compose_train, skeleton
+from .conftest import compose_train, config_options, skeleton
 
 
 def test_a_features_name_is_taken_once():
@@ -58,3 +66,45 @@ def test_the_engine_names_no_model_family():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gaitgraph.models"):
                 assert node.module in allowed, f"{path.relative_to(ROOT)} imports {node.module}"
+
+
+def test_every_dataset_config_reads_a_registered_pose_format():
+    """predict reads what the datasets read: each packaged dataset config names the reader of a registered format."""
+    readers = {f"{fmt.reader.__module__}.{fmt.reader.__qualname__}" for fmt in FORMATS.values()}
+    for option in config_options("dataset"):
+        target = compose_train([f"dataset={option}"]).dataset.reader._target_
+        assert target in readers, f"conf/dataset/{option}.yaml reads with {target}, which no pose format declares"
+
+
+#: synthetic format -> (generator arguments of a tiny tree, keypoints option of its layout)
+SYNTHETIC = {
+    "casia_b": ({"n_subjects": 3, "n_views": 2, "frames": 30}, "coco17"),
+    "oumvlp": ({"n_subjects": 3, "n_views": 2, "frames": 20}, "openpose"),
+    "casia_b_pkl": ({"n_subjects": 3, "n_views": 2, "frames": 30}, "coco17"),
+    "grew": ({"n_train": 3, "n_test": 2, "frames": 20}, "coco17"),
+    "gait3d": ({"n_subjects": 4, "frames": 20}, "coco17"),
+}
+
+
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_predict_reads_every_synthetic_format_as_its_dataset_reads_it(tmp_path: Path, name: str):
+    """Each tree gaitgraph.data.synthetic writes is recognised by its format and read by predict into the same
+    sequences as the dataset config's reader reads from it, preprocessed as that dataset preprocesses them."""
+    kwargs, keypoints = SYNTHETIC[name]
+    root = tmp_path / name
+    if name == "casia_b":
+        root.mkdir()
+        synthetic.generate_casia_b(root / "casia-b_pose_coco.csv", **kwargs)
+    else:
+        getattr(synthetic, f"generate_{name}")(root, **kwargs)
+    cfg = compose_train([f"dataset={name}", f"keypoints={keypoints}", f"dataset.reader.root={root}"])
+    if "workers" in cfg.dataset.reader:
+        cfg.dataset.reader.workers = 0  # in this process: a tiny tree
+    skeleton_ = instantiate(cfg.keypoints)
+    assert detect_format(root) == name
+    dataset = build(cfg.dataset.reader).read()
+    read = read_input(str(root), "auto", cfg.dataset, skeleton_)
+    assert len(read) == len(dataset) > 0
+    assert read.meta["source"].tolist() == dataset.meta["source"].tolist()
+    want = normalize(convert_layout(dataset, skeleton_), skeleton_, cfg.dataset.preprocess.normalize)
+    np.testing.assert_array_equal(read.frames, want.frames)
