@@ -45,6 +45,18 @@ def user_conf_searchpath() -> str:
 OmegaConf.register_new_resolver("gg.user_conf", user_conf_searchpath, replace=True)
 
 
+def dataset_root(data_dir: str, name: str) -> str:
+    """``${gg.dataset_root:${paths.data_dir},psymo10}``: ``<data_dir>/<name>`` when that folder exists, else the copy
+    that ships with the package (a wheel install carries PsyMo-10 as ``gaitgraph/psymo10``, pyproject's package-dir),
+    so the first command works outside a checkout; else ``<data_dir>/<name>`` again, for the reader to name."""
+    own = Path(data_dir) / name
+    shipped = Path(__file__).resolve().parent / name
+    return str(shipped if not own.is_dir() and shipped.is_dir() else own)
+
+
+OmegaConf.register_new_resolver("gg.dataset_root", dataset_root, replace=True)
+
+
 def if_sweep(in_sweep: object, otherwise: object, *, _root_: object) -> object:
     """``${gg.if_sweep:A,B}``: A in a sweep (the config holds an ``hparams_search`` node), else B. A recipe without
     validation subjects (a paper's) uses it to hold some out when a sweep must select on validation."""

@@ -1,5 +1,6 @@
-"""A non-editable install works: the wheel carries the configs (pkg://gaitgraph.conf) and the sweeper plugin, and a
-fresh virtual environment with it installed composes and runs the entry points from anywhere."""
+"""A non-editable install works: the wheel carries the configs (pkg://gaitgraph.conf), the sweeper plugin and PsyMo-10
+(gaitgraph/psymo10), and a fresh virtual environment with it installed composes and runs the entry points and reads
+the default dataset from anywhere."""
 
 from __future__ import annotations
 
@@ -50,6 +51,20 @@ def test_the_wheel_holds_configs_and_plugin_but_no_tests_or_benchmarks(wheel: Pa
 
 
 @pytest.mark.slow
+def test_the_wheel_carries_psymo10_with_its_licence_and_stays_small(wheel: Path):
+    """PsyMo-10 ships as gaitgraph/psymo10 (the default dataset of the first command): every file MANIFEST.sha256
+    lists, the licence unmodified beside them, and nothing else of data/."""
+    archive = zipfile.ZipFile(wheel)
+    shipped = {n.removeprefix("gaitgraph/psymo10/") for n in archive.namelist() if n.startswith("gaitgraph/psymo10/")}
+    source = ROOT / "data" / "psymo10"
+    listed = {line.split(maxsplit=1)[1] for line in (source / "MANIFEST.sha256").read_text().splitlines()}
+    assert shipped == listed | {"LICENSE.md", "README.md", "MANIFEST.sha256"} and len(listed) == 480
+    assert archive.read("gaitgraph/psymo10/LICENSE.md") == (source / "LICENSE.md").read_bytes()
+    # 40 MB of JSON deflate to about 14 MB; the rest of the wheel is under 1 MB.
+    assert wheel.stat().st_size < 20e6, f"{wheel.stat().st_size / 1e6:.1f} MB"
+
+
+@pytest.mark.slow
 def test_a_fresh_venv_with_the_wheel_composes_and_runs(wheel: Path, tmp_path: Path):
     venv = tmp_path / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path).returncode == 0
@@ -82,6 +97,19 @@ def test_a_fresh_venv_with_the_wheel_composes_and_runs(wheel: Path, tmp_path: Pa
         [str(python), "-m", "gaitgraph.train", "--cfg", "job", "--resolve", "-p", "paths.data_dir"], cwd=tmp_path
     )
     assert paths.stdout.strip() == str(tmp_path / "data"), paths.stdout + paths.stderr
+    # No data/psymo10 here: the default dataset is the copy in the wheel, and its reader finds every walk.
+    read = (
+        "import hashlib, pathlib; from hydra import compose, initialize_config_module; from hydra.utils import "
+        "instantiate; initialize_config_module('gaitgraph.conf', version_base='1.3'); cfg = compose('train'); "
+        "reader = instantiate(cfg.dataset.reader); files = reader.files(); "
+        "sums = dict(l.split()[::-1] for l in (reader.root / 'MANIFEST.sha256').read_text().splitlines()); "
+        "bad = [f for f in files if hashlib.sha256(f.read_bytes()).hexdigest() != sums[f.relative_to(reader.root)"
+        ".as_posix()]]; walks = reader.read_unit(reader.units()[0]); "
+        "print(reader.root, len(reader.units()), len(files), len(bad), len(walks))"
+    )
+    found = _run([str(python), "-c", read], cwd=tmp_path)
+    assert found.returncode == 0, found.stderr[-3000:]
+    assert found.stdout.split() == [str(site / "gaitgraph" / "psymo10"), "10", "480", "0", "48"], found.stdout
 
 
 def test_pyproject_lists_every_package():
@@ -95,5 +123,6 @@ def test_pyproject_lists_every_package():
         for top in ("gaitgraph", "hydra_plugins")
         for init in (ROOT / top).rglob("__init__.py")
     }
-    assert listed == found | {"gaitgraph.conf", "hydra_plugins"}
+    # gaitgraph.psymo10 is data/psymo10 (no __init__.py: the dataset folder stays as released).
+    assert listed == found | {"gaitgraph.conf", "gaitgraph.psymo10", "hydra_plugins"}
     assert (ROOT / "conf" / "__init__.py").is_file() and not (ROOT / "gaitgraph" / "conf").exists()
