@@ -36,15 +36,16 @@ $(STAMP): pyproject.toml
 train: install ## Train ResGCN on the embedded PsyMo-10 subset and print the per-view rank-1 table
 	$(BIN)/python -m gaitgraph.train $(ARGS)
 
-# The suite runs on up to 4 processes (a test file stays on one); the kernel- and clock-dependent `system` tests
-# run afterwards on their own, so no other test's load skews them.
+# The suite runs on up to 4 processes (a test file stays on one; the session's one trained run and pose cache are
+# shared by all of them, tests/conftest.py); the kernel- and clock-dependent `system` tests run afterwards on their
+# own, so no other test's load skews them. `make test` prints the 25 slowest tests.
 XDIST := -n auto --maxprocesses=4 --dist loadfile
 
-test: install lint ## Lint, then the full test suite (slow end-to-end and system tests included)
-	$(BIN)/python -m pytest -q $(XDIST) -m "not system" $(PYTEST_ARGS)
+test: install lint ## Lint, then every test (slow end-to-end and system tests included), the 25 slowest listed
+	$(BIN)/python -m pytest -q $(XDIST) -m "not system" --durations=25 $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -q -m system $(PYTEST_ARGS)
 
-test-fast: install ## The unit tests only (no end-to-end runs, no timing- or kernel-dependent checks)
+test-fast: install ## The inner loop: unit tests and in-process debug=fdr-sized runs (not `slow`, not `system`)
 	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not system" $(PYTEST_ARGS)
 
 LINTED := gaitgraph hydra_plugins tests benchmarks scripts docs

@@ -6,7 +6,7 @@ import pytest
 from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 
-from .conftest import compose_train, config_options, run_module
+from .conftest import compose_train, config_options, run_app
 
 GROUPS = [
     "dataset",
@@ -57,6 +57,8 @@ def test_keypoints_instantiate(option: str):
 
 # The compose API above covers every option; the real command line (package search path, sweeper plugin
 # discovery, `--cfg job`) is checked once per kind of option: a sweep, an experiment, a debug mode, a zoo model.
+# Hydra's app runs in this process (tests/conftest.py run_app); the console scripts start in test_packaging and the
+# smoke tests.
 CLI_CASES = [
     ("hparams_search", "optuna_small"),
     ("experiment", "oumvlp_alphapose"),
@@ -65,10 +67,9 @@ CLI_CASES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("group", "option"), CLI_CASES, ids=[f"{g}={o}" for g, o in CLI_CASES])
-def test_cfg_job_prints(group: str, option: str, tmp_path):
-    result = run_module(["gaitgraph.train", "--cfg", "job", f"{group}={option}"], cwd=tmp_path, timeout=120)
+def test_cfg_job_prints(group: str, option: str):
+    result = run_app("gaitgraph.train", ["--cfg", "job", f"{group}={option}"])
     assert result.returncode == 0, result.stderr[-2000:]
     printed = OmegaConf.create(result.stdout)
     assert printed.dataset.name

@@ -1,4 +1,5 @@
-"""``python -m gaitgraph.evaluate`` on a real checkpoint trained on the embedded PsyMo-10 data."""
+"""``gaitgraph-eval`` / ``python -m gaitgraph.evaluate`` on the session's run trained on the embedded PsyMo-10 data
+(tests/conftest.py ``trained_run``)."""
 
 from __future__ import annotations
 
@@ -7,51 +8,35 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from gaitgraph.engine.restore import effective_group, read_checkpoint
 from gaitgraph.errors import CheckpointError, ConfigError
-from gaitgraph.train import train
 
-from .conftest import compose_train, run_module
-
-TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=30"]
+from .conftest import TrainedRun, compose_train, run_app, run_console
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path, float]:
-    """(checkpoint, cache dir, test mean rank-1 that train() reported) of a one-epoch PsyMo-10 run."""
-    root = tmp_path_factory.mktemp("trained")
-    cfg = compose_train([*TINY, "logger=none", "baseline=false", f"paths.cache_dir={root / 'cache'}"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(root / "run")
-    train(cfg)
-    metric = json.loads((root / "run" / "metrics.json").read_text())["test"]["psymo10"]["mean_rank1"]
-    return root / "run" / "checkpoints" / "best.pt", root / "cache", metric
-
-
-def _evaluate(tmp_path: Path, ckpt: Path, cache: Path, *extra: str) -> tuple[Path, object]:
+def _evaluate(tmp_path: Path, run: TrainedRun, *extra: str, console: bool = False) -> tuple[Path, object]:
+    """Evaluate the shared run's best.pt: through the ``gaitgraph-eval`` console script in a new process, or its
+    Hydra app in this one."""
     run_dir = tmp_path / ("tta" if "tta=true" in extra else "plain")
-    done = run_module(
-        [
-            "gaitgraph.evaluate",
-            f"ckpt_path={ckpt}",
-            f"paths.output_root={tmp_path}",
-            f"paths.cache_dir={cache}",
-            f"hydra.run.dir={run_dir}",
-            *extra,
-        ],
-        cwd=tmp_path,
-    )
+    args = [
+        f"ckpt_path={run.ckpt}",
+        f"paths.output_root={tmp_path}",
+        f"paths.cache_dir={run.cache}",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+    done = run_console("gaitgraph-eval", args, cwd=tmp_path) if console else run_app("gaitgraph.evaluate", args)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return run_dir, done
 
 
 @pytest.mark.slow
-def test_entry_point_reproduces_train_metric_and_tta(tmp_path: Path, trained) -> None:
-    ckpt, cache, train_metric = trained
-    plain_dir, plain = _evaluate(tmp_path, ckpt, cache)
-    tta_dir, tta = _evaluate(tmp_path, ckpt, cache, "tta=true")
+def test_entry_point_reproduces_train_metric_and_tta(tmp_path: Path, trained_run: TrainedRun) -> None:
+    train_metric = trained_run.metrics["test"]["psymo10"]["mean_rank1"]
+    plain_dir, plain = _evaluate(tmp_path, trained_run, console=True)  # the console script's smoke test
+    tta_dir, tta = _evaluate(tmp_path, trained_run, "tta=true")
     for run_dir, done in ((plain_dir, plain), (tta_dir, tta)):
         for rel in ("metrics.json", "eval/results.csv", "eval/results.json", "eval/heatmap.png", ".hydra/config.yaml"):
             assert (run_dir / rel).is_file(), f"missing {rel}"
@@ -66,13 +51,12 @@ def test_entry_point_reproduces_train_metric_and_tta(tmp_path: Path, trained) ->
     assert "TTA" in tta.stdout
 
 
-@pytest.mark.slow
 def test_entry_point_errors_name_the_problem(tmp_path: Path) -> None:
-    missing = run_module(["gaitgraph.evaluate", f"paths.output_root={tmp_path}"], cwd=tmp_path)
+    missing = run_app("gaitgraph.evaluate", [f"paths.output_root={tmp_path}"])
     assert missing.returncode != 0 and "ckpt_path=None: expected a checkpoint file" in missing.stderr
     bogus = tmp_path / "notes.pt"
     bogus.write_text("not a checkpoint")
-    bad = run_module(["gaitgraph.evaluate", f"ckpt_path={bogus}", f"paths.output_root={tmp_path}"], cwd=tmp_path)
+    bad = run_app("gaitgraph.evaluate", [f"ckpt_path={bogus}", f"paths.output_root={tmp_path}"])
     assert bad.returncode != 0 and "not a readable checkpoint" in bad.stderr and str(bogus) in bad.stderr
 
 

@@ -1,11 +1,14 @@
 """Experiment integrity, one test per finding of the integrity review, each through the real command line:
 nothing tunes on the test split, no run is lost or silently changed, weights load safely, memory is checked,
-bad configuration is refused before any work, and every mistake ends in one paragraph without a traceback."""
+bad configuration is refused before any work, and every mistake ends in one paragraph without a traceback.
+
+The Hydra apps run in this process (:func:`tests.conftest.run_app`: the same main, exit status and output); a
+new interpreter starts only where the process boundary is what is tested (a file-size limit, ``os._exit`` after a
+full disk, and one error of each other entry point)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import resource
 import subprocess
@@ -18,6 +21,7 @@ import torch
 from gaitgraph import ROOT
 from gaitgraph.engine.checkpoint import non_finite_keys
 
+from .conftest import AppResult, TrainedRun, run_app
 from .payload import CodePayload
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch.
@@ -55,11 +59,17 @@ def gaitgraph(
     )
 
 
-def train_args(tmp: Path, run: str, *extra: str) -> list[str]:
-    return [*TINY, f"hydra.run.dir={tmp / run}", f"paths.output_root={tmp}", f"paths.cache_dir={tmp / 'cache'}", *extra]
+def train_args(tmp: Path, run: str, *extra: str, cache: Path | None = None) -> list[str]:
+    cache = cache or tmp / "cache"
+    return [*TINY, f"hydra.run.dir={tmp / run}", f"paths.output_root={tmp}", f"paths.cache_dir={cache}", *extra]
 
 
-def one_paragraph(result: subprocess.CompletedProcess, kind: str, *phrases: str) -> str:
+def train_app(args: list[str]) -> AppResult:
+    """``python -m gaitgraph.train args``, in this process."""
+    return run_app("gaitgraph.train", args)
+
+
+def one_paragraph(result: subprocess.CompletedProcess | AppResult, kind: str, *phrases: str) -> str:
     """The run failed as a user mistake: exit 2, one short message of ``kind`` naming ``phrases``, no traceback."""
     text = result.stdout + result.stderr
     assert result.returncode == USAGE_EXIT, text[-3000:]
@@ -83,25 +93,26 @@ def digest(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """One finished 1-epoch run (the other tests resume, re-run or evaluate it)."""
-    tmp = tmp_path_factory.mktemp("integrity")
-    result = gaitgraph("train", train_args(tmp, "run"), tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "run"
+def rerun_args(run: TrainedRun, run_dir: Path, *extra: str) -> list[str]:
+    """The shared run's own command line, into ``run_dir``."""
+    return [
+        *run.overrides,
+        f"hydra.run.dir={run_dir}",
+        f"paths.output_root={run_dir.parent}",
+        f"paths.cache_dir={run.cache}",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
-def test_1_the_objective_is_validation_and_a_sweep_without_one_refuses(finished: Path, tmp_path: Path):
-    metrics = json.loads((finished / "metrics.json").read_text())
+def test_1_the_objective_is_validation_and_a_sweep_without_one_refuses(trained_run: TrainedRun, tmp_path: Path):
+    metrics = trained_run.metrics
     protocol = metrics["metric_protocol"]
     assert metrics["metric_name"] == "val/rank1"
     assert metrics["metric"] == pytest.approx(metrics["val"][protocol]["mean_rank1"])
     assert metrics["chance"] == pytest.approx(0.5)  # two validation subjects
     storage = tmp_path / "optuna"
-    result = gaitgraph(
-        "train",
+    result = train_app(
         [
             "-m",
             "hparams_search=optuna_small",
@@ -111,20 +122,19 @@ def test_1_the_objective_is_validation_and_a_sweep_without_one_refuses(finished:
             f"hparams_search.sqlite_path={storage}/s.db",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
-        tmp_path,
     )
     one_paragraph(result, "config error", "optimized_metric=", "no validation subjects", "legacy_test/rank1")
     assert not storage.exists() and not (tmp_path / "sweep").exists(), "refused before any study or trial"
 
 
 @pytest.mark.slow
-def test_2_a_nan_step_stops_the_run_and_leaves_the_last_good_checkpoint(tmp_path: Path):
+def test_2_a_nan_step_stops_the_run_and_leaves_the_last_good_checkpoint(tmp_path: Path, shared_cache: Path):
     poison = [
         "trainer.checkpoint_every_steps=1",
         "+callbacks.poison._target_=tests.engine.hooks.PoisonAtStep",
         "+callbacks.poison.step=3",
     ]
-    result = gaitgraph("train", train_args(tmp_path, "nan", *poison), tmp_path)
+    result = train_app(train_args(tmp_path, "nan", *poison, cache=shared_cache))
     one_paragraph(
         result,
         "training diverged",
@@ -135,56 +145,51 @@ def test_2_a_nan_step_stops_the_run_and_leaves_the_last_good_checkpoint(tmp_path
     )
     kept = torch.load(tmp_path / "nan" / "checkpoints" / "last.pt", weights_only=True)
     assert kept["step"] == 3 and non_finite_keys(kept["model"]) == []
-    # Exactly step 3 of the same run without the poison.
+    # Exactly step 3 of the same run without the poison (stopped by an exception right after that step).
     stop = [
         "trainer.checkpoint_every_steps=1",
-        "+callbacks.kill._target_=tests.engine.hooks.KillAtStep",
-        "+callbacks.kill.step=3",
+        "+callbacks.stop._target_=tests.engine.hooks.StopAtStep",
+        "+callbacks.stop.step=3",
     ]
-    gaitgraph("train", train_args(tmp_path, "clean", *stop), tmp_path)
+    assert train_app(train_args(tmp_path, "clean", *stop, cache=shared_cache)).returncode == 1
     clean = torch.load(tmp_path / "clean" / "checkpoints" / "last.pt", weights_only=True)
     assert clean["step"] == 3 and all(torch.equal(kept["model"][k], clean["model"][k]) for k in clean["model"])
 
 
 @pytest.mark.slow
-def test_3_a_rerun_into_a_used_directory_changes_nothing(finished: Path):
+def test_3_a_rerun_into_a_used_directory_changes_nothing(trained_run: TrainedRun, tmp_path: Path):
+    finished = trained_run.copy(tmp_path / "run")
     before = digest(finished)
-    result = gaitgraph("train", train_args(finished.parent, "run"), finished.parent)
+    result = train_app(rerun_args(trained_run, finished))
     one_paragraph(result, "run directory in use", str(finished), "trainer.resume=auto", "trainer.overwrite=true")
     assert digest(finished) == before
 
 
-@pytest.mark.slow
-def test_4_pretrained_weights_never_run_code(tmp_path: Path):
+def test_4_pretrained_weights_never_run_code(tmp_path: Path, shared_cache: Path):
     marker = tmp_path / "pwned"
     torch.save({"state_dict": CodePayload(marker)}, tmp_path / "evil.ckpt")
-    result = gaitgraph("train", train_args(tmp_path, "run", f"model.pretrained={tmp_path / 'evil.ckpt'}"), tmp_path)
+    result = train_app(train_args(tmp_path, "run", f"model.pretrained={tmp_path / 'evil.ckpt'}", cache=shared_cache))
     one_paragraph(result, "checkpoint error", "evil.ckpt")
     assert not marker.exists()
 
 
 @pytest.mark.slow
-def test_5_resume_is_exact_or_refuses(finished: Path, tmp_path: Path):
+def test_5_resume_is_exact_or_refuses(trained_run: TrainedRun, tmp_path: Path):
+    finished = trained_run.copy(tmp_path / "run")
     for changed, key in (
         ("trainer.batch_size=64", "trainer.batch_size: 32 -> 64"),
-        ("trainer.epochs=3", "trainer.epochs: 1 -> 3"),
+        ("trainer.epochs=3", "trainer.epochs: 10 -> 3"),
         ("model=resgcn_n39_r8", "model.structure"),
     ):
         before = digest(finished / "checkpoints")
-        result = gaitgraph(
-            "train", [*train_args(finished.parent, "run", "trainer.resume=auto"), changed], finished.parent
-        )
+        result = train_app(rerun_args(trained_run, finished, "trainer.resume=auto", changed))
         one_paragraph(result, "checkpoint error", "cannot resume", key, "A finished run is not extended")
         assert digest(finished / "checkpoints") == before
 
 
-@pytest.mark.slow
-def test_6_memory_is_estimated_before_training(tmp_path: Path):
-    result = gaitgraph(
-        "train",
-        train_args(tmp_path, "run", "trainer.memory.limit_gb=0.01", "trainer.activation_checkpointing=false"),
-        tmp_path,
-    )
+def test_6_memory_is_estimated_before_training(tmp_path: Path, shared_cache: Path):
+    limits = ["trainer.memory.limit_gb=0.01", "trainer.activation_checkpointing=false"]
+    result = train_app(train_args(tmp_path, "run", *limits, cache=shared_cache))
     one_paragraph(
         result,
         "not enough memory",
@@ -196,7 +201,6 @@ def test_6_memory_is_estimated_before_training(tmp_path: Path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -209,17 +213,16 @@ def test_6_memory_is_estimated_before_training(tmp_path: Path):
     ],
 )
 def test_8_bad_configuration_is_refused_before_any_data_is_read(tmp_path: Path, override: str, message: str):
-    result = gaitgraph("train", train_args(tmp_path, "run", override), tmp_path)
+    result = train_app(train_args(tmp_path, "run", override))
     one_paragraph(result, "config error", message)
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
-@pytest.mark.slow
 def test_8_a_type_error_fails_while_composing_and_a_window_longer_than_the_data_is_named(tmp_path: Path):
-    typed = gaitgraph("train", train_args(tmp_path, "run", "trainer.epochs=abc"), tmp_path)
+    typed = train_app(train_args(tmp_path, "run", "trainer.epochs=abc"))
     assert typed.returncode != 0 and "Traceback" not in typed.stderr and "trainer.epochs" in typed.stderr
     assert "could not be converted to Integer" in typed.stderr and not (tmp_path / "cache").exists()
-    long = gaitgraph("train", train_args(tmp_path, "run", "dataset.sequence_length=500"), tmp_path)
+    long = train_app(train_args(tmp_path, "run", "dataset.sequence_length=500"))
     one_paragraph(long, "config error", "dataset.sequence_length=500: expected at most 68")
 
 
@@ -237,7 +240,7 @@ def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp
 
 
 @pytest.mark.slow
-def test_9_the_other_entry_points_report_without_traceback(finished: Path, tmp_path: Path):
+def test_9_the_other_entry_points_report_without_traceback(tmp_path: Path):
     (tmp_path / "junk.pt").write_text("junk")
     paths = [f"paths.output_root={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}"]
     one_paragraph(

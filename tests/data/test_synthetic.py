@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 
 from gaitgraph.data.casia_b import CasiaBReader
 from gaitgraph.data.synthetic import format_rows, generate_casia_b, generate_oumvlp
+
+from ..conftest import run_app, run_console
 
 
 def test_format_rows_matches_python_formatting():
@@ -62,13 +61,12 @@ def test_oumvlp_refuses_to_overwrite(tmp_path):
     assert (root / "ID_list.csv").is_file()
 
 
-def test_cli_writes_both_formats(tmp_path):
+def test_console_script_writes_both_formats(tmp_path):
+    """``gaitgraph-synthetic`` in a new process: the smoke test of the console script."""
     out = tmp_path / "syn"
-    subprocess.run(
+    done = run_console(
+        "gaitgraph-synthetic",
         [
-            sys.executable,
-            "-m",
-            "gaitgraph.data.synthetic",
             "format=both",
             f"out_dir={out}",
             "casia_b.n_subjects=1",
@@ -78,10 +76,9 @@ def test_cli_writes_both_formats(tmp_path):
             "oumvlp.n_views=1",
             "oumvlp.frames=5",
         ],
-        check=True,
-        capture_output=True,
-        text=True,
+        cwd=tmp_path,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
     assert len(CasiaBReader(out / "casia-b").read()) == 10 * 2
     assert (out / "oumvlp" / "ID_list.csv").is_file()
     assert {p.name for p in (out / "oumvlp").iterdir()} == {"openpose", "alphapose", "ID_list.csv"}
@@ -89,11 +86,9 @@ def test_cli_writes_both_formats(tmp_path):
 
 def test_cli_writes_the_pickle_layouts(tmp_path):
     out = tmp_path / "syn"
-    subprocess.run(
+    done = run_app(
+        "gaitgraph.data.synthetic",
         [
-            sys.executable,
-            "-m",
-            "gaitgraph.data.synthetic",
             "format=all",
             f"out_dir={out}",
             "casia_b.n_subjects=1",
@@ -109,10 +104,8 @@ def test_cli_writes_the_pickle_layouts(tmp_path):
             "grew.n_test=1",
             "gait3d.n_subjects=4",
         ],
-        check=True,
-        capture_output=True,
-        text=True,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
     assert len(list((out / "casia-b-pkl").rglob("*.pkl"))) == 10 * 2
     assert (out / "grew" / "GREW.json").is_file() and (out / "grew" / "probe" / "03").is_dir()
     assert (out / "gait3d" / "Gait3D.json").is_file() and len(list((out / "gait3d").glob("000[0-3]"))) == 4

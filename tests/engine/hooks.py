@@ -32,3 +32,19 @@ class PoisonAtStep(Callback):
         if trainer.state.step == self.step:
             with torch.no_grad():
                 next(trainer.network.parameters()).view(-1)[0] = float("nan")
+
+
+class Stopped(Exception):
+    """What :class:`StopAtStep` raises."""
+
+
+class StopAtStep(Callback):
+    """Raise :class:`Stopped` right after optimisation step ``step`` (its checkpoint, if any, is written first): a
+    run ends there as if killed, in a process that goes on (in-process tests)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if trainer.state.step == self.step:
+            raise Stopped(f"stopped after step {self.step}")

@@ -1,5 +1,6 @@
 """Exact resume: a run killed mid-epoch (at a chosen step, by a callback) and resumed ends with the same weights,
-the same epoch losses and the same history as an uninterrupted run."""
+the same epoch losses and the same history as an uninterrupted run. The killed run is a process of its own (SIGKILL);
+the uninterrupted and the resumed one run their command lines in this process (tests/conftest.py run_app)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import torch
 from gaitgraph import ROOT
 from gaitgraph.engine.checkpoint import resume_path
 from gaitgraph.errors import CheckpointError
+
+from ..conftest import run_app
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch; a mid-epoch checkpoint every 2 steps.
 TINY = [
@@ -33,18 +36,15 @@ TINY = [
 KILL = ["+callbacks.kill._target_=tests.engine.hooks.KillAtStep", "+callbacks.kill.step=8"]
 
 
-def _run(run_dir: Path, cache: Path, extra: list[str]) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "gaitgraph.train",
-        *TINY,
-        f"hydra.run.dir={run_dir}",
-        f"paths.cache_dir={cache}",
-        f"paths.output_root={run_dir.parent}",
-        *extra,
-    ]
+def _args(run_dir: Path, cache: Path, extra: list[str]) -> list[str]:
+    where = [f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}", f"paths.output_root={run_dir.parent}"]
+    return [*TINY, *where, *extra]
+
+
+def _killed(run_dir: Path, cache: Path, extra: list[str]) -> subprocess.CompletedProcess:
+    """``python -m gaitgraph.train`` in a new process (the callback SIGKILLs it)."""
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "gaitgraph.train", *_args(run_dir, cache, extra)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -60,19 +60,19 @@ def test_resume_path(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path: Path):
-    cache = tmp_path / "cache"
+def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path: Path, shared_cache: Path):
+    cache = shared_cache
     straight = tmp_path / "straight"
-    done = _run(straight, cache, [])
+    done = run_app("gaitgraph.train", _args(straight, cache, []))
     assert done.returncode == 0, done.stderr[-3000:]
 
     resumed = tmp_path / "resumed"
-    killed = _run(resumed, cache, ["trainer.resume=auto", *KILL])
+    killed = _killed(resumed, cache, ["trainer.resume=auto", *KILL])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     saved = torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)
     assert (saved["step"], saved["epoch"], saved["batches"]["position"]) == (8, 1, 2)
 
-    again = _run(resumed, cache, ["trainer.resume=auto"])  # callbacks are operational: no recipe change
+    again = run_app("gaitgraph.train", _args(resumed, cache, ["trainer.resume=auto"]))  # callbacks: no recipe change
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from" in (resumed / "train.log").read_text()
 
