@@ -4,11 +4,13 @@ dataset config preprocesses its data (joint-layout conversion, then normalisatio
 
 ``input_format``: ``auto`` (decided from the path by each format's test, in registry order), or a format name of
 :data:`gaitgraph.data.formats.FORMATS`: ``psymo``, ``oumvlp``, ``casia_b_pkl``, ``grew``, ``gait3d``,
-``casia_b`` and any format registered by the user's own module.
+``casia_b``; or ``<module>:<name>`` for a format the user's own module registers (imported first, as a model
+config's ``_target_`` is).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,7 @@ def read_input(inputs: str | Sequence[str], input_format: str, dataset_cfg: Dict
     paths = [Path(p).expanduser() for p in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
     if not paths:
         raise ConfigError("input", inputs, "pose files or folders, e.g. input=data/psymo10 or input=[a.csv,b.csv]")
-    if input_format != "auto" and input_format not in FORMATS:
-        raise ConfigError("input_format", input_format, f"auto or one of {sorted(FORMATS)}")
+    input_format = _registered(input_format)
     parts = []
     for path in paths:
         if not path.exists():
@@ -44,6 +45,21 @@ def read_input(inputs: str | Sequence[str], input_format: str, dataset_cfg: Dict
         raw = fmt.open(path, _policy(fmt, dataset_cfg), skeleton).read()
         parts.append(normalize(convert_layout(raw, skeleton), skeleton, dataset_cfg.preprocess.normalize))
     return parts[0] if len(parts) == 1 else PoseSet.concat(parts)
+
+
+def _registered(input_format: str) -> str:
+    """The format name of ``input_format``, importing the module of a ``<module>:<name>`` first."""
+    module, _, name = str(input_format).rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(
+                "input_format", input_format, "<module>:<format> naming an importable module", hint=str(err)
+            ) from err
+    if name != "auto" and name not in FORMATS:
+        raise ConfigError("input_format", input_format, f"auto, <module>:<format> or one of {sorted(FORMATS)}")
+    return name
 
 
 def _policy(fmt: PoseFormat, dataset_cfg: DictConfig) -> dict[str, Any]:

@@ -133,7 +133,11 @@ def test_predict_reads_a_pose_format_registered_by_a_test_module(tmp_path: Path,
     for i in range(len(raw)):
         np.save(tmp_path / "toy" / f"7_{i}.toy.npy", raw.sequence(i))
     assert detect_format(tmp_path / "toy") == toys.TOY_FORMAT.name
-    written = _predict(tmp_path / "run", ckpt, f"input={tmp_path / 'toy'}", f"gallery={gallery}")
-    table = pd.read_csv(written["identities"])
-    assert len(table) == len(raw) == 4 and (table["identity_1"] == 7).all()
-    assert np.allclose(table["distance_1"], 0.0, atol=1e-3) and (table["distance_1"] * 10 < table["distance_2"]).all()
+    for input_format in ("auto", "tests.toys:toy_npy"):
+        run = [f"input={tmp_path / 'toy'}", f"input_format={input_format}", f"gallery={gallery}"]
+        table = pd.read_csv(_predict(tmp_path / input_format, ckpt, *run)["identities"])
+        assert len(table) == len(raw) == 4 and (table["identity_1"] == 7).all()
+        assert np.allclose(table["distance_1"], 0.0, atol=1e-3)
+        assert (table["distance_1"] * 10 < table["distance_2"]).all()
+    with pytest.raises(ConfigError, match=r"input_format='no_such_module:toy_npy': expected <module>:<format>"):
+        _predict(tmp_path / "bad", ckpt, f"input={tmp_path / 'toy'}", "input_format=no_such_module:toy_npy")
