@@ -100,22 +100,40 @@ def plot_vs_param(runs: pd.DataFrame, key: str, path: Path, refs: References, lo
     return save_figure(fig, path, dpi=DPI)
 
 
+def _wrapped(text: str, width: int) -> str:
+    """``text`` in lines of at most ``width`` characters, broken after dots and spaces (a config key such as
+    ``optimizer.optimizer.weight_decay`` keeps its words whole) and inside a word only when it is longer."""
+    lines, line = [], ""
+    parts = (word[i : i + width] for word in re.split(r"(?<=[. ])", text) for i in range(0, len(word), width))
+    for part in parts:
+        if line and len(line) + len(part) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += part
+    return "\n".join([*lines, line.rstrip()])
+
+
 def plot_importances(importances: dict[str, float], method: str, n_trials: int, title: str, path: Path) -> Path:
-    """Horizontal bars, most important on top; the number of trials they rest on is in the title."""
+    """Horizontal bars, most important on top; the number of trials they rest on is in the title. Long parameter
+    names and titles are wrapped, so nothing is cut at the fixed size."""
     keys = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
-    bars = ax.barh(keys, [importances[k] for k in keys])
+    bars = ax.barh([_wrapped(k, 28) for k in keys], [importances[k] for k in keys])
     ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     ax.set_xlim(0, max(1.0, max(importances.values(), default=0) * 1.15))
+    ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel(f"importance ({method})")
     few = " (few trials: noisy)" if n_trials < 20 else ""
-    ax.set_title(f"{title}: {n_trials} completed trials{few}", fontsize=9)
+    fig.suptitle(f"{_wrapped(title, 64)}\n{n_trials} completed trials{few}", fontsize=9)
     return save_figure(fig, path, dpi=DPI)
 
 
-def plot_optuna(study: object, out: Path, params: list[str]) -> dict[str, Path]:
+def plot_optuna(
+    study: object, out: Path, params: list[str], objective: str = "objective (rank-1 %)"
+) -> dict[str, Path]:
     """Optuna's own optimisation history and slice plots (matplotlib backend), at fixed sizes: the figures are
-    created at that size with constrained layout, so Optuna's colour bar and labels are placed for it."""
+    created at that size with constrained layout, so Optuna's colour bar and labels are placed for it.
+    ``objective`` labels the value axis (trial values are percentages)."""
     import optuna.visualization.matplotlib as ovm
 
     written = {}
@@ -123,11 +141,25 @@ def plot_optuna(study: object, out: Path, params: list[str]) -> dict[str, Path]:
         fig = ovm.plot_optimization_history(study).figure
     written["optuna_history"] = save_figure(fig, out / "optuna_history.png", dpi=DPI)
     if params:
-        size = (max(FIGSIZE[0], SLICE_WIDTH * len(params)), FIGSIZE[1])
-        with plt.rc_context({"figure.figsize": size, "figure.constrained_layout.use": True}):
-            fig = np.atleast_1d(ovm.plot_slice(study, params=params)).flat[0].figure
-        written["optuna_slice"] = save_figure(fig, out / "optuna_slice.png", dpi=DPI)
+        # Optuna gives each of several panels half the rc width; one panel gets the whole width.
+        width = FIGSIZE[0] if len(params) == 1 else 2 * SLICE_WIDTH
+        with plt.rc_context({"figure.figsize": (width, FIGSIZE[1]), "figure.constrained_layout.use": True}):
+            axes = np.atleast_1d(ovm.plot_slice(study, params=params))
+        _readable_slices(axes, objective)
+        written["optuna_slice"] = save_figure(axes.flat[0].figure, out / "optuna_slice.png", dpi=DPI)
     return written
+
+
+def _readable_slices(axes: np.ndarray, objective: str) -> None:
+    """Slice panels whose labels do not run into each other: small slanted ticks, wrapped parameter names, the
+    objective named on the shared y axis, and a title that says what the points are."""
+    for ax in axes.flat:
+        ax.tick_params(axis="x", labelsize=7, labelrotation=30)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlabel(_wrapped(ax.get_xlabel(), 26), fontsize=8)
+        ax.set_ylabel("")
+    axes.flat[0].set_ylabel(objective, fontsize=8)
+    axes.flat[0].figure.suptitle("objective of each trial against each swept parameter", fontsize=9)
 
 
 def expected_size(name: str, n_params: int = 1) -> tuple[int, int]:

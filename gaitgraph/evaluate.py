@@ -60,7 +60,8 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
         tracker.log_metrics({"test/mean_rank1": metric})
         for name, result in results.items():
             tracker.log_table(f"test/{name}/table", result.table)
-            tracker.log_image(f"test/{name}/heatmap", written[name]["png"])
+            if "png" in written[name]:  # a retrieval protocol without scored probes draws no curve
+                tracker.log_image(f"test/{name}/heatmap", written[name]["png"])
         log.info("mean rank-1 (%s%s): %.1f%%", protocol, ", TTA" if cfg.tta else "", metric * 100)
         log.info("run directory: %s", run_dir)
         return metric

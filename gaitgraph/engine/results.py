@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from gaitgraph.data.poseset import PoseSet
@@ -104,7 +105,7 @@ def finish(
         log.info(
             "test results [%s]:\n%s", name, table_text(result, f"{title} [{name}]", baseline.get("test", {}).get(name))
         )
-    plot_training_curves(trainer.state.history, run_dir / "curves.png", title=f"{cfg.task_name}: {run_dir.name}")
+    _plot_curves(cfg, run_dir, trainer.state.history, splits, baseline)
     value = objective(cfg.optimized_metric, val, test, cfg.metric_protocol)
     metric_split = "test" if cfg.optimized_metric.startswith("legacy_test") else "val"
     protocol, test_rank1 = pipeline.selection_metric(test, cfg.metric_protocol)
@@ -129,6 +130,23 @@ def finish(
     log.info(_summary_line(cfg, protocol, test_rank1, baseline.get("test"), value))
     log.info("run directory: %s", run_dir)
     return None if value is None else value * 100
+
+
+def _plot_curves(
+    cfg: DictConfig, run_dir: Path, history: list, splits: Any, baseline: dict[str, dict[str, EvalResult]]
+) -> None:
+    """curves.png, titled with the model and the dataset; the selection split's rank-1 beside its chance level
+    and the pose baseline's score on it."""
+    split = "test" if cfg.trainer.selection == "legacy_test" else "val"
+    references = {"chance": chance_level(getattr(splits, split))}
+    if baseline.get(split):
+        references["pose baseline"] = pipeline.selection_metric(baseline[split], cfg.metric_protocol)[1]
+    model = cfg.model._target_.rsplit(".", 1)[-1]
+    if HydraConfig.initialized():  # the option's name (resgcn_n39_r8) says more than the class (ResGCN)
+        model = HydraConfig.get().runtime.choices.get("model") or model
+    title = f"{model} on {cfg.dataset.name}: training curves ({cfg.task_name})"
+    levels = {k: v for k, v in references.items() if v is not None}
+    plot_training_curves(history, run_dir / "curves.png", title=title, references=levels)
 
 
 def _baselines(cfg: DictConfig, splits: Any) -> dict[str, dict[str, EvalResult]]:
@@ -161,5 +179,6 @@ def _tell(logger: Any, metrics: dict[str, Any], test: dict[str, EvalResult], wri
     logger.log_metrics(final)
     for name, result in test.items():
         logger.log_table(f"test/{name}/table", result.table)
-        logger.log_image(f"test/{name}/heatmap", written[name]["png"])
+        if "png" in written[name]:  # a retrieval protocol without scored probes draws no curve
+            logger.log_image(f"test/{name}/heatmap", written[name]["png"])
     logger.log_artifact(run_dir / "checkpoints" / BEST, name="model", kind="model")

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from gaitgraph.utils import atomic_write  # noqa: E402
 
@@ -23,10 +24,17 @@ LR_KEYS = ("train/lr",)
 RANK1_KEYS = ("val/rank1", "test_selection/rank1")
 
 
+def figure_title(fig: Figure) -> str:
+    """The figure's title (``suptitle``), else the first panel's, else empty."""
+    return fig.get_suptitle() or next((ax.get_title() for ax in fig.axes if ax.get_title()), "")
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = CURVES_DPI, tight: bool = False) -> Path:
-    """Write ``fig`` as PNG atomically and close it; ``tight`` crops to the drawn content (size then varies)."""
+    """Write ``fig`` as PNG atomically and close it; ``tight`` crops to the drawn content (size then varies).
+    The title goes into the PNG's ``Title`` text chunk too, so a script can tell the pictures apart."""
     extra = {"bbox_inches": "tight"} if tight else {}
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, **extra))
+    metadata = {"Title": figure_title(fig).replace("\n", " ")}
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata, **extra))
     plt.close(fig)
     return Path(path)
 
@@ -52,12 +60,20 @@ def _panel(
     scale: float = 1.0,
     log: bool = False,
     best: str | None = None,
+    lines: dict[str, float] | None = None,
 ) -> None:
-    """One metric over epochs; an empty panel says which keys it looked for. ``best``: mark the max or min."""
+    """One metric over epochs (whole-epoch ticks); an empty panel says which keys it looked for. ``best``: mark
+    the max or min. ``lines``: label -> level (same unit as the values, times ``scale``) drawn across."""
     key, x, y = _series(history, keys)
     ax.set_xlabel("epoch")
+    epochs = [float(r.get("epoch", i + 1)) for i, r in enumerate(history)]
+    if epochs:  # every panel spans all epochs, and at least one, so the ticks are whole epochs
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    for (label, level), style in zip((lines or {}).items(), (":", "--", "-.")):
+        ax.axhline(level * scale, color="grey", linestyle=style, linewidth=1, label=f"{label} {level * scale:.1f}")
     if key is None:
         ax.text(
             0.5,
@@ -72,7 +88,7 @@ def _panel(
         return
     y = [v * scale for v in y]
     ax.plot(x, y, "o-" if len(x) < 30 else "-", markersize=3, label=key)
-    ax.margins(x=0.05, y=0.15)  # room for the best-value note
+    ax.margins(y=0.15)  # room for the best-value note
     if log and all(v > 0 for v in y):
         ax.set_yscale("log")
     if best is not None:
@@ -88,13 +104,21 @@ def _panel(
     ax.legend(fontsize=7, loc="best")
 
 
-def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path:
+def plot_training_curves(
+    history: Sequence[dict[str, Any]],
+    path: str | Path,
+    title: str | None = None,
+    references: dict[str, float] | None = None,
+) -> Path:
     """One PNG of per-epoch records (``epoch``, ``train/loss_epoch``, ``train/lr``, ``val/rank1``, ...; any may be
-    missing): loss, learning rate (log axis) and validation rank-1 (%) side by side. Written atomically."""
+    missing): loss, learning rate (log axis) and validation rank-1 (%) side by side. ``references``: levels of
+    the selection split's rank-1 to read it against, as fractions (``{"chance": 0.5, "pose baseline": 0.4}``).
+    Written atomically."""
     fig, axes = plt.subplots(1, 3, figsize=CURVES_INCHES, layout="constrained")
     _panel(axes[0], history, LOSS_KEYS, "training loss (epoch mean)", best="min")
     _panel(axes[1], history, LR_KEYS, "learning rate", log=True)
-    _panel(axes[2], history, RANK1_KEYS, "rank-1 % (selection split)", scale=100.0, best="max")
+    rank1 = "rank-1 % (selection split)"
+    _panel(axes[2], history, RANK1_KEYS, rank1, scale=100.0, best="max", lines=references)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

@@ -51,17 +51,21 @@ def print_retrieval(
 
 
 def save_retrieval(result: RetrievalResult, out_dir: Path, prefix: str = "") -> dict[str, Path]:
-    """Write ``{prefix}results.csv``, ``{prefix}results.json``, ``{prefix}cmc.png`` and, for a submission
-    protocol, ``{prefix}submission.csv`` (``videoId,rank1,...,rank20``); each file complete or absent."""
+    """Write ``{prefix}results.csv``, ``{prefix}results.json``, ``{prefix}cmc.png`` (only when some probe was
+    scored: a submission protocol, whose probe identities are not published, has no curve to draw) and, for a
+    submission protocol, ``{prefix}submission.csv`` (``videoId,rank1,...,rank20``); each file complete or absent."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = {"csv": "results.csv", "json": "results.json", "png": "cmc.png"}
+    names = {"csv": "results.csv", "json": "results.json"}
+    if any(math.isfinite(v) for v in result.rank_rates.values()):
+        names["png"] = "cmc.png"
     if result.submission is not None:
         names["submission"] = "submission.csv"
     paths = {kind: out_dir / f"{prefix}{name}" for kind, name in names.items()}
     atomic_write(paths["csv"], lambda tmp: result.table.to_csv(tmp, float_format="%.6f"))
     atomic_write(paths["json"], lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
-    atomic_write(paths["png"], lambda tmp: _cmc_plot(result, tmp))
+    if "png" in paths:
+        atomic_write(paths["png"], lambda tmp: _cmc_plot(result, tmp))
     if result.submission is not None:
         atomic_write(paths["submission"], lambda tmp: result.submission.to_csv(tmp, index=False))
     return paths
