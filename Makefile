@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install train test test-fast lint format clean-cache sweep reproduce-casia-b reproduce-oumvlp-openpose \
+.PHONY: help install train test test-fast lint format clean-cache sweep dashboard reproduce-casia-b reproduce-oumvlp-openpose \
 	reproduce-oumvlp-alphapose reproduce-grew reproduce-gait3d check-casia-b-data check-oumvlp-openpose-data \
 	check-oumvlp-alphapose-data check-grew-data check-gait3d-data
 
@@ -29,7 +29,7 @@ install: $(STAMP) ## Create .venv and install the package editable with its exac
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@# This machine's pip config lists extra local indexes that may not exist: hide only those warnings.
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,postgres,slurm,dev]" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,postgres,slurm,dev,dashboard]" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 	$(BIN)/pip check
 	touch $(STAMP)
 
@@ -65,6 +65,13 @@ sweep: install ## A few-minute Optuna sweep on PsyMo-10 (hparams_search=optuna_s
 	$(BIN)/python -m gaitgraph.train -m hparams_search=optuna_small hydra.sweep.dir=$(SWEEP_DIR) $(ARGS)
 	$(BIN)/python scripts/compare_runs.py $(SWEEP_DIR)
 	$(BIN)/python scripts/seed_check.py $(SWEEP_DIR)
+
+# `make dashboard SWEEP_DIR=outputs/multirun/<date>/<time>`: the sweep's Optuna study in the browser (127.0.0.1 only).
+DASHBOARD_PORT ?= 8080
+
+dashboard: install ## Serve optuna-dashboard for the study of SWEEP_DIR (a sweep folder) on http://127.0.0.1:DASHBOARD_PORT
+	@test "$(origin SWEEP_DIR)" != file || { echo "error: name the sweep: make dashboard SWEEP_DIR=outputs/multirun/<date>/<time>" >&2; exit 2; }
+	$(BIN)/python scripts/dashboard.py $(SWEEP_DIR) --port $(DASHBOARD_PORT)
 
 # The dataset checks run before `install` and training, so a missing dataset stops the target at once.
 check-casia-b-data:
