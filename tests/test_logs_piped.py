@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gaitgraph.errors import ConfigError
@@ -74,6 +75,8 @@ def test_the_piped_runs_trackers_have_hparams_steps_and_one_point_per_step(piped
     assert events.PluginTagToContent("hparams"), "TensorBoard's HParams tab has the run"
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     assert b"resgcn_n21_r8" in content and b"psymo10" in content
+    with Image.open(run_dir / "curves.png") as image:  # the picture says what ran, not when
+        assert image.info["Title"] == "resgcn_n21_r8 on psymo10: training curves (debug)"
 
 
 def test_progress_lines_and_their_settings(monkeypatch, capsys):
