@@ -14,7 +14,7 @@ import pandas as pd
 
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.readers import FolderReader, clip_confidences, keypoint_boxes, load_json, number_rows
-from gaitgraph.errors import DatasetFormatError
+from gaitgraph.errors import ConfigError, DatasetFormatError
 
 SOURCES = ("openpose", "alphapose")
 VIEWS = tuple(f"{v:03d}" for v in (*range(0, 91, 15), *range(180, 271, 15)))
@@ -53,7 +53,9 @@ class OumvlpReader(FolderReader):
     ) -> None:
         super().__init__(root, min_frames, short_policy, workers)
         if source not in SOURCES:
-            raise ValueError(f"OUMVLP-Pose source must be one of {SOURCES}, got {source!r}")
+            raise ConfigError(
+                "dataset.reader.source", source, f"one of {', '.join(SOURCES)} (keypoints=openpose|alphapose)"
+            )
         self.source = source
         self.id_list = self.root / "ID_list.csv"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.errors import ConfigError
 from gaitgraph.skeletons import Skeleton
 
 #: Torso length after ``center_scale``: about the torso of a walker in CASIA-B's 320x240 frames, so
@@ -30,7 +31,7 @@ def normalize(poses: PoseSet, skeleton: Skeleton, method: str = "none") -> PoseS
     if method == "none":
         return poses
     if method != "center_scale":
-        raise ValueError(f"unknown normalisation '{method}': expected 'none' or 'center_scale'")
+        raise ConfigError("dataset.preprocess.normalize", method, "'none' or 'center_scale'")
     xy = poses.frames[..., :2]
     hip = xy[:, skeleton.hips].mean(axis=1)
     shoulder = xy[:, skeleton.shoulders].mean(axis=1)

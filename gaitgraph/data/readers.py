@@ -89,9 +89,9 @@ class PoseReader(ABC):
 
     def __init__(self, root: str | Path, min_frames: int = 1, short_policy: str = "drop") -> None:
         if short_policy not in SHORT_POLICIES:
-            raise ValueError(f"short_policy must be one of {SHORT_POLICIES}, got {short_policy!r}")
+            raise ConfigError("dataset.reader.short_policy", short_policy, f"one of {', '.join(SHORT_POLICIES)}")
         if int(min_frames) < 1:
-            raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+            raise ConfigError("dataset.reader.min_frames", min_frames, "an integer >= 1")
         self.root = Path(root)
         self.min_frames = int(min_frames)
         self.short_policy = short_policy

@@ -179,16 +179,18 @@ def normalized_embeddings(embeddings: np.ndarray | torch.Tensor, meta: pd.DataFr
 
 def _split(meta: pd.DataFrame, protocol: Protocol, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gallery mask, probe rows and their condition index (a row may serve several probe conditions)."""
-    where = f"protocol '{protocol.name}'"
-    gallery = select(meta, protocol.gallery, f"{where} gallery") & scored
+    where = f"dataset.protocols.{protocol.name}"
+    gallery = select(meta, protocol.gallery, f"{where}.gallery") & scored
     rows, conds = [], []
     for c, name in enumerate(protocol.probes):
-        mask = select(meta, protocol.probes[name], f"{where} probe '{name}'") & scored
+        mask = select(meta, protocol.probes[name], f"{where}.probes.{name}") & scored
         both = np.flatnonzero(mask & gallery)
         if len(both):
-            raise ValueError(
-                f"{where}: probe '{name}' shares {len(both)} sequences with the gallery (e.g. meta row {both[0]}); "
-                "a probe would match itself"
+            raise ConfigError(
+                f"{where}.probes.{name}",
+                protocol.probes[name],
+                f"probes apart from the gallery: {len(both)} sequences are in both (e.g. meta row {both[0]}), "
+                "a probe would match itself",
             )
         rows.append(np.flatnonzero(mask))
         conds.append(np.full(len(rows[-1]), c))
@@ -329,9 +331,11 @@ def _aggregate(
     table = _table(rank1, protocol.exclude_identical_view, conditions, views)
     map_table = _table(mean_ap, protocol.exclude_identical_view, conditions, views)
     if table["mean"].isna().all():
-        raise ValueError(
-            f"protocol '{protocol.name}': no cell holds any probe (views {views}, exclude_identical_view="
-            f"{protocol.exclude_identical_view}, missing_gallery={protocol.missing_gallery}); nothing to score"
+        raise ConfigError(
+            f"dataset.protocols.{protocol.name}",
+            protocol.name,
+            f"a protocol with some probe to score: no cell holds one (views {views}, exclude_identical_view="
+            f"{protocol.exclude_identical_view}, missing_gallery={protocol.missing_gallery}); nothing to score",
         )
     return EvalResult(
         protocol=protocol.name,

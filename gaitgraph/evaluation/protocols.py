@@ -51,25 +51,23 @@ class Protocol:
     def from_config(cls, name: str, spec: Mapping[str, Any]) -> Protocol:
         """Build from one entry of a dataset config's ``protocols:`` mapping (dict or DictConfig)."""
         spec = plain(spec)
-        where = f"protocol '{name}'"
+        where = f"dataset.protocols.{name}"
         unknown = set(spec) - _SPEC_KEYS
         if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(_SPEC_KEYS)}")
+            raise ConfigError(where, sorted(spec), f"some of {sorted(_SPEC_KEYS)} (unknown keys {sorted(unknown)})")
         for key in ("gallery", "probes", "exclude_identical_view"):
             if key not in spec:
-                raise ValueError(f"{where}: missing key '{key}'")
+                raise ConfigError(f"{where}.{key}", None, f"a value (missing key '{key}')")
         if not isinstance(spec["probes"], dict) or not spec["probes"]:
-            raise ValueError(
-                f"{where}: 'probes' must be a non-empty mapping condition -> query, found {spec['probes']!r}"
-            )
+            raise ConfigError(f"{where}.probes", spec["probes"], "a non-empty mapping condition -> query")
         missing = spec.get("missing_gallery", "fail")
         if missing not in ("fail", "skip"):
-            raise ValueError(f"{where}: missing_gallery must be 'fail' or 'skip', found {missing!r}")
+            raise ConfigError(f"{where}.missing_gallery", missing, "'fail' or 'skip'")
         views = spec.get("views")
         return cls(
             name=name,
-            gallery=_query(spec["gallery"], f"{where} gallery"),
-            probes={str(c): _query(q, f"{where} probe '{c}'") for c, q in spec["probes"].items()},
+            gallery=_query(spec["gallery"], f"{where}.gallery"),
+            probes={str(c): _query(q, f"{where}.probes.{c}") for c, q in spec["probes"].items()},
             exclude_identical_view=bool(spec["exclude_identical_view"]),
             missing_gallery=missing,
             views=None if views is None else [str(v) for v in views],
@@ -169,12 +167,14 @@ def select(meta: pd.DataFrame, query: Mapping[str, list[Any]], what: str) -> np.
     mask = np.ones(len(meta), dtype=bool)
     for col, allowed in query.items():
         if col not in meta.columns:
-            raise ValueError(f"{what}: column '{col}' is not in the metadata (columns: {list(meta.columns)})")
+            raise ConfigError(
+                what, dict(query), f"a query of metadata columns {list(meta.columns)} (no column '{col}')"
+            )
         column = meta[col]
         mask &= column.isin(_cast(allowed, column, what, col)).to_numpy()
     if not mask.any():
         found = {col: sorted(map(str, meta[col].unique()))[:20] for col in query}
-        raise ValueError(f"{what}: query {dict(query)} matches no sequence; values present: {found}")
+        raise ConfigError(what, dict(query), f"a query that matches some sequence; values present: {found}")
     return mask
 
 
@@ -183,13 +183,13 @@ def _cast(values: list[Any], column: pd.Series, what: str, col: str) -> list[Any
         try:
             return [int(v) for v in values]
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{what}: column '{col}' holds integers, found values {values!r}") from err
+            raise ConfigError(what, values, f"integers (column '{col}' holds integers)") from err
     return [str(v) for v in values]
 
 
 def _query(query: Any, what: str) -> dict[str, list[Any]]:
     if not isinstance(query, dict):
-        raise ValueError(f"{what}: expected a mapping column -> list of values, found {query!r}")
+        raise ConfigError(what, query, "a mapping column -> list of values")
     out = {}
     for col, values in query.items():
         out[str(col)] = list(values) if isinstance(values, (list, tuple)) else [values]

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gaitgraph.errors import ConfigError
 from gaitgraph.evaluation.metrics import BLOCK_ELEMENTS, _num, normalized_embeddings
 from gaitgraph.evaluation.protocols import RetrievalProtocol, select
 
@@ -136,20 +137,29 @@ def evaluate_retrieval(
     if protocol.submission:
         result.submission = submission_table(meta["source"].to_numpy()[probe_rows], torch.cat(nearest).numpy())
     elif result.n_scored == 0:
-        raise ValueError(f"protocol '{protocol.name}': no probe has a true match in the gallery; nothing to score")
+        raise ConfigError(
+            f"dataset.protocols.{protocol.name}",
+            protocol.name,
+            "a protocol with some probe to score: no probe has a true match in the gallery; nothing to score",
+            hint="missing_gallery: skip scores only the probes with a match; or check the gallery query",
+        )
     return result
 
 
 def split_rows(meta: pd.DataFrame, protocol: RetrievalProtocol) -> tuple[np.ndarray, np.ndarray]:
     """Row numbers of the probes and of the gallery (``gallery: others`` = every non-probe row)."""
-    where = f"protocol '{protocol.name}'"
-    probes = select(meta, protocol.probes, f"{where} probes")
-    gallery = ~probes if protocol.gallery is None else select(meta, protocol.gallery, f"{where} gallery")
+    where = f"dataset.protocols.{protocol.name}"
+    probes = select(meta, protocol.probes, f"{where}.probes")
+    gallery = ~probes if protocol.gallery is None else select(meta, protocol.gallery, f"{where}.gallery")
     both = np.flatnonzero(probes & gallery)
     if len(both):
-        raise ValueError(f"{where}: the probes share {len(both)} sequences with the gallery (e.g. meta row {both[0]})")
+        raise ConfigError(
+            f"{where}.probes",
+            protocol.probes,
+            f"probes apart from the gallery: {len(both)} sequences are in both (e.g. meta row {both[0]})",
+        )
     if not gallery.any():
-        raise ValueError(f"{where}: the gallery holds no sequence")
+        raise ConfigError(f"{where}.gallery", protocol.gallery or "others", "a gallery that holds some sequence")
     return np.flatnonzero(probes), np.flatnonzero(gallery)
 
 

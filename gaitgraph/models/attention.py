@@ -176,11 +176,11 @@ def joint_parts(parts: list[list[int]], num_joints: int) -> torch.Tensor:
     for p, joints in reversed(list(enumerate(parts))):
         for j in joints:
             if not 0 <= j < num_joints:
-                raise ValueError(f"part attention: part {p} names joint {j}, expected 0..{num_joints - 1}")
+                raise ConfigError(f"keypoints.parts (part {p})", j, f"joints in 0..{num_joints - 1}")
             owner[j] = p
     missing = [j for j, p in enumerate(owner) if p < 0]
     if missing:
-        raise ValueError(f"part attention: joints {missing} belong to no part of the skeleton")
+        raise ConfigError("keypoints.parts", missing, "parts that hold every joint: these joints are in none")
     return torch.tensor(owner, dtype=torch.long)
 
 

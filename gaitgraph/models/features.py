@@ -12,6 +12,7 @@ from functools import partial
 
 import torch
 
+from gaitgraph.errors import ConfigError
 from gaitgraph.skeletons import Skeleton
 
 #: A family's input features: ``(poses (N, T, V, 3), skeleton)`` -> what its ``forward`` takes.
@@ -35,7 +36,7 @@ def multi_input(x: torch.Tensor, skeleton: Skeleton, variant: str = "gaitgraph2"
     in the last frame, dx2 in the last 2), bone ``[bx, by, conf, arccos(bx/len), arccos(by/len)]``.
     """
     if variant not in VARIANTS:
-        raise ValueError(f"model.features: expected one of {VARIANTS}, found {variant!r}")
+        raise ConfigError("model.features", variant, f"one of {', '.join(VARIANTS)}")
     if x.dim() < 3 or x.shape[-1] != 3 or x.shape[-2] != skeleton.num_joints:
         raise ValueError(
             f"multi_input: expected (..., T, {skeleton.num_joints}, 3) poses of layout '{skeleton.layout}', "

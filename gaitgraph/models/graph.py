@@ -6,13 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gaitgraph.errors import ConfigError
+
 
 def hop_distance(num_joints: int, links: Sequence[Sequence[int]], max_hop: int) -> np.ndarray:
     """[V, V] shortest-path hop count between joints; ``inf`` beyond ``max_hop``."""
     link = np.eye(num_joints, dtype=bool)
     for a, b in links:
         if not (0 <= a < num_joints and 0 <= b < num_joints):
-            raise ValueError(f"link ({a}, {b}) names a joint outside 0..{num_joints - 1}")
+            raise ConfigError("keypoints.links", [a, b], f"joints in 0..{num_joints - 1}")
         link[a, b] = link[b, a] = True
     hop = np.full((num_joints, num_joints), np.inf)
     # reach[d] is "reachable in at most d steps"; the first d at which a pair becomes reachable is its hop.

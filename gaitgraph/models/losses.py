@@ -119,7 +119,12 @@ class CrossEntropyLoss(nn.Module):
 
     def forward(self, output: ModelOutput, labels: torch.Tensor) -> torch.Tensor:
         if output.logits is None:
-            raise ValueError("CrossEntropyLoss: the model gives no logits (use a model with a classifier, e.g. gpgait)")
+            raise ConfigError(
+                "loss",
+                "CrossEntropyLoss",
+                "a loss the model can train: this model gives no logits",
+                hint="use a model with a classifier (e.g. model=gpgait), or loss=triplet|supcon",
+            )
         logits = _parts(output.logits)
         target = labels[:, None].expand(-1, logits.shape[-1])
         return F.cross_entropy(logits * self.scale, target, label_smoothing=self.label_smoothing)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from gaitgraph.errors import NonFiniteError
+from gaitgraph.errors import ConfigError, NonFiniteError
 from gaitgraph.evaluation import metrics
 from gaitgraph.evaluation.metrics import EvalResult, evaluate
 from gaitgraph.evaluation.protocols import Protocol
@@ -226,7 +226,7 @@ def test_input_errors() -> None:
     with pytest.raises(ValueError, match="distance"):
         evaluate(np.ones((len(meta), 4)), meta, protocol, distance="manhattan")
     overlap = Protocol.from_config("o", {**CASIA_SPEC, "probes": {"nm": {"condition": ["nm"]}}})
-    with pytest.raises(ValueError, match="shares"):
+    with pytest.raises(ConfigError, match="8 sequences are in both"):
         evaluate(np.ones((len(meta), 4)), meta, overlap)
     # One view and the identical view excluded: no cell to average, which must not pass as a metric.
     with pytest.raises(ValueError, match="nothing to score"):

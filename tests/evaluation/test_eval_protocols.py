@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from gaitgraph import CONF_DIR
+from gaitgraph.errors import ConfigError
 from gaitgraph.evaluation.protocols import Protocol, load_protocols, select
 
 
@@ -38,11 +39,14 @@ def test_views_order_and_defaults() -> None:
             "'fail' or 'skip'",
         ),
         ({"gallery": {}, "probes": {"a": {}}, "exclude_identical_view": True, "galery": {}}, "unknown keys"),
-        ({"gallery": [1], "probes": {"a": {}}, "exclude_identical_view": True}, "gallery: expected a mapping"),
+        (
+            {"gallery": [1], "probes": {"a": {}}, "exclude_identical_view": True},
+            r"bad.gallery=\[1\]: expected a mapping",
+        ),
     ],
 )
 def test_bad_specs_name_the_problem(spec: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         Protocol.from_config("bad", spec)
 
 
@@ -50,10 +54,11 @@ def test_select_casts_values_and_reports_misses() -> None:
     meta = pd.DataFrame({"subject": [1, 2], "seq": np.array([1, 5], "int64"), "view": ["000", "018"]})
     assert select(meta, {"seq": ["5"], "view": ["018"]}, "q").tolist() == [False, True]
     with pytest.raises(
-        ValueError, match=r"q: query .* matches no sequence; values present: \{'view': \['000', '018'\]\}"
+        ConfigError,
+        match=r"q=\{'view': \[0\]\}: expected a query that matches some sequence; values present: \{'view'",
     ):
         select(meta, {"view": [0]}, "q")  # YAML's unquoted 000 is the int 0: must be quoted
-    with pytest.raises(ValueError, match="column 'cond' is not in the metadata"):
+    with pytest.raises(ConfigError, match="no column 'cond'"):
         select(meta, {"cond": ["nm"]}, "q")
-    with pytest.raises(ValueError, match="holds integers"):
+    with pytest.raises(ConfigError, match="holds integers"):
         select(meta, {"seq": ["nm"]}, "q")

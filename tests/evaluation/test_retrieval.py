@@ -91,7 +91,7 @@ def test_probe_in_the_gallery_is_rejected():
     protocol = RetrievalProtocol.from_config(
         "x", {"kind": "retrieval", "gallery": {"subject": [1, 2]}, "probes": {"condition": ["p"]}}
     )
-    with pytest.raises(ValueError, match="share 1 sequences"):
+    with pytest.raises(ConfigError, match="1 sequences are in both"):
         evaluate_retrieval(emb, meta, protocol)
 
 

@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gaitgraph import CONF_DIR
+from gaitgraph.errors import ConfigError
 from gaitgraph.models import build_model
 from gaitgraph.models.attention import (
     ChannelAttention,
@@ -151,10 +152,12 @@ def test_unknown_kind_names_the_allowed_values(coco17):
 def test_part_coverage_and_first_part_rule(coco17):
     no_head = dataclasses.replace(coco17, parts={k: v for k, v in coco17.parts.items() if k != "head"})
     for kind in ("part", "part_share", "part_conv"):
-        with pytest.raises(ValueError, match=r"joints \[0, 1, 2, 3, 4\] belong to no part"):
+        with pytest.raises(
+            ConfigError, match=r"keypoints.parts=\[0, 1, 2, 3, 4\]: expected parts that hold every joint"
+        ):
             _layer(kind, no_head)
     assert joint_parts([[0, 1], [1, 2]], 3).tolist() == [0, 0, 1]
-    with pytest.raises(ValueError, match="part 1 names joint 5"):
+    with pytest.raises(ValueError, match=r"keypoints.parts \(part 1\)=5: expected joints in 0..2"):
         joint_parts([[0, 1], [2, 5]], 3)
 
 

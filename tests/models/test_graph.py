@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from gaitgraph.errors import ConfigError
 from gaitgraph.models.graph import hop_adjacency, hop_distance
 
 
@@ -38,5 +39,5 @@ def test_partitions_are_disjoint_and_symmetric_in_support():
 
 
 def test_bad_link_is_reported():
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ConfigError, match=r"keypoints.links=\[.*\]: expected joints in 0\.\."):
         hop_adjacency(3, [[0, 5]])
