@@ -154,7 +154,8 @@ def _oumvlp_open(path: Path, settings: Settings, skeleton: Skeleton) -> PoseRead
 @cache
 def packaged_reader_args(option: str) -> dict[str, Any]:
     """The reader arguments of the packaged dataset config ``conf/dataset/<option>.yaml`` (its folder layout,
-    subject naming, split file), without ``_target_``, ``root`` and ``workers``."""
+    subject naming, split file), without ``_target_``, ``root``, ``workers`` and the short-sequence policy (that
+    comes from the checkpoint's dataset, :data:`Settings`)."""
     reader = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "dataset" / f"{option}.yaml").reader, resolve=False)
     return {k: v for k, v in reader.items() if k not in ("_target_", "root", "workers", "min_frames", "short_policy")}
 
@@ -164,8 +165,9 @@ def _pickle_format(name: str, describe: str) -> PoseFormat:
 
     def detect(path: Path) -> bool:
         first = next(path.glob("*/*/*/*.pkl"), None) if path.is_dir() else None
-        layout = packaged_reader_args(name)["layout"]
-        return first is not None and re.fullmatch(layout, first.parent.relative_to(path).as_posix()) is not None
+        if first is None:
+            return False
+        return re.fullmatch(packaged_reader_args(name)["layout"], first.parent.relative_to(path).as_posix()) is not None
 
     def open_(path: Path, settings: Settings, skeleton: Skeleton) -> PoseReader:
         args = dict(packaged_reader_args(name))

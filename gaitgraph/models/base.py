@@ -65,7 +65,7 @@ class GaitModel(nn.Module):
 
     def recomputed_modules(self) -> list[nn.Module]:
         """The blocks of this model whose activations may be recomputed: every submodule of :attr:`recomputed`."""
-        return [m for m in self.modules() if isinstance(m, self.recomputed)] if self.recomputed else []
+        return [m for m in self.modules() if isinstance(m, self.recomputed)]
 
     def input_features(self, poses: torch.Tensor) -> torch.Tensor:
         """``(N, T, V, 3)`` poses -> this model's input (no parameters: safe outside autocast and DDP)."""
