@@ -173,7 +173,10 @@ def _summary_line(
 
 def _tell(logger: Any, metrics: dict[str, Any], test: dict[str, EvalResult], written: dict, run_dir: Path) -> None:
     """The final numbers, tables, heatmaps and the selected checkpoint to the trackers."""
-    final = {"test/mean_rank1": metrics["test"][metrics["metric_protocol"]]["mean_rank1"]}
+    chosen = metrics["test"][metrics["metric_protocol"]]
+    final = {"test/mean_rank1": chosen["mean_rank1"]}
+    if chosen.get("mean_map") is not None:  # beside rank-1 in TensorBoard's HParams tab
+        final["test/mean_mAP"] = chosen["mean_map"]
     if metrics["metric"] is not None and math.isfinite(metrics["metric"]):
         final[f"final/{metrics['metric_name']}"] = metrics["metric"]
     logger.log_metrics(final)

@@ -42,13 +42,15 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
 
 
 def _overridden_keys() -> list[str]:
-    """The config keys a Hydra app's command line (or a sweep trial) set, ``hydra.*`` and groups left out."""
+    """The config keys a Hydra app's command line (or a sweep trial) set; groups, ``hydra.*``, ``paths.*`` and
+    ``hparams_search.*`` left out."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return []
     keys = (o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task if "=" in o)
-    return [k for k in keys if "." in k and not k.startswith("hydra.")]
+    # Where outputs go and the sweeper's bookkeeping (study name, trial number) are no hyper-parameters.
+    return [k for k in keys if "." in k and not k.startswith(("hydra.", "paths.", "hparams_search."))]
 
 
 def hparams_of(config: dict[str, Any], tags: list[str], keys: tuple[str, ...] | list[str] = HPARAM_KEYS) -> dict:
