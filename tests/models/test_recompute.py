@@ -59,7 +59,6 @@ def test_recomputation_gives_the_plain_gradients_and_buffers(family: str):
     buffers = dict(recomputed.named_buffers())
     for name, b in plain.named_buffers():
         torch.testing.assert_close(buffers[name], b, rtol=1e-5, atol=1e-6, msg=name)
-    assert buffers[name].shape == b.shape
 
 
 def _status_bytes(key: str) -> int:
