@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from gaitgraph.data.cache import load_poses
 from gaitgraph.data.datamodule import WindowBatches, resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.data.recipe_check import check_recipe
 from gaitgraph.engine import budget
 from gaitgraph.engine.callbacks import Averaging, Callback, Checkpointing, MetricLogging, Progress, Selection
 from gaitgraph.engine.checkpoint import Checkpointer, resume_checkpoint, resume_path
@@ -62,6 +63,7 @@ class Splits:
 
 def load_splits(ctx: DistContext, cfg: DictConfig, skeleton: Skeleton) -> Splits:
     """The dataset's train/val/test splits (rank 0 builds the cache, the others read it afterwards)."""
+    check_recipe(cfg.dataset, cfg.trainer)  # every rank, before the build: a recipe the data cannot hold ends here
     if ctx.is_main:
         poses = load_poses(cfg.dataset, skeleton, cfg.paths.cache_dir)
     ctx.barrier()
