@@ -17,6 +17,7 @@ from gaitgraph.engine import claim, distributed
 from gaitgraph.engine.build import build_trainer, load_splits, setup_process
 from gaitgraph.engine.checkpoint import check_run_dir
 from gaitgraph.engine.distributed import DistContext
+from gaitgraph.engine.preflight import preflight
 from gaitgraph.engine.results import Evaluator, finish
 from gaitgraph.loggers import tracker_session
 from gaitgraph.schema import validate
@@ -33,6 +34,7 @@ def train(cfg: DictConfig) -> float | None:
     train.log and the trackers' files.
     """
     validate(cfg)
+    preflight(cfg)  # builds every part on nothing: a wrong key or value fails here, before any data is read
     run_dir = run_dir_of(cfg)
     with claim.holding(run_dir):  # one run per folder (docs/trust.md); under torchrun, rank 0 holds it for all
         if claim.claims_here():

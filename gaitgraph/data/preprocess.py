@@ -12,6 +12,9 @@ from gaitgraph.skeletons import Skeleton
 #: GaitGraph2's augmentation amplitudes (given in pixels) keep their meaning on normalised data.
 TORSO_UNITS = 40.0
 
+#: The values of ``dataset.preprocess.normalize``.
+NORMALIZATIONS = ("none", "center_scale")
+
 
 def convert_layout(poses: PoseSet, skeleton: Skeleton) -> PoseSet:
     """``poses`` in the skeleton's joint order (a copy when ``skeleton.convert_from`` is set)."""
@@ -31,7 +34,7 @@ def normalize(poses: PoseSet, skeleton: Skeleton, method: str = "none") -> PoseS
     if method == "none":
         return poses
     if method != "center_scale":
-        raise ConfigError("dataset.preprocess.normalize", method, "'none' or 'center_scale'")
+        raise ConfigError("dataset.preprocess.normalize", method, f"one of {', '.join(NORMALIZATIONS)}")
     xy = poses.frames[..., :2]
     hip = xy[:, skeleton.hips].mean(axis=1)
     shoulder = xy[:, skeleton.shoulders].mean(axis=1)

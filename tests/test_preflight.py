@@ -1,0 +1,81 @@
+"""Preflight (gaitgraph/engine/preflight.py): a wrong key or value anywhere in the config is one ConfigError that
+names it, raised by train() before any data is read, and every option's full-size network builds on the meta
+device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+from gaitgraph.engine.preflight import meta_model, preflight
+from gaitgraph.errors import ConfigError
+from gaitgraph.train import train
+
+from .conftest import compose_train, config_options
+
+#: (overrides, the start of the message: the key, then its value)
+BAD = [
+    (["+model.foo=1"], "model.foo=1: expected an argument of gaitgraph.models.resgcn.ResGCN"),
+    (["model.temporal_kernel=abc"], "model='gaitgraph.models.resgcn.ResGCN': expected settings that build"),
+    (["model.features=bogus"], "model.features='bogus'"),
+    (["model.attention=nonsense"], "model.attention='nonsense'"),
+    (["model=gpgait", "model.in_channels=[2]"], "model.share_num=3"),
+    (["keypoints.flip_idx=[0,1]"], "keypoints.flip_idx=[0, 1]"),
+    (["+loss.foo=2"], "loss.foo=2: expected an argument of gaitgraph.models.losses.SupConLoss"),
+    (["loss.temperature=abc"], "loss='gaitgraph.models.losses.SupConLoss': expected settings that build"),
+    (["+augmentation.transforms.flip_lr.q=1"], "augmentation.transforms.flip_lr.q=1"),
+    (["augmentation.transforms.joint_noise.amplitude=abc"], "augmentation='gaitgraph.data.transforms.Compose'"),
+    (["+optimizer.scheduler.foo=1"], "optimizer.scheduler.foo=1: expected an argument of torch.optim"),
+    (["logger=csv", "+logger.csv.foo=1"], "logger.csv.foo=1: expected an argument of gaitgraph.loggers.csv"),
+    (["dataset.preprocess.normalize=zscore"], "dataset.preprocess.normalize='zscore': expected one of none"),
+    (["dataset.reader.short_policy=keep"], "dataset.reader.short_policy='keep'"),
+    (["dataset.reader.min_frames=0"], "dataset.reader.min_frames=0"),
+    (["+dataset.reader.foo=1"], "dataset.reader.foo=1: expected an argument of gaitgraph.data.psymo.PsyMoReader"),
+    (["dataset=oumvlp", "keypoints=openpose", "dataset.reader.source=bogus"], "dataset.reader.source='bogus'"),
+    (["+dataset.protocols.psymo10.foo=1"], "dataset.protocols.psymo10="),
+    (["~dataset.protocols.psymo10.gallery"], "dataset.protocols.psymo10.gallery=None: expected a value"),
+    (["dataset=grew", "dataset.protocols.grew.ranks=[5]"], "dataset.protocols.grew.ranks=[5]"),
+    (["dataset=grew", "~dataset.protocols.grew.val.probes"], "dataset.protocols.grew.val=['gallery', 'missing_"),
+    (["dataset.eval_sequence_length=0"], "dataset.eval_sequence_length=0"),
+    (["metric_protocol=casia_b"], "metric_protocol='casia_b': expected null or a protocol of the dataset"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_a_wrong_key_or_value_stops_train_before_any_data_is_read(overrides, message, tmp_path: Path):
+    cfg = compose_train([*overrides, f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={tmp_path / 'none'}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    with pytest.raises(ConfigError) as caught:
+        train(cfg)
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert len(str(caught.value).splitlines()) <= 2, "one paragraph: the message and at most a hint"
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists(), "data was read or a run written"
+
+
+def _model_cases() -> list[list[str]]:
+    cases = []
+    for option in config_options("model"):
+        layout = compose_train([f"model={option}"]).model.get("keypoints")
+        cases.append([f"model={option}", *(["keypoints=openpose"] if layout == "openpose18" else [])])
+    return cases
+
+
+@pytest.mark.parametrize("overrides", _model_cases(), ids=lambda o: o[0])
+def test_every_model_option_builds_full_size_on_the_meta_device(overrides: list[str]):
+    """tests/test_options.py trains narrowed zoo models; here each option's own widths build, allocating nothing."""
+    cfg = compose_train(overrides)
+    network = meta_model(cfg.model, instantiate(cfg.keypoints))
+    on_host = sum(p.numel() for p in network.parameters() if p.device != torch.device("meta"))
+    assert on_host * 10 < sum(p.numel() for p in network.parameters()), "only the graph's small constants allocate"
+    preflight(cfg)
+
+
+def test_preflight_of_every_recipe_passes():
+    """Every experiment's composed config passes (the runs themselves: tests/test_options.py)."""
+    for option in config_options("experiment"):
+        preflight(compose_train([f"experiment={option}"]))
