@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from gaitgraph.evaluation.plots import save_figure  # noqa: E402
 
@@ -138,8 +138,9 @@ def plot_optuna(
 
     written = {}
     with plt.rc_context({"figure.figsize": FIGSIZE, "figure.constrained_layout.use": True}):
-        fig = ovm.plot_optimization_history(study).figure
-    written["optuna_history"] = save_figure(fig, out / "optuna_history.png", dpi=DPI)
+        ax = ovm.plot_optimization_history(study)
+    ax.set_ylabel(objective)
+    written["optuna_history"] = save_figure(ax.figure, out / "optuna_history.png", dpi=DPI)
     if params:
         # Optuna gives each of several panels half the rc width; one panel gets the whole width.
         width = FIGSIZE[0] if len(params) == 1 else 2 * SLICE_WIDTH
@@ -154,7 +155,9 @@ def _readable_slices(axes: np.ndarray, objective: str) -> None:
     """Slice panels whose labels do not run into each other: small slanted ticks, wrapped parameter names, the
     objective named on the shared y axis, and a title that says what the points are."""
     for ax in axes.flat:
-        ax.tick_params(axis="x", labelsize=7, labelrotation=30)
+        ax.tick_params(axis="x", which="both", labelsize=7, labelrotation=30)
+        if ax.get_xscale() == "log":  # the labels of 2x, 3x, ... 10^k run into each other on a narrow panel
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="y", labelsize=7)
         ax.set_xlabel(_wrapped(ax.get_xlabel(), 26), fontsize=8)
         ax.set_ylabel("")

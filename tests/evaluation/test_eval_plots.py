@@ -130,6 +130,14 @@ def _drawn_texts(fig) -> list:
     return [t for t in texts if t.get_text() and t.get_visible()]
 
 
+def _tick_boxes(ax, renderer) -> list:
+    """Window extents of the x tick labels a panel shows (major and minor), left to right."""
+    low, high = sorted(ax.get_xlim())
+    ticks = [*ax.xaxis.get_major_ticks(), *ax.xaxis.get_minor_ticks()]
+    shown = [t.label1 for t in ticks if low <= t.get_loc() <= high and t.label1.get_visible() and t.label1.get_text()]
+    return sorted((t.get_window_extent(renderer) for t in shown), key=lambda box: box.x0)
+
+
 def _inside(fig) -> list[str]:
     """Texts of ``fig`` that reach outside the figure (cut off when saved at its fixed size)."""
     fig.canvas.draw()
@@ -155,6 +163,7 @@ def test_comparison_plots_keep_long_names_inside_and_apart(tmp_path: Path, monke
         figures[Path(path).name] = {
             "cut": _inside(fig),
             "xlabels": [ax.xaxis.label.get_window_extent(renderer) for ax in fig.axes if ax.get_xlabel()],
+            "ticks": [_tick_boxes(ax, renderer) for ax in fig.axes],
         }
         return real(fig, path, *args, **kwargs)
 
@@ -164,10 +173,10 @@ def test_comparison_plots_keep_long_names_inside_and_apart(tmp_path: Path, monke
     title = "study gaitgraph-psymo10-optuna_small-" + "9f3c1e2a" * 6
     compare_plots.plot_importances(importances, "Optuna fANOVA", 12, title, tmp_path / "param_importances.png")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize")
-    for i in range(6):
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
+    for i in range(8):  # a learning rate over about one decade: matplotlib labels the 2x, 3x, ... ticks too
         trial = study.ask()
-        values = [trial.suggest_float(params[0], 1e-4, 1e-1, log=True), trial.suggest_float(params[1], 1e-6, 1e-2)]
+        values = [trial.suggest_float(params[0], 1e-3, 2e-2, log=True), trial.suggest_float(params[1], 1e-6, 1e-2)]
         study.tell(trial, 60.0 + i + values[0] + trial.suggest_float(params[2], 0.0, 1.0))
     compare_plots.plot_optuna(study, tmp_path, params)
     assert figures["param_importances.png"]["cut"] == []
@@ -175,5 +184,7 @@ def test_comparison_plots_keep_long_names_inside_and_apart(tmp_path: Path, monke
     assert figures["optuna_slice.png"]["cut"] == []
     labels = figures["optuna_slice.png"]["xlabels"]
     assert len(labels) == 3 and all(a.x1 < b.x0 for a, b in zip(labels, labels[1:])), "parameter names overlap"
+    for boxes in figures["optuna_slice.png"]["ticks"]:
+        assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), "tick labels of a panel run into each other"
     with Image.open(tmp_path / "optuna_slice.png") as image:
         assert image.size == compare_plots.expected_size("optuna_slice", 3)
