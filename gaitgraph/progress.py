@@ -113,12 +113,15 @@ class LineProgress:
         self.close()
 
     def set_description(self, desc: str) -> None:
+        """The name the lines start with."""
         self.desc = desc
 
     def set_postfix(self, ordered_dict: dict[str, Any] | None = None, **values: Any) -> None:
+        """``key value`` pairs shown after the count (loss, learning rate, ...)."""
         self.postfix = ", ".join(f"{k} {v}" for k, v in {**(ordered_dict or {}), **values}.items())
 
     def update(self, n: int = 1) -> None:
+        """Count ``n`` more; write a line when the interval (or the next percentage step) is reached."""
         self.n += n
         if self.disable:
             return
