@@ -56,10 +56,10 @@ def test_the_wheel_carries_psymo10_with_its_licence_and_stays_small(wheel: Path)
     lists, the licence unmodified beside them, and nothing else of data/."""
     archive = zipfile.ZipFile(wheel)
     shipped = {n.removeprefix("gaitgraph/psymo10/") for n in archive.namelist() if n.startswith("gaitgraph/psymo10/")}
-    source = ROOT / "data" / "psymo10"
-    listed = {line.split(maxsplit=1)[1] for line in (source / "MANIFEST.sha256").read_text().splitlines()}
-    assert shipped == listed | {"LICENSE.md", "README.md", "MANIFEST.sha256"} and len(listed) == 480
-    assert archive.read("gaitgraph/psymo10/LICENSE.md") == (source / "LICENSE.md").read_bytes()
+    licence = ROOT / "data/psymo10/LICENSE.md"
+    listed = {line.split(maxsplit=1)[1] for line in (licence.parent / "MANIFEST.sha256").read_text().splitlines()}
+    assert shipped == listed | {licence.name, "README.md", "MANIFEST.sha256"} and len(listed) == 480
+    assert archive.read(f"gaitgraph/psymo10/{licence.name}") == licence.read_bytes()
     # 40 MB of JSON deflate to about 14 MB; the rest of the wheel is under 1 MB.
     assert wheel.stat().st_size < 20e6, f"{wheel.stat().st_size / 1e6:.1f} MB"
 
@@ -126,3 +126,15 @@ def test_pyproject_lists_every_package():
     # gaitgraph.psymo10 is data/psymo10 (no __init__.py: the dataset folder stays as released).
     assert listed == found | {"gaitgraph.conf", "gaitgraph.psymo10", "hydra_plugins"}
     assert (ROOT / "conf" / "__init__.py").is_file() and not (ROOT / "gaitgraph" / "conf").exists()
+
+
+def test_every_console_script_has_its_smoke_test():
+    """tests/conftest.py CONSOLE_SCRIPTS (what run_console starts, one smoke test each) lists pyproject's scripts."""
+    import tomllib
+
+    from .conftest import CONSOLE_SCRIPTS
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {name: target.split(":")[0] for name, target in scripts.items()} == CONSOLE_SCRIPTS
+    smoke = [text for p in (ROOT / "tests").rglob("test_*.py") if "run_console(" in (text := p.read_text())]
+    assert [name for name in scripts if not any(f'"{name}"' in text for text in smoke)] == []
