@@ -21,7 +21,7 @@ import torch
 from gaitgraph import ROOT
 from gaitgraph.engine.checkpoint import non_finite_keys
 
-from .conftest import AppResult, TrainedRun, run_app
+from .conftest import AppResult, TrainedRun, run_app, run_console
 from .payload import CodePayload
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch.
@@ -232,7 +232,8 @@ def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp
     cache = gaitgraph("train", train_args(tmp_path, "run"), tmp_path, limit_file_bytes=1_200_000)
     one_paragraph(cache, "disk full", "psymo10-", ".h5: the write failed for lack of space", "nothing was written")
     assert not list((tmp_path / "cache").glob("*.tmp")) and not list((tmp_path / "cache").glob("psymo10-[!r]*.h5"))
-    built = gaitgraph("data.cache", ["build", f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    # gaitgraph-cache in a new process: the smoke test of the console script.
+    built = run_console("gaitgraph-cache", ["build", f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     result = gaitgraph("train", train_args(tmp_path, "run"), tmp_path, limit_file_bytes=1_200_000)
     one_paragraph(result, "disk full", "checkpoints/", ".pt: the write failed for lack of space")

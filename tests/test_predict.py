@@ -1,10 +1,11 @@
 """``gaitgraph.predict``: enrol pose files, identify others, and agree with ``gaitgraph.evaluate``.
 
-The round trip (one-epoch PsyMo-10 checkpoint): the protocol's gallery sequences at ONE view G are enrolled by
-predict from copies of their files; predict then identifies every test sequence against that gallery. For every
-probe condition c and probe view p of the protocol, the share of probes whose top-1 identity is their own subject
-must equal gaitgraph.evaluate's cell (c, p, G) of eval/results.json (same counts: correct and total), since
-that cell ranks the same probes against the same gallery sequences with the same distance.
+The round trip (the session's trained PsyMo-10 run, tests/conftest.py ``trained_run``): the protocol's gallery
+sequences at ONE view G are enrolled by predict from copies of their files; predict then identifies every test
+sequence against that gallery. For every probe condition c and probe view p of the protocol, the share of probes
+whose top-1 identity is their own subject must equal gaitgraph.evaluate's cell (c, p, G) of eval/results.json
+(same counts: correct and total), since that cell ranks the same probes against the same gallery sequences with
+the same distance.
 """
 
 from __future__ import annotations
@@ -25,31 +26,19 @@ from gaitgraph.evaluate import evaluate
 from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
 from gaitgraph.evaluation.protocols import Protocol, select
 from gaitgraph.predict import predict
-from gaitgraph.train import train
 
-from .conftest import compose_train
+from .conftest import TrainedRun, compose_train, run_console
 
-TINY = [
-    "trainer.epochs=1",
-    "trainer.batch_size=64",
-    "dataset.sequence_length=30",
-    "trainer.device=cpu",
-    "trainer.num_threads=1",
-]
+CPU = ["trainer.device=cpu", "trainer.num_threads=1"]
 SKELETONS = ROOT / "data" / "psymo10" / "skeletons"
 TEST_SUBJECTS = (6, 7, 8, 9)
 VIEW = "00_0"  # the one gallery view G of the round trip
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
-    """(checkpoint, cache dir) of a one-epoch PsyMo-10 run."""
-    root = tmp_path_factory.mktemp("trained")
-    cfg = compose_train([*TINY, "logger=none", "baseline=false", f"paths.cache_dir={root / 'cache'}"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(root / "run")
-    train(cfg)
-    return root / "run" / "checkpoints" / "best.pt", root / "cache"
+@pytest.fixture
+def trained(trained_run: TrainedRun) -> tuple[Path, Path]:
+    """(checkpoint, cache dir) of the session's trained PsyMo-10 run."""
+    return trained_run.ckpt, trained_run.cache
 
 
 def _run(app, config: str, run_dir: Path, overrides: list[str]):
@@ -61,7 +50,7 @@ def _run(app, config: str, run_dir: Path, overrides: list[str]):
 
 
 def _predict(run_dir: Path, ckpt: Path, cache: Path, *extra: str) -> dict[str, Path]:
-    return _run(predict, "predict", run_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *TINY[3:], *extra])
+    return _run(predict, "predict", run_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *CPU, *extra])
 
 
 def _copy_walks(dest: Path, pattern: str) -> Path:
@@ -92,9 +81,7 @@ def test_identities_from_an_enrolled_view_match_evaluate_cells(tmp_path: Path, t
     assert (np.diff(identities[[f"distance_{r}" for r in range(1, 5)]].to_numpy(), axis=1) >= 0).all()
 
     eval_dir = tmp_path / "evaluate"
-    metric = _run(
-        evaluate, "evaluate", eval_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *TINY[3:], "logger=csv"]
-    )
+    metric = _run(evaluate, "evaluate", eval_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *CPU, "logger=csv"])
     cells = pd.DataFrame(json.loads((eval_dir / "eval" / "results.json").read_text())["cells"])
     protocol = Protocol.from_config("psymo10", compose_train([]).dataset.protocols.psymo10)
     meta = _probe_meta(identities)
@@ -158,3 +145,17 @@ def test_errors_name_the_problem(tmp_path: Path, trained):
         _predict(tmp_path / "e", ckpt, cache, f"input={walk}", f"gallery={other}")
     with pytest.raises(ConfigError, match=r"gallery='split:nope': expected split:<train\|val\|test\|gallery>"):
         _predict(tmp_path / "f", ckpt, cache, f"input={walk}", "gallery=split:nope")
+
+
+@pytest.mark.slow
+def test_console_script_identifies_walks_against_the_split_gallery(tmp_path: Path, trained):
+    """``gaitgraph-predict`` in a new process (README's last command): the smoke test of the console script."""
+    ckpt, cache = trained
+    run_dir = tmp_path / "run"
+    walks = SKELETONS / "6"
+    args = [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", f"input={walks}", "gallery=split:gallery", "top_k=3"]
+    done = run_console("gaitgraph-predict", [*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    identities = pd.read_csv(run_dir / "identities.csv")
+    assert len(identities) == len(list(walks.glob("*.json"))) and set(identities["probe_subject"]) == {6}
+    assert set(identities["identity_1"]) <= set(TEST_SUBJECTS)

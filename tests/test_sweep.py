@@ -1,4 +1,6 @@
-"""Optuna sweeps as real ``python -m gaitgraph.train -m hparams_search=...`` subprocesses on PsyMo-10.
+"""Optuna sweeps as real ``python -m gaitgraph.train -m hparams_search=...`` command lines on PsyMo-10, run in
+this process (tests/conftest.py ``run_app``: Hydra's multirun, the sweeper plugin and the launchers as on the
+command line; submitit and DDP still start their own processes).
 
 Tiny trials (1 epoch, 2 training subjects, 16-frame windows) keep each trial to a few seconds.
 """
@@ -24,8 +26,9 @@ from gaitgraph.errors import ConfigError
 from gaitgraph.pruning import Pruning, TrialPruned
 from gaitgraph.seed_check import finished_trials, run_repeat, seed_check, verdict
 from gaitgraph.sweeps import STUDY_FILE, storage_url
+from scripts.compare_runs import main as compare_runs
 
-from .conftest import compose_train, run_module
+from .conftest import compose_train, run_app
 from .wandb_offline import read_offline_run
 
 TINY = [
@@ -42,8 +45,8 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _sweep(out: Path, cache: Path, *extra: str, timeout: int = 300, search: str = "optuna_small"):
-    """Run one sweep with all outputs under ``out``; return (CompletedProcess, its sweep dir or None).
+def _sweep(out: Path, cache: Path, *extra: str, search: str = "optuna_small"):
+    """Run one sweep with all outputs under ``out``; return (AppResult, its sweep dir or None).
 
     An ``extra`` override replaces the TINY one of the same key (a command-line value is fixed for the
     sweeper; ``key=choice(...)`` on the command line makes it part of the search space).
@@ -51,18 +54,9 @@ def _sweep(out: Path, cache: Path, *extra: str, timeout: int = 300, search: str 
     keys = {e.split("=", 1)[0] for e in extra}
     tiny = [t for t in TINY if t.split("=", 1)[0] not in keys]
     before = set(out.glob("multirun/*/*"))
-    result = run_module(
-        [
-            "gaitgraph.train",
-            "-m",
-            f"hparams_search={search}",
-            *tiny,
-            f"paths.output_root={out}",
-            f"paths.cache_dir={cache}",
-            *extra,
-        ],
-        cwd=out.parent,
-        timeout=timeout,
+    result = run_app(
+        "gaitgraph.train",
+        ["-m", f"hparams_search={search}", *tiny, f"paths.output_root={out}", f"paths.cache_dir={cache}", *extra],
     )
     new = sorted(set(out.glob("multirun/*/*")) - before)
     return result, (new[0] if len(new) == 1 else None)
@@ -83,10 +77,9 @@ def _study_name(sweep_dir: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def first_sweep(tmp_path_factory):
+def first_sweep(tmp_path_factory, shared_cache: Path):
     """A 3-trial sweep on sqlite with W&B offline: (outputs dir, cache dir, sweep dir)."""
-    base = tmp_path_factory.mktemp("sweep")
-    out, cache = base / "outputs", base / "cache"
+    out, cache = tmp_path_factory.mktemp("sweep") / "outputs", shared_cache
     result, sweep_dir = _sweep(out, cache, "logger=wandb", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, _log(result)
     assert sweep_dir is not None
@@ -163,11 +156,10 @@ def test_compare_runs_on_the_real_sweep(first_sweep):
     assert set(group.params) == {"optimizer.optimizer.lr", "augmentation.transforms.joint_noise.amplitude"}
     assert group.log_params == {"optimizer.optimizer.lr"}
     assert group.context == [], "the sweeper's study name and trial number are bookkeeping, not context"
-    result = run_module(["scripts.compare_runs", str(sweep_dir)], cwd=Path(__file__).parent.parent, timeout=120)
-    assert result.returncode == 0, _log(result)
+    assert compare_runs([str(sweep_dir)]) == 0  # scripts/compare_runs.py's main (its command line: test_compare_runs)
     out = sweep_dir / "comparison"
     assert (out / "runs.csv").is_file() and (out / "metric_per_trial.png").is_file()
-    assert (out / "param_importances.png").is_file(), result.stdout
+    assert (out / "param_importances.png").is_file()
     assert (out / "optuna_history.png").is_file() and (out / "optuna_slice.png").is_file()
 
 
@@ -203,9 +195,9 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path, first
 def test_submitit_local_launcher_runs_two_jobs(tmp_path: Path, first_sweep):
     _, cache, _ = first_sweep
     sweep_dir = tmp_path / "multirun"
-    result = run_module(
+    result = run_app(
+        "gaitgraph.train",
         [
-            "gaitgraph.train",
             "-m",
             "hydra/launcher=submitit_local",
             "trainer.seed=1,2",
@@ -217,8 +209,6 @@ def test_submitit_local_launcher_runs_two_jobs(tmp_path: Path, first_sweep):
             "hydra.launcher.cpus_per_task=1",
             "hydra.launcher.timeout_min=10",
         ],
-        cwd=tmp_path,
-        timeout=300,
     )
     assert result.returncode == 0, _log(result)
     for job, seed in (("0", 1), ("1", 2)):
@@ -233,9 +223,9 @@ def test_submitit_local_launcher_runs_two_jobs(tmp_path: Path, first_sweep):
 def test_ddp_sweep_trains_each_trial_on_two_processes(tmp_path: Path, first_sweep):
     _, cache, _ = first_sweep
     out = tmp_path / "outputs"
-    result = run_module(
+    result = run_app(
+        "gaitgraph.train",
         [
-            "gaitgraph.train",
             "-m",
             "hparams_search=optuna_ddp",
             *TINY,
@@ -245,8 +235,6 @@ def test_ddp_sweep_trains_each_trial_on_two_processes(tmp_path: Path, first_swee
             f"paths.cache_dir={cache}",
             "hydra.sweeper.n_trials=1",
         ],
-        cwd=tmp_path,
-        timeout=300,
     )
     assert result.returncode == 0, _log(result)
     (job,) = out.glob("multirun/*/*/0")
@@ -258,7 +246,7 @@ def test_ddp_sweep_trains_each_trial_on_two_processes(tmp_path: Path, first_swee
     assert read_offline_run(runs[0]).config["trainer"]["devices"] == 2
 
 
-@pytest.mark.parametrize("option", ["optuna", "optuna_small", "optuna_ddp", "optuna_slurm"])
+@pytest.mark.parametrize("option", ["optuna", "optuna_small", "optuna_pruned", "optuna_ddp", "optuna_slurm"])
 def test_sweep_configs_compose(option):
     cfg = compose_train([f"hparams_search={option}"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
@@ -401,6 +389,7 @@ def test_a_pruned_sweep_stops_the_hopeless_trial_records_pruned_and_goes_on(tmp_
         "hydra.sweeper.n_trials=2",
         "trainer.epochs=2",
         "trainer.val_every=choice(1, 2)",
+        "optimizer.optimizer.lr=0.001",  # no trial may fail for its own reasons (a diverging draw)
         "hparams_search.pruner.n_startup_trials=1",
         "hparams_search.pruner.n_warmup_steps=0",
         search="optuna_pruned",

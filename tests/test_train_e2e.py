@@ -1,4 +1,4 @@
-"""End to end on the real embedded PsyMo-10 data: the real entry point and the real train()."""
+"""End to end on the real embedded PsyMo-10 data: the real console script and the real train()."""
 
 from __future__ import annotations
 
@@ -7,47 +7,30 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import open_dict
 
 from gaitgraph.compare import references
 from gaitgraph.engine.build import load_splits
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.results import Evaluator
 from gaitgraph.models import build_model
-from gaitgraph.train import train
 from gaitgraph.utils import build, seed_everything
 
-from .conftest import compose_train, run_module
+from .conftest import TrainedRun, run_console
 
 TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=30", "trainer.device=cpu"]
-# 10 epochs of 6 steps (192 training sequences, batch 32) on one thread (the suite runs several test processes
-# side by side; more threads per process would oversubscribe the cores). Measured, seeds 1 and 2: test mean
-# rank-1 42.9 % / 46.8 %, against 27.7 % for the nearest-neighbour pose baseline and 27.7 % / 29.8 % for the same
-# network untrained (chance 25 %). The test asks for +8 points over both.
-LEARN = [
-    "trainer.epochs=10",
-    "trainer.batch_size=32",
-    "dataset.sequence_length=30",
-    "trainer.device=cpu",
-    "trainer.seed=1",
-    "logger=none",
-    "trainer.num_threads=1",
-]
+#: How far the session's shared run (tests/conftest.py TRAINED_RUN: measured 42.9 % / 46.8 % test mean rank-1 on
+#: seeds 1 / 2) must beat the nearest-neighbour pose baseline (27.7 %) and the same network untrained (27.7 % /
+#: 29.8 %; chance 25 %).
 MARGIN = 0.08
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory) -> Path:
-    """One cache dir for the session, so PsyMo-10 is parsed once across these tests."""
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.mark.slow
-def test_entry_point_writes_a_complete_run_dir(tmp_path: Path, shared_cache: Path):
+def test_console_script_writes_a_complete_run_dir(tmp_path: Path, shared_cache: Path):
+    """``gaitgraph-train`` in a new process: the smoke test of the console script, and a complete run folder."""
     run_dir = tmp_path / "run"
-    result = run_module(
+    result = run_console(
+        "gaitgraph-train",
         [
-            "gaitgraph.train",
             *TINY,
             f"paths.output_root={tmp_path}",
             f"paths.cache_dir={shared_cache}",
@@ -104,12 +87,8 @@ def test_entry_point_writes_a_complete_run_dir(tmp_path: Path, shared_cache: Pat
 
 
 @pytest.mark.slow
-def test_a_short_run_learns_more_than_the_baseline_and_the_untrained_network(tmp_path: Path, shared_cache: Path):
-    cfg = compose_train([*LEARN, f"paths.cache_dir={shared_cache}"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-    value = train(cfg)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+def test_a_short_run_learns_more_than_the_baseline_and_the_untrained_network(trained_run: TrainedRun):
+    cfg, value, metrics = trained_run.config(), trained_run.value, trained_run.metrics
     assert metrics["metric"] * 100 == pytest.approx(value)  # train() returns percent, metrics.json fractions
     trained = metrics["test"]["psymo10"]["mean_rank1"]
     baseline = metrics["baseline"]["test"]["psymo10"]["mean_rank1"]

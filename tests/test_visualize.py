@@ -16,7 +16,7 @@ from gaitgraph.errors import ConfigError
 from gaitgraph.models import build_model
 from gaitgraph.visualize import activation_map, bones, draw_frames, select_sequences, write_gif
 
-from .conftest import compose_train, run_module
+from .conftest import compose_train, run_console
 
 
 def coco17():
@@ -94,7 +94,8 @@ def test_select_sequences_filters_and_limits() -> None:
 
 
 @pytest.mark.slow
-def test_entry_point_writes_gifs_and_pngs(tmp_path: Path) -> None:
+def test_console_script_writes_gifs_and_pngs(tmp_path: Path, shared_cache: Path) -> None:
+    """``gaitgraph-viz`` in a new process: the smoke test of the console script, on an untrained checkpoint."""
     cfg = compose_train(["dataset.sequence_length=12", "logger=none"])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path)
@@ -103,12 +104,12 @@ def test_entry_point_writes_gifs_and_pngs(tmp_path: Path) -> None:
     ckpt = tmp_path / "untrained.pt"
     torch.save({"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True)}, ckpt)
     run_dir = tmp_path / "vis"
-    done = run_module(
+    done = run_console(
+        "gaitgraph-viz",
         [
-            "gaitgraph.visualize",
             f"ckpt_path={ckpt}",
             f"paths.output_root={tmp_path}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.cache_dir={shared_cache}",
             f"hydra.run.dir={run_dir}",
             "select.subject=6",
             "select.view=00_0",
