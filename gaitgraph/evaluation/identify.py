@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gaitgraph.evaluation.metrics import BLOCK_ELEMENTS, normalized_embeddings
+from gaitgraph.evaluation.metrics import normalized_embeddings, probe_block
 
 
 def identify(
@@ -34,11 +34,15 @@ def identify(
     codes, names = pd.factorize(pd.Series(identities))  # codes in order of first appearance
     k = min(int(top_k), len(names))
     index = torch.as_tensor(codes).expand(1, -1)
-    block = max(1, BLOCK_ELEMENTS // max(1, len(g)))
+    block = probe_block(len(g))
     found, dists = [np.zeros((0, k), dtype=np.int64)], [np.zeros((0, k), dtype=np.float32)]
     for start in range(0, len(q), block):
         qb = q[start : start + block]
-        key = _ranking_key(qb, g, distance)
+        # one row would take the matrix-vector product, whose rounding differs from the blocked product's in the
+        # last bit: a lone row goes in twice, so the distances do not depend on the block size
+        key = (
+            _ranking_key(qb, g, distance) if len(qb) > 1 else _ranking_key(qb.expand(2, *qb.shape[1:]), g, distance)[:1]
+        )
         nearest = torch.full((len(qb), len(names)), torch.inf).scatter_reduce(
             1, index.expand(len(qb), -1), key, reduce="amin"
         )

@@ -35,9 +35,17 @@ from gaitgraph.evaluation.protocols import Protocol, select
 from gaitgraph.progress import progress as progress_bar
 
 DISTANCES = ("euclidean", "cosine")
-#: Elements of the [probes x gallery] key block (8 MB of floats): small enough that the comparison passes
-#: over it run from cache right after the matmul wrote it, large enough for an efficient matmul.
+#: The scoring memory budget, in elements of the [probes x gallery] distance tables of one probe block (8 MB of
+#: floats): small enough that the comparison passes over it run from cache right after the matmul wrote it, large
+#: enough for an efficient matmul. Every scorer (here, retrieval, identify) scores its probes in blocks of
+#: :func:`probe_block` rows, so no [probes x gallery] table is ever whole (an OUMVLP gallery of 10k subjects too).
 BLOCK_ELEMENTS = 1 << 21
+
+
+def probe_block(columns: int, tables: int = 1) -> int:
+    """Probe rows per block so that ``tables`` [rows, columns] tables hold at most :data:`BLOCK_ELEMENTS` elements
+    (at least one row). Read at call time, so a caller or a test can lower the budget."""
+    return max(1, BLOCK_ELEMENTS // max(1, columns * tables))
 
 
 @dataclass
@@ -129,10 +137,11 @@ def evaluate(
     ap_sum = torch.zeros_like(correct)
     galleries = [_GalleryView(emb, subject, np.flatnonzero(gallery & (view_code == g)), distance) for g in range(n_v)]
     largest = max(1, max(len(g.subject) for g in galleries))
-    block = max(1, BLOCK_ELEMENTS // largest)
+    probe_view = view_code[probe_rows_all]
+    # no block larger than the most probes at one view: a small evaluation allocates no more than it uses
+    block = min(probe_block(largest), max(1, int(np.bincount(probe_view, minlength=1).max(initial=0))))
     work = _Workspace(block * largest, largest, device)
 
-    probe_view = view_code[probe_rows_all]
     for p in progress_bar(range(n_v), desc=f"evaluate {protocol.name}", unit="view", enabled=progress):
         at_p = probe_view == p
         rows = torch.as_tensor(probe_rows_all[at_p], device=device)

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from gaitgraph.errors import ConfigError
-from gaitgraph.evaluation.metrics import BLOCK_ELEMENTS, _num, normalized_embeddings
+from gaitgraph.evaluation.metrics import _num, normalized_embeddings, probe_block
 from gaitgraph.evaluation.protocols import RetrievalProtocol, select
 
 #: Gallery identities per probe in GREW's submission CSV (``videoId,rank1,...,rank20``).
@@ -125,7 +125,7 @@ def evaluate_retrieval(
     g_emb, g_subj = emb[gallery_rows], subject[gallery_rows]
     keep = min(SUBMISSION_RANKS, len(gallery_rows)) if protocol.submission else max(protocol.ranks)
     parts = emb.shape[2] if emb.ndim == 3 else 1  # a part-based block holds one [B, G] distance table per part
-    block = max(1, BLOCK_ELEMENTS // max(1, len(gallery_rows) * parts))
+    block = probe_block(len(gallery_rows), parts)
     stats, nearest = [], []
     for start in range(0, len(probe_rows), block):
         rows = torch.as_tensor(probe_rows[start : start + block], device=emb.device)
