@@ -4,13 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from gaitgraph import CONF_DIR
 from gaitgraph.models import build_model
 from gaitgraph.models.resgcn import ResGCN
 
-CONF = CONF_DIR / "model"
 #: The original GaitGraph2 state_dicts, one "key (shape) dtype param|buffer" line per entry under a
 #: "[resgcn-<name> keypoints=...]" header; listed from the original code (see the file's header).
 ORIGINAL = Path(__file__).parent / "data" / "gaitgraph2_state_dict.txt"
@@ -37,7 +34,10 @@ def _original_listing(name: str) -> list[str]:
 
 
 def _cfg_model(name: str, skeleton, **over):
-    cfg = OmegaConf.load(CONF / f"resgcn_{name}.yaml")
+    """The composed ``model=resgcn_<name>`` option (deeper ResGCNs inherit n21-r8's file), with ``over`` applied."""
+    from tests.conftest import compose_train
+
+    cfg = compose_train([f"model=resgcn_{name}"]).model
     cfg.update(over)
     return build_model(cfg, skeleton)
 
