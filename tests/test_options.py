@@ -1,0 +1,241 @@
+"""Every option of every config group BUILDS AND RUNS: one ``debug=fdr``-sized run through the real ``train()``,
+in process, on tiny synthetic data in the option's own format, evaluation included (every protocol is scored).
+
+The cases come from the files in ``conf/<group>/``, so a new option that does not build or run fails here without
+anyone adding a line. Each group's option runs on the base recipe with only that group changed, on a dataset of the
+option's layout; what the tiny trees cannot hold (subject lists, held-out counts, P x K) is fitted by
+:func:`tests.synthetic_trees.fitting`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gaitgraph.evaluation import pipeline
+from gaitgraph.train import train
+
+from .conftest import compose_train, config_options
+from .synthetic_trees import fitting, narrow, write_trees
+
+#: What every case shares: two training steps, no tracker unless the logger is the option, no pose baseline.
+FDR = ["debug=fdr", "baseline=false"]
+#: The keypoints option that reads each joint layout a dataset declares.
+KEYPOINTS = {"coco17": "coco17", "openpose18": "openpose"}
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_trees(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One pose cache for the module: each format is parsed once, every later case reads the cache."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def no_png(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figures are built but not rendered (PNG encoding is most of a tiny run's time); the default recipe renders
+    its own, and tests/evaluation/test_eval_plots.py checks the pictures."""
+    if request.node.name != "test_experiment[psymo10]":
+        monkeypatch.setattr(Figure, "savefig", lambda self, fname, **kwargs: Path(fname).write_bytes(b""))
+
+
+def compose_fitted(overrides: list[str], trees: Path, cache_dir: Path, run_dir: Path) -> DictConfig:
+    """``overrides`` composed, then fitted to the tiny tree of the dataset they choose (zoo models narrowed),
+    writing into ``run_dir``."""
+    cfg = compose_train(overrides)
+    fitted = [*fitting(cfg.dataset.name, trees), f"paths.cache_dir={cache_dir}", f"paths.output_root={run_dir.parent}"]
+    fitted += narrow(cfg.model)
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(fitted))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
+def run_recipe(overrides: list[str], trees: Path, cache_dir: Path, run_dir: Path) -> tuple[DictConfig, dict]:
+    """Train ``overrides`` fitted to the tiny trees; return the config and the run's metrics.json, after checking
+    that every protocol of the dataset was scored on the test split and that the objective is finite."""
+    cfg = compose_fitted(overrides, trees, cache_dir, run_dir)
+    value = train(cfg)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert sorted(metrics["test"]) == sorted(cfg.dataset.protocols), "a protocol was not scored"
+    for name, result in metrics["test"].items():
+        rank1 = result["mean_rank1"]  # a submission-only protocol has none: its server scores it
+        assert rank1 is None if name.endswith("submission") else 0.0 <= rank1 <= 100.0, (name, rank1)
+    assert value is not None and math.isfinite(value)
+    return cfg, metrics
+
+
+# --- experiment= : every recipe, as written, on its own dataset's format ------------------------------------------
+
+
+@pytest.mark.parametrize("option", config_options("experiment"))
+def test_experiment(option: str, trees: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    windows = []
+    embed = pipeline.embed_poseset
+    monkeypatch.setattr(pipeline, "embed_poseset", lambda *a, **k: windows.append(a[3]) or embed(*a, **k))
+    # GPGait's three-phase OneCycle (pct_start 0.5) has a zero-step phase in a 2-step run: 3 steps.
+    steps = ["trainer.limit_batches=3"] if option.startswith("gpgait") else []
+    cfg, _ = run_recipe([f"experiment={option}", *FDR, "logger=none", *steps], trees, cache_dir, tmp_path / "run")
+    assert set(windows) == {cfg.dataset.eval_sequence_length or cfg.dataset.sequence_length}
+    if option == "gaitgraph1_oumvlp":  # trains on 16-frame windows, evaluates the centre 17 (the reference's)
+        assert cfg.dataset.sequence_length == 16 and windows and set(windows) == {17}
+
+
+# --- model= : every network on a dataset of its joint layout; part-based GPGait on the retrieval sets too ---------
+
+
+def _model_cases() -> list[tuple[str, str]]:
+    cases = [(m, "") for m in config_options("model")]
+    return cases + [("gpgait", "grew"), ("gpgait", "gait3d")]  # part embeddings under the Euclidean retrieval
+
+
+@pytest.mark.parametrize(("option", "dataset"), _model_cases(), ids=lambda v: v or "own")
+def test_model(option: str, dataset: str, trees: Path, cache_dir: Path, tmp_path: Path):
+    layout = compose_train([f"model={option}"]).model.get("keypoints") or "coco17"
+    data = dataset or ("oumvlp" if layout == "openpose18" else "casia_b")
+    overrides = [f"model={option}", f"dataset={data}", f"keypoints={KEYPOINTS[layout]}", *FDR, "logger=none"]
+    _, metrics = run_recipe(overrides, trees, cache_dir, tmp_path / "run")
+    if dataset:
+        result = metrics["test"][dataset]
+        assert result["kind"] == "retrieval" and result["distance"] == "euclidean" and result["n_scored"] > 0
+
+
+# --- dataset= (each with one option of loss=, augmentation=, optimizer=, logger=, so each of those runs too) --------
+
+#: The options of the groups that do not depend on the data, dealt out over the dataset cases (an option whose
+#: group has fewer options than there are datasets repeats), so every one of them trains once.
+COMPONENTS = ("loss", "augmentation", "optimizer", "logger")
+
+
+def _dataset_cases() -> list[tuple[str, ...]]:
+    datasets = config_options("dataset")
+    rows = max(len(datasets), *(len(config_options(g)) for g in COMPONENTS))
+    deal = [[config_options(g)[i % len(config_options(g))] for g in COMPONENTS] for i in range(rows)]
+    return [(datasets[i % len(datasets)], *deal[i]) for i in range(rows)]
+
+
+@pytest.mark.parametrize(("dataset", *COMPONENTS), _dataset_cases())
+def test_dataset_and_components(
+    dataset: str,
+    loss: str,
+    augmentation: str,
+    optimizer: str,
+    logger: str,
+    trees: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    no_png: None,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    layout = compose_train([f"dataset={dataset}"]).dataset.layout
+    # cross-entropy needs a classifier head: triplet_ce trains GPGait (its recipe), every other loss the default
+    model = ["model=gpgait"] if loss == "triplet_ce" else []
+    chosen = [f"dataset={dataset}", f"loss={loss}", f"augmentation={augmentation}", f"optimizer={optimizer}"]
+    overrides = [*chosen, f"logger={logger}", f"keypoints={KEYPOINTS[layout]}", *model, *FDR]
+    if model and layout != "coco17":
+        pytest.fail(f"no case trains loss={loss} with dataset={dataset}: deal the options differently")
+    cfg, _ = run_recipe(overrides, trees, cache_dir, tmp_path / "run")
+    files = {"wandb": "wandb", "csv": "metrics.csv", "tensorboard": "tensorboard"}
+    for name in cfg.logger or {}:
+        assert (tmp_path / "run" / files[name]).exists(), f"logger {name} wrote nothing"
+
+
+# --- debug= : each debug config, its budget cut to a few steps ------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", config_options("debug"))
+def test_debug(option: str, trees: Path, cache_dir: Path, tmp_path: Path):
+    budget = ["trainer.epochs=2", "trainer.limit_batches=2", "trainer.batch_size=16", "dataset.sequence_length=16"]
+    _, metrics = run_recipe([f"debug={option}", "baseline=false", *budget], trees, cache_dir, tmp_path / "run")
+    assert len(metrics["history"]) == 2
+
+
+def test_a_logger_named_on_the_command_line_survives_debug():
+    for debug in config_options("debug"):
+        assert list(compose_train([f"debug={debug}", "logger=tensorboard"]).logger) == ["tensorboard"], debug
+        assert not compose_train([f"debug={debug}"]).logger, f"debug={debug} must default to no tracker"
+
+
+# --- hparams_search= : one trial of each sweep, through Hydra's multirun and the Optuna sweeper, in process ---------
+
+
+#: Per sweep option, what its one trial adds. optuna: README's `-m hparams_search=optuna experiment=casia_b`, the
+#: paper recipe that holds out validation only in a sweep (here the 4th of the tiny tree's 4 training subjects).
+#: optuna_ddp: trained on one device (its two DDP workers take a minute to start on 2 cores; DDP runs are
+#: tests/engine/test_ddp.py's), so what runs is its search space and its own study.
+SWEEP_EXTRA = {
+    "optuna": [
+        "experiment=casia_b",
+        "dataset.split.train_subjects=[1,2,3,4]",
+        "dataset.split.val_count=1",
+        "dataset.split.test_subjects=[5,6]",
+    ],
+    "optuna_ddp": ["trainer.devices=1"],
+}
+
+
+@pytest.mark.parametrize("option", [o for o in config_options("hparams_search") if o != "optuna_slurm"])
+def test_hparams_search(option: str, trees: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """One trial through Hydra's multirun, the Optuna sweeper plugin and train(), all in this process."""
+    from gaitgraph.train import main
+
+    # trainer.batch_size on the command line is fixed for the sweeper: its 256 would not fit the tiny trees
+    overrides = [f"hparams_search={option}", *FDR, "logger=none", "trainer.batch_size=16"]
+    overrides.append("hydra.sweeper.sampler.seed=0")  # the same trial every time
+    extra = SWEEP_EXTRA.get(option, [])
+    fitted = fitting(compose_train([*overrides, *extra]).dataset.name, trees)
+    fitted = [f for f in fitted if f.split("=", 1)[0] not in {e.split("=", 1)[0] for e in extra}]
+    if option == "optuna":
+        fitted.remove("dataset.split.val_subjects=[4]")
+    where = [f"paths.cache_dir={cache_dir}", f"paths.output_root={tmp_path}", f"hydra.sweep.dir={tmp_path / 's'}"]
+    args = [*overrides, *extra, *fitted, *where, "hydra.sweeper.n_trials=1"]
+    monkeypatch.setattr(sys, "argv", ["gaitgraph-train", "-m", *args])
+    GlobalHydra.instance().clear()
+    main()
+    jobs = list((tmp_path / "s").glob("*/metrics.json"))
+    assert len(jobs) == 1, list((tmp_path / "s").rglob("*"))
+    metrics = json.loads(jobs[0].read_text())
+    assert metrics["metric_name"] == "val/rank1" and math.isfinite(metrics["metric"]) and metrics["val"]
+    assert OmegaConf.load(jobs[0].parent / ".hydra" / "config.yaml").hparams_search.study_name
+
+
+def test_slurm_sweep_builds_its_launcher_and_sweeper():
+    """hparams_search=optuna_slurm is optuna's search (run above) submitted through SLURM, which this machine lacks:
+    its launcher and sweeper are built from the composed settings, and the recipe passes preflight."""
+    from hydra.utils import instantiate
+
+    from gaitgraph.engine.preflight import preflight
+
+    cfg = compose_train(["hparams_search=optuna_slurm"], return_hydra_config=True)
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher" and cfg.hydra.launcher.gpus_per_node == cfg.trainer.devices
+    assert type(instantiate(cfg.hydra.sweeper)).__name__ == "GaitGraphOptunaSweeper"
+    with open_dict(cfg):
+        del cfg["hydra"]
+    preflight(cfg)
+
+
+def test_readme_sweep_of_the_casia_b_paper_recipe_holds_out_validation():
+    """README's ``-m hparams_search=optuna experiment=casia_b``: the paper trains on 1-74; its sweep on 1-64 and
+    selects on 65-74 (dataset=casia_b's validation subjects); a plain run keeps the paper's split."""
+    from gaitgraph.data.datamodule import resolve_split
+    from gaitgraph.schema import validate_sweep
+
+    sweep = compose_train(["hparams_search=optuna", "experiment=casia_b"])
+    validate_sweep(sweep)
+    split = resolve_split(sweep.dataset)
+    assert split["train_subjects"] == list(range(1, 65)) and split["val_subjects"] == list(range(65, 75))
+    paper = resolve_split(compose_train(["experiment=casia_b"]).dataset)
+    assert paper["train_subjects"] == list(range(1, 75)) and paper["val_subjects"] == []
