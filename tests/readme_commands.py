@@ -4,6 +4,10 @@ Training commands get a fast tail (1 epoch of 2 small batches) appended, sweeps 
 (``ckpt_path=...``, ``outputs/<date>/<time>``) become the files the earlier commands wrote. A command whose
 comment says ``needs:`` (data or services this machine does not have) is only composed (``--cfg job``), and a few
 lines that are not runs (``make test`` itself, activating the venv, uploads, a TensorBoard server) are skipped.
+
+A plain command of an entry point (``gaitgraph-train ...``, ``python -m gaitgraph.evaluate ...``: no shell syntax)
+runs its Hydra app in this process (tests/conftest.py run_app) with the words the shell would pass; everything else
+(make, torchrun, the scripts, shell syntax) runs in bash. The console scripts themselves start in their smoke tests.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import sys
 from pathlib import Path
 
 from gaitgraph import ROOT
+
+from .conftest import CONSOLE_SCRIPTS, run_app
 
 FAST = [
     "trainer.epochs=1",
@@ -88,11 +94,32 @@ class Workspace:
             command = command.replace("outputs/multirun/<date>/<time>", str(self.root / "sweep"))
         return command
 
-    def run(self, command: str) -> subprocess.CompletedProcess:
+    def run(self, command: str):
+        """Run ``command`` from the workspace root (make from the checkout); a CompletedProcess or AppResult."""
+        entry = in_process(command)
+        if entry is not None:
+            module, args = entry
+            return run_app(module, args, env=self.env, cwd=self.root)
         cwd = ROOT if command.startswith("make ") else self.root
         return subprocess.run(
             ["bash", "-c", command], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=600
         )
+
+
+#: What makes a command need the shell: expansions, pipes, lists, redirections, subshells, globs (outside '...').
+SHELL_SYNTAX = re.compile(r"[$|;&<>`()*?\\\"]")
+
+
+def in_process(command: str) -> tuple[str, list[str]] | None:
+    """(module, arguments) of a plain entry-point command, as the shell would pass them; None for anything else."""
+    if SHELL_SYNTAX.search(re.sub(r"'[^']*'", "", command)):
+        return None
+    words = shlex.split(command)
+    if words and words[0] in CONSOLE_SCRIPTS:
+        return CONSOLE_SCRIPTS[words[0]], words[1:]
+    if words[:2] == ["python", "-m"] and len(words) > 2 and words[2] in CONSOLE_SCRIPTS.values():
+        return words[2], words[3:]
+    return None
 
 
 def prepared(command: str) -> str:

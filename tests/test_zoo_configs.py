@@ -15,7 +15,7 @@ from gaitgraph.models.gaittr import GaitTR
 from gaitgraph.models.gpgait import GPGait
 from gaitgraph.models.losses import TripletLoss, WeightedSum
 
-from .conftest import compose_train, run_module
+from .conftest import compose_train, run_app
 
 #: experiment -> (model class, keypoints layout, loss target, trainer.sampler, P x K or batch size, three-phase)
 RECIPES = {
@@ -64,7 +64,7 @@ def test_each_family_of_a_model_sweep_trains_a_step(model):
 
 
 @pytest.mark.slow
-def test_model_family_sweep_runs(tmp_path):
+def test_model_family_sweep_runs(tmp_path, shared_cache):
     tiny = [
         "trainer.epochs=1",
         "trainer.batch_size=32",
@@ -78,18 +78,16 @@ def test_model_family_sweep_runs(tmp_path):
         "trainer.device=cpu",
         "logger=none",
     ]
-    result = run_module(
+    result = run_app(
+        "gaitgraph.train",
         [
-            "gaitgraph.train",
             "-m",
             f"model={','.join(FAMILIES)}",
             "loss=triplet",
             *tiny,
             f"paths.output_root={tmp_path}/outputs",
-            f"paths.cache_dir={tmp_path}/cache",
+            f"paths.cache_dir={shared_cache}",
         ],
-        cwd=tmp_path,
-        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for i, model in enumerate(FAMILIES):

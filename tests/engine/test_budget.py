@@ -49,14 +49,15 @@ def test_the_choice_between_plain_recomputed_and_refused():
 
 
 @pytest.mark.slow
-def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_path: Path, caplog):
+def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_path: Path, shared_cache: Path, caplog):
     overrides = [
         "trainer.epochs=1",
         "trainer.batch_size=64",
         "dataset.sequence_length=20",
         "logger=none",
         "baseline=false",
-        f"paths.cache_dir={tmp_path / 'cache'}",
+        "trainer.num_threads=1",
+        f"paths.cache_dir={shared_cache}",
     ]
     cfg = compose_train(overrides)
     model = ResGCN(coco17(), [1, 1, 1, 1], "Bottleneck", 8, 128)

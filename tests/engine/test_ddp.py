@@ -112,7 +112,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_entry_point_spawns_two_ranks(tmp_path: Path):
+def test_entry_point_spawns_two_ranks(tmp_path: Path, shared_cache: Path):
     """``trainer=ddp`` from the real Hydra entry: rank 0 writes the run dir, metrics and checkpoints."""
     run_dir = tmp_path / "run"
     result = run_module(
@@ -126,7 +126,7 @@ def test_entry_point_spawns_two_ranks(tmp_path: Path):
             "baseline=false",
             "trainer.device=cpu",
             f"paths.output_root={tmp_path}",
-            f"paths.cache_dir={tmp_path}/cache",
+            f"paths.cache_dir={shared_cache}",
             f"hydra.run.dir={run_dir}",
         ],
         cwd=tmp_path,

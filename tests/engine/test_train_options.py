@@ -16,7 +16,7 @@ from ..conftest import compose_train
 
 
 @pytest.mark.slow
-def test_swa_legacy_selection_pk_and_amp_on_cpu(tmp_path: Path, caplog):
+def test_swa_legacy_selection_pk_and_amp_on_cpu(tmp_path: Path, shared_cache: Path, caplog):
     cfg = compose_train(
         [
             "trainer.epochs=2",
@@ -34,7 +34,7 @@ def test_swa_legacy_selection_pk_and_amp_on_cpu(tmp_path: Path, caplog):
             "trainer.selection=legacy_test",
             "trainer.val_every=1",
             "trainer.amp=true",
-            f"paths.cache_dir={tmp_path}/cache",
+            f"paths.cache_dir={shared_cache}",
         ]
     )
     with open_dict(cfg):
