@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -140,3 +141,36 @@ def test_experiment_configs_hold_fastposegaits_recipes():
         # The pipeline builds (the flat keys of an older class once reached Compose and crashed after loading).
         assert len(instantiate(cfg.augmentation).transforms) == 5
         assert cfg.metric_protocol == cfg.dataset.name
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from .synthetic_trees import write_trees
+
+    return write_trees(tmp_path_factory.mktemp("data"))
+
+
+@pytest.mark.parametrize(("target", "dataset"), [("reproduce-grew", "grew"), ("reproduce-gait3d", "gait3d")])
+def test_reproduce_target_runs_end_to_end_on_the_public_layout(target: str, dataset: str, trees: Path, tmp_path: Path):
+    """The target's dataset check accepts a synthetic tree in the public layout, and the exact training command
+    it runs (read with ``make -n``) trains and scores in process, with debug=fdr's budget and the tree's split."""
+    from omegaconf import OmegaConf, open_dict
+
+    from gaitgraph.train import train
+
+    from .conftest import compose_train
+    from .synthetic_trees import fitting
+
+    check = _make(f"check-{dataset}-data", f"DATA_DIR={trees}")
+    assert check.returncode == 0, check.stderr
+    line = next(ln for ln in _make("-n", target, f"DATA_DIR={trees}").stdout.splitlines() if "-m gaitgraph.train" in ln)
+    overrides = line.split("-m gaitgraph.train", 1)[1].split()
+    assert f"paths.data_dir={trees}" in overrides
+    cfg = compose_train([*overrides, "debug=fdr", "baseline=false", f"paths.cache_dir={tmp_path / 'cache'}"])
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(fitting(dataset, trees)))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    train(cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tta"] is True and metrics["metric_protocol"] == dataset
+    assert 0.0 <= metrics["test"][dataset]["mean_rank1"] <= 100.0 and metrics["test"][dataset]["n_scored"] > 0
