@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from gaitgraph.engine.callbacks.base import Callback
-from gaitgraph.progress import LineProgress, progress
+from gaitgraph.progress import LineProgress, duration, progress
 
 if TYPE_CHECKING:
     from gaitgraph.engine.trainer import Trainer
@@ -23,13 +24,36 @@ class MetricLogging(Callback):
     step they hold the same values) are left out of the epoch's tracker call, so each scalar has one point per
     step."""
 
+    #: steps timed before the budget line's estimate of the time left (the first one pays for the warm-up)
+    TIMED_STEPS = 3
+
     def __init__(self, logger: Any) -> None:
         self.logger = logger
         self.per_step: set[str] = set()
+        self.budget = (0, 0, 0.0)  # (total steps, step at the start, when it started)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first step, what the budget costs: ``budget: 6 steps per epoch x 10 epochs = 60 steps``."""
+        per_epoch, start = len(trainer.state.batches), trainer.state.step
+        total = trainer.epochs * per_epoch
+        resumed = f", {start} done before this resume" if start else ""
+        log.info("budget: %d steps per epoch x %d epochs = %d steps%s", per_epoch, trainer.epochs, total, resumed)
+        self.budget = (total, start, time.monotonic())
 
     def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self.per_step.update(metrics)
         self.logger.log_metrics(metrics, step=trainer.state.step)
+        total, start, began = self.budget
+        done = trainer.state.step - start
+        if done == min(self.TIMED_STEPS, total - start):
+            took = time.monotonic() - began
+            left = took / done * (total - trainer.state.step)
+            log.info(
+                "budget: %d steps took %s, about %s of training left (validations and the test evaluation besides)",
+                done,
+                duration(took),
+                duration(left),
+            )
 
     def on_train_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         epoch = {k: v for k, v in record.items() if k not in self.per_step}
