@@ -166,6 +166,8 @@ def validate(cfg: DictConfig) -> None:
     _check_probabilities(cfg.augmentation)
     for group in ("model", "loss", "augmentation", "optimizer.optimizer", "optimizer.scheduler"):
         _check_target(cfg, group)
+    for name in cfg.get("callbacks") or {}:
+        _check_target(cfg, f"callbacks.{name}")
 
 
 def validate_sweep(cfg: DictConfig) -> None:

@@ -21,6 +21,7 @@ GROUPS = [
     "experiment",
     "debug",
     "paths",
+    "callbacks",
 ]
 CASES = [(g, o) for g in GROUPS for o in config_options(g)]
 

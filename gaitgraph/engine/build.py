@@ -3,6 +3,7 @@ TrainState (restored when resuming) and the Trainer with its callbacks."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -18,13 +19,12 @@ from gaitgraph.data.datamodule import WindowBatches, resolve_split, split_by_sub
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.recipe_check import check_recipe
 from gaitgraph.engine import budget
-from gaitgraph.engine.callbacks import Averaging, Callback, Checkpointing, MetricLogging, Progress, Selection
+from gaitgraph.engine.callbacks import Callback
 from gaitgraph.engine.checkpoint import Checkpointer, resume_checkpoint, resume_path
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.host_malloc import configure_malloc
 from gaitgraph.engine.memory import checkpoint_activations
 from gaitgraph.engine.state import TrainState
-from gaitgraph.engine.swa import WeightAveraging
 from gaitgraph.engine.trainer import Precision, Trainer
 from gaitgraph.errors import ConfigError
 from gaitgraph.models import GaitModel, build_model
@@ -163,40 +163,106 @@ def build_precision(cfg: DictConfig, device: torch.device) -> Precision:
     return Precision(AMP_DTYPES[cfg.trainer.amp_dtype], scaler)
 
 
+#: What :func:`build_callbacks` hands a callback besides its config settings: each to the constructor parameter of
+#: that name, when the callback's signature has one and its config node does not set it.
+RUNTIME_ARGUMENTS = (
+    "network",  # the plain network (never the DDP wrapper)
+    "optimizer",
+    "epochs",  # trainer.epochs
+    "logger",  # the run's tracker
+    "score",  # network -> the selection metric on the selection split (None without one)
+    "selection_key",  # val/rank1, or test_selection/rank1 under trainer.selection=legacy_test
+    "save_best",  # whether selection writes best.pt (not under weight averaging)
+    "final_is_best",  # whether the final weights are best.pt (nothing selects, or weight averaging)
+)
+
+
 def build_callbacks(
     cfg: DictConfig,
-    ctx: DistContext,
     splits: Splits,
     optimizer: Any,
     network: GaitModel,
     logger: Any,
     score: Callable[[GaitModel, PoseSet, str], float],
 ) -> dict[str, Callback]:
-    """The run's callbacks by name, in call order: averaging, selection, logging, checkpoints, progress, then
-    the user's own (``callbacks`` config node, ``_target_`` each)."""
-    trainer_cfg = cfg.trainer
-    callbacks: dict[str, Callback] = {}
-    swa = trainer_cfg.swa
-    if swa.enabled:
-        averaging = WeightAveraging(network, trainer_cfg.epochs, swa.start_fraction, swa.lr, swa.anneal_epochs)
-        callbacks["averaging"] = Averaging(averaging, optimizer)
-    if splits.selection is not None:
-        selection = splits.selection
-        name = "test" if splits.selection is splits.test else "val"
-        callbacks["selection"] = Selection(
-            lambda net: score(net, selection, name),
-            trainer_cfg.val_every,
-            splits.selection_key,
-            save_best=not swa.enabled,
+    """The run's callbacks by name, in the order of the ``callbacks`` config group (conf/callbacks/default.yaml,
+    then those added with ``+callbacks.<name>``): a node that is null or has ``enabled: false`` is off, selection
+    too when the dataset has nothing to select on; every other node is its ``_target_`` built with its settings
+    and the :data:`RUNTIME_ARGUMENTS` its signature names."""
+    nodes = enabled_callbacks(cfg)
+    if splits.selection is None:
+        nodes.pop("selection", None)
+    averaging, selecting = "averaging" in nodes, "selection" in nodes
+    if "checkpointing" not in nodes and (averaging or not selecting):
+        raise ConfigError(
+            "callbacks.checkpointing",
+            None,
+            "a checkpointing callback: without selection (or under weight averaging) it writes best.pt, the "
+            "weights the run evaluates",
+            hint="keep callbacks.checkpointing (trainer.checkpoint_every_steps=null writes only at epoch ends)",
         )
-    callbacks["logging"] = MetricLogging(logger)
-    callbacks["checkpointing"] = Checkpointing(
-        trainer_cfg.checkpoint_every_steps, final_is_best=splits.selection is None or swa.enabled
-    )
-    callbacks["progress"] = Progress(enabled=ctx.is_main)
-    for name, spec in (cfg.get("callbacks") or {}).items():
-        callbacks[str(name)] = build(spec)
-    return callbacks
+    runtime = {
+        "network": network,
+        "optimizer": optimizer,
+        "epochs": cfg.trainer.epochs,
+        "logger": logger,
+        "score": _selection_score(splits, score),
+        "selection_key": splits.selection_key,
+        "save_best": not averaging,
+        "final_is_best": averaging or not selecting,
+    }
+    return {name: _build_callback(name, spec, runtime) for name, spec in nodes.items()}
+
+
+def enabled_callbacks(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """The switched-on nodes of ``cfg.callbacks`` by name, in order, resolved and without their ``enabled``."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(
+                f"callbacks.{name}", node, "a node with a _target_ (a Callback class) and its settings, or null (off)"
+            )
+        spec = OmegaConf.to_container(node, resolve=True)
+        if spec.pop("enabled", True):
+            nodes[str(name)] = spec
+    return nodes
+
+
+def _selection_score(splits: Splits, score: Callable[[GaitModel, PoseSet, str], float]) -> Callable | None:
+    """Network -> the selection metric on the selection split (None when there is none)."""
+    selection = splits.selection
+    if selection is None:
+        return None
+    name = "test" if selection is splits.test else "val"
+    return lambda net: score(net, selection, name)
+
+
+def _build_callback(name: str, spec: dict[str, Any], runtime: dict[str, Any]) -> Callback:
+    """``spec``'s ``_target_`` called with its settings plus the runtime arguments its signature names."""
+    factory = build(spec, _partial_=True)
+    callback = factory(**_runtime_arguments(name, spec, factory, runtime))
+    if not isinstance(callback, Callback):
+        raise ConfigError(
+            f"callbacks.{name}._target_", spec["_target_"], "a subclass of gaitgraph.engine.callbacks.Callback"
+        )
+    return callback
+
+
+def _runtime_arguments(name: str, spec: dict[str, Any], factory: Any, runtime: dict[str, Any]) -> dict[str, Any]:
+    """The runtime arguments ``factory`` (a partial of the callback class) takes and its settings do not give;
+    settings that do not fit its signature are a config error here, not a TypeError from inside the run."""
+    try:
+        signature = inspect.signature(factory.func)
+    except (TypeError, ValueError):  # a builtin without a readable signature: its settings only
+        return {}
+    given = {k: v for k, v in runtime.items() if k in signature.parameters and k not in factory.keywords}
+    try:
+        signature.bind(*factory.args, **factory.keywords, **given)
+    except TypeError as err:
+        raise ConfigError(f"callbacks.{name}", spec, f"the settings {spec['_target_']} takes ({err})") from None
+    return given
 
 
 def _check_classes(network: GaitModel, train: PoseSet, dataset: str) -> None:
@@ -253,7 +319,7 @@ def build_trainer(
     optimizer, scheduler = build_optimization(cfg, network, len(batches))
     precision = build_precision(cfg, device)
     augment_rng = torch.Generator(device=device).manual_seed(int(t.seed) + 1)
-    callbacks = build_callbacks(cfg, ctx, splits, optimizer, network, logger, score)
+    callbacks = build_callbacks(cfg, splits, optimizer, network, logger, score)
     config = OmegaConf.to_container(cfg, resolve=True)
     state = TrainState(network, optimizer, batches, augment_rng, config, scheduler, precision.scaler, callbacks)
     resume = resume_path(t.resume, run_dir)
@@ -271,5 +337,6 @@ def build_trainer(
         ctx=ctx,
         precision=precision,
         grad_clip=t.grad_clip,
+        grad_spike_factor=t.grad_spike_factor,
         step_per_batch=cfg.optimizer.get("interval", "step") == "step",
     )

@@ -42,7 +42,8 @@ OPERATIONAL_KEYS = (
     "tta",
     "baseline",
     "hparams_search",
-    "callbacks",
+    "callbacks",  # progress, logging, profiling, a sweep's pruning, your own: all but RECIPE_CALLBACKS below
+    "callbacks.checkpointing.every_steps",  # trainer.checkpoint_every_steps
     "local",
     "trainer.resume",
     "trainer.resume_changes",
@@ -55,6 +56,9 @@ OPERATIONAL_KEYS = (
     "trainer.memory",
     "dataset.reader.root",  # where the files are, not what they hold (the cache key covers their contents)
 )
+#: The callbacks that decide what is trained, selected and saved as the result: recipe, though under ``callbacks``
+#: (the longest prefix that matches a key decides between these and :data:`OPERATIONAL_KEYS`).
+RECIPE_CALLBACKS = ("callbacks.averaging", "callbacks.selection", "callbacks.checkpointing")
 
 
 def non_finite_keys(state: Any, prefix: str = "") -> list[str]:
@@ -207,7 +211,11 @@ def check_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
 
 
 def _operational(key: str) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
+    return _longest_prefix(key, OPERATIONAL_KEYS) > _longest_prefix(key, RECIPE_CALLBACKS)
+
+
+def _longest_prefix(key: str, prefixes: tuple[str, ...]) -> int:
+    return max((len(k) for k in prefixes if key == k or key.startswith(k + ".")), default=-1)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

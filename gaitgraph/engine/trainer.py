@@ -43,6 +43,8 @@ class Trainer:
     ``model`` is what the forward runs through (the network, or its DDP wrapper); ``state.model`` is the plain
     network that is saved, averaged and evaluated. The scheduler is stepped every batch when ``step_per_batch``,
     else every epoch, unless a callback sets :attr:`scheduler_enabled` to False (weight averaging does).
+    ``grad_spike_factor`` is the divergence check's spike rule (``trainer.grad_spike_factor``; None: only
+    non-finite gradient norms stop the run).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Trainer:
         ctx: DistContext | None = None,
         precision: Precision | None = None,
         grad_clip: float | None = None,
+        grad_spike_factor: float | None = None,
         step_per_batch: bool = True,
     ) -> None:
         self.state = state
@@ -74,9 +77,9 @@ class Trainer:
         self.grad_clip = grad_clip
         self.step_per_batch = step_per_batch
         self.scheduler_enabled = True
-        # The spike rule is a safety setting of the run's config (trainer.grad_spike_factor), not of the loop.
-        spike = state.config.get("trainer", {}).get("grad_spike_factor")
-        self.grad_watch = GradNormWatch(spike, clipped=bool(grad_clip), scaled=self.precision.scaler is not None)
+        self.grad_watch = GradNormWatch(
+            grad_spike_factor, clipped=bool(grad_clip), scaled=self.precision.scaler is not None
+        )
         self.signals = StopSignals()
 
     @property
@@ -168,6 +171,7 @@ class Trainer:
             precision.scaler.unscale_(state.optimizer)
         else:
             scaled.backward()
+        self._call("on_after_backward")
         # One norm over all gradients (the clip computes it anyway); under DDP they are already averaged, so every
         # rank judges the same number and all stop together.
         if self.grad_clip:
@@ -177,6 +181,7 @@ class Trainer:
         problem = self.grad_watch.judge(norm)
         if problem:
             raise self._diverged(problem)
+        self._call("on_before_optimizer_step", state.optimizer)
         if precision.scaler is not None:
             precision.scaler.step(state.optimizer)  # skips a step whose fp16 gradients overflowed
             precision.scaler.update()

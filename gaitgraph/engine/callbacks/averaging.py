@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from gaitgraph.engine.callbacks.base import Callback
 from gaitgraph.engine.swa import WeightAveraging
 
@@ -17,10 +19,22 @@ if TYPE_CHECKING:
 
 
 class Averaging(Callback):
-    """Owns a :class:`WeightAveraging` for the run; its state is part of every checkpoint."""
+    """Owns a :class:`WeightAveraging` of ``network`` for the run; its state is part of every checkpoint.
 
-    def __init__(self, averaging: WeightAveraging, optimizer: Any) -> None:
-        self.averaging = averaging
+    start_fraction, lr, anneal_epochs: ``trainer.swa.*`` (conf/callbacks/default.yaml reads them); ``network``,
+    ``optimizer`` and ``epochs`` come from the run (:func:`gaitgraph.engine.build.build_callbacks`).
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        optimizer: Any,
+        epochs: int,
+        start_fraction: float = 0.8,
+        lr: float | None = None,
+        anneal_epochs: int = 10,
+    ) -> None:
+        self.averaging = WeightAveraging(network, epochs, start_fraction, lr, anneal_epochs)
         self.optimizer = optimizer  # SWALR is rebuilt on it when a checkpoint inside the SWA phase is restored
         self.applied = False
 

@@ -1,4 +1,16 @@
-"""The hooks a training callback may implement; the Trainer calls them in list order."""
+"""The hooks a training callback may implement; the Trainer calls them in list order.
+
+A run's callbacks are the ``callbacks`` config group (conf/callbacks/default.yaml): one node per callback, its
+class as ``_target_`` and its plain settings, in call order; ``callbacks.<name>=null`` (or ``enabled: false``)
+switches one off and ``+callbacks.<name>._target_=my.module.MyCallback`` adds one after the built-ins. What only
+the run has is handed in by :func:`gaitgraph.engine.build.build_callbacks` to the constructor parameters named
+like it: ``network``, ``optimizer``, ``epochs``, ``logger``, ``score``, ``selection_key``, ``save_best``,
+``final_is_best`` (:data:`gaitgraph.engine.build.RUNTIME_ARGUMENTS`).
+
+Per optimisation step the order is: forward and loss, backward, :meth:`Callback.on_after_backward`, the gradient
+clip and the divergence check, :meth:`Callback.on_before_optimizer_step`, the step, the scheduler step,
+:meth:`Callback.on_train_batch_end`.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +33,15 @@ class Callback:
 
     def on_train_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         """Before the first batch of 0-based ``epoch`` (also when resuming inside it)."""
+
+    def on_after_backward(self, trainer: Trainer) -> None:
+        """After the backward pass: every parameter's ``.grad`` holds this step's gradient (unscaled under fp16,
+        averaged over the ranks under DDP), not yet clipped nor checked for divergence. Changing a gradient here
+        changes what the clip and the check see."""
+
+    def on_before_optimizer_step(self, trainer: Trainer, optimizer: Any) -> None:
+        """After the gradients were clipped and judged finite, right before ``optimizer`` steps (a step the
+        divergence check refused never gets here)."""
 
     def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         """After an optimisation step; ``metrics`` holds that step's loss, learning rate and samples/s."""

@@ -16,10 +16,11 @@ class Checkpointing(Callback):
     :class:`~gaitgraph.engine.checkpoint.Checkpointer`).
 
     every_steps: also write ``last.pt`` every this many optimisation steps inside an epoch (None: epoch ends only).
-    final_is_best: at the end of fit, the final weights are ``best.pt`` (no validation split, or weight averaging).
+    final_is_best: at the end of fit, the final weights are ``best.pt`` (nothing selects, or weight averaging);
+    the run decides it (:func:`gaitgraph.engine.build.build_callbacks`).
     """
 
-    def __init__(self, every_steps: int | None, final_is_best: bool) -> None:
+    def __init__(self, every_steps: int | None = None, final_is_best: bool = True) -> None:
         self.every_steps = every_steps
         self.final_is_best = final_is_best
 

@@ -82,8 +82,7 @@ class Progress(Callback):
     the whole run (so its ETA is the run's), on a terminal with a bar per epoch below it; in a file one line now
     and then with epoch, loss, learning rate, samples/s and the last validation rank-1."""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    def __init__(self) -> None:
         self.run: Any = None
         self.batches: Any = None
         self.latest: dict[str, str] = {}
@@ -95,7 +94,7 @@ class Progress(Callback):
             initial=trainer.state.step,
             desc="train",
             unit="step",
-            enabled=self.enabled,
+            enabled=trainer.ctx.is_main,
             leave=True,
         )
 
@@ -109,7 +108,7 @@ class Progress(Callback):
             initial=batches.position if batches.in_epoch else 0,
             desc=f"epoch {epoch + 1}",
             unit="batch",
-            enabled=self.enabled,
+            enabled=trainer.ctx.is_main,
         )
 
     def on_train_batch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:

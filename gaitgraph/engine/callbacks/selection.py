@@ -20,15 +20,17 @@ if TYPE_CHECKING:
 class Selection(Callback):
     """Score the selection split every ``every`` epochs (and after the last one); keep the best as ``best.pt``.
 
+    every: ``trainer.val_every`` (conf/callbacks/default.yaml reads it); the rest comes from the run
+    (:func:`gaitgraph.engine.build.build_callbacks`):
     score: maps the unwrapped network to the selection metric (mean rank-1 of the chosen protocol).
-    key: the history/logger key, ``val/rank1`` (or ``test_selection/rank1`` for the legacy choice).
+    selection_key: the history/logger key, ``val/rank1`` (or ``test_selection/rank1`` for the legacy choice).
     save_best: False under weight averaging, whose final averaged weights are the result instead.
     """
 
-    def __init__(self, score: Callable[[Any], float], every: int, key: str, save_best: bool) -> None:
+    def __init__(self, score: Callable[[Any], float], every: int, selection_key: str, save_best: bool = True) -> None:
         self.score = score
         self.every = every
-        self.key = key
+        self.key = selection_key
         self.save_best = save_best
         self.best = -math.inf
         self.best_epoch = 0
