@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from gaitgraph.cli import exit_on_error
 from gaitgraph.engine import claim
 from gaitgraph.engine.checkpoint import check_run_dir
+from gaitgraph.engine.preflight import preflight
 from gaitgraph.schema import validate, validate_sweep
 
 
@@ -26,6 +27,7 @@ class TrainGuard(Callback):
     @exit_on_error
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         validate(config)
+        preflight(config)
         run_dir = Path(config.hydra.run.dir)
         if not self._hold(run_dir):  # a torchrun rank other than 0: rank 0 claims and checks for all
             return
@@ -41,6 +43,7 @@ class TrainGuard(Callback):
     @exit_on_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         validate(config)
+        preflight(config)  # a recipe that cannot build fails once here, not once per trial
         if config.get("hparams_search"):
             validate_sweep(config)
         self._hold(Path(config.hydra.sweep.dir))
