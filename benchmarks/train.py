@@ -5,7 +5,7 @@ n21-r8, batch 768, T=60, COCO-17, SupCon(0.01), AdamW(5e-3, wd 1e-5) + OneCycle,
 subprocess so its peak RSS is its own. Variants: torch and glibc as shipped (4 KiB pages, glibc's thresholds);
 the platform's defaults (large tensors on transparent huge pages, ``gaitgraph/__init__.py``, and
 ``trainer.host_malloc`` from conf/trainer/default.yaml, ``gaitgraph/engine/host_malloc.py``); and glibc keeping
-every freed block; with and without activation recomputation (``trainer.activation_checkpointing``).
+every freed block; with and without activation recomputation (``trainer.recompute``).
 A few warm-up steps, then the median step time.
 ``python -m benchmarks.train [out.json] [cpu|cuda]``.
 """
@@ -131,7 +131,7 @@ def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: 
     from gaitgraph.data.datamodule import WindowBatches
     from gaitgraph.engine.callbacks import Callback
     from gaitgraph.engine.checkpoint import Checkpointer
-    from gaitgraph.engine.memory import checkpoint_activations
+    from gaitgraph.engine.recompute import recompute_activations
     from gaitgraph.engine.state import TrainState
     from gaitgraph.engine.trainer import Trainer
     from gaitgraph.models.losses import SupConLoss
@@ -154,7 +154,7 @@ def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: 
     skeleton = build(cfg.keypoints)
     model = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128).to(dev)
     if recompute:
-        checkpoint_activations(model)
+        recompute_activations(model)
     batches = WindowBatches(synthetic_poses(), sequence_length, batch_size, seed=0, limit=n_steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=1e-5)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=200 * n_steps)

@@ -76,7 +76,7 @@ class TrainerSchema:
     amp_dtype: str = MISSING
     selection: str = MISSING
     swa: SwaSchema = field(default_factory=SwaSchema)
-    activation_checkpointing: Any = MISSING  # true | false | auto (on only when the memory guard needs it)
+    recompute: Any = MISSING  # true | false | auto (on only when the memory guard needs it)
     host_malloc: HostMallocSchema = field(default_factory=HostMallocSchema)
     memory: MemorySchema = field(default_factory=MemorySchema)
     limit_batches: int | None = MISSING  # at most this many batches per epoch (debug=limit)
@@ -138,7 +138,7 @@ RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("trainer.sampler", lambda v: v in ("random", "pk"), "random or pk"),
     ("trainer.selection", lambda v: v in ("val", "legacy_test"), "val or legacy_test"),
     ("trainer.amp_dtype", lambda v: v in ("bf16", "fp16"), "bf16 or fp16"),
-    ("trainer.activation_checkpointing", lambda v: v in (True, False, "auto"), "true, false or auto"),
+    ("trainer.recompute", lambda v: v in (True, False, "auto"), "true, false or auto"),
     ("optimized_metric", lambda v: v in OBJECTIVES, f"one of {', '.join(OBJECTIVES)}"),
     ("optimizer.optimizer.lr", lambda v: v is None or v > 0, "a learning rate > 0"),
     ("optimizer.optimizer.weight_decay", lambda v: v is None or v >= 0, "a weight decay >= 0"),

@@ -188,14 +188,14 @@ def test_5_resume_is_exact_or_refuses(trained_run: TrainedRun, tmp_path: Path):
 
 
 def test_6_memory_is_estimated_before_training(tmp_path: Path, shared_cache: Path):
-    limits = ["trainer.memory.limit_gb=0.01", "trainer.activation_checkpointing=false"]
+    limits = ["trainer.memory.limit_gb=0.01", "trainer.recompute=false"]
     result = train_app(train_args(tmp_path, "run", *limits, cache=shared_cache))
     one_paragraph(
         result,
         "not enough memory",
         "may need up to",
         "0.0 GB are free",
-        "trainer.activation_checkpointing=true",
+        "trainer.recompute=true",
         "trainer.batch_size",
     )
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -51,7 +51,7 @@ def test_a_model_family_from_a_test_module_trains_with_recomputation_chosen_by_t
     before = toys.ToyBlock.calls
     with caplog.at_level(logging.WARNING, logger="gaitgraph.engine.budget"):
         train(cfg)
-    assert "switched trainer.activation_checkpointing on" in caplog.text
+    assert "switched trainer.recompute on" in caplog.text
     steps = len(json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]) * 2  # debug=fdr: 2 steps
     assert toys.ToyBlock.calls - before == 2 * 3 * steps
     weights = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]

@@ -110,7 +110,7 @@ def _meminfo_available() -> int:
 def choose_recompute(
     setting: str | bool, estimate_: MemoryEstimate, budget: int, can_recompute: bool, what: str
 ) -> bool:
-    """Whether to recompute activations, given ``trainer.activation_checkpointing`` (true, false or auto) and
+    """Whether to recompute activations, given ``trainer.recompute`` (true, false or auto) and
     the memory ``budget``; raises :class:`MemoryBudgetError` when even the chosen way does not fit.
 
     ``what`` describes the step (model, batch, length) for the messages.
@@ -122,7 +122,7 @@ def choose_recompute(
         if recompute and setting == "auto":
             log.warning(
                 "memory: %s may need up to %.1f GB, %.1f GB are free: switched "
-                "trainer.activation_checkpointing on (about %.1f GB)",
+                "trainer.recompute on (about %.1f GB)",
                 what,
                 plain / 1e9,
                 budget / 1e9,
@@ -132,7 +132,7 @@ def choose_recompute(
     ways = (
         []
         if recompute or not can_recompute
-        else [f"trainer.activation_checkpointing=true (about {recomputed / 1e9:.1f} GB)"]
+        else [f"trainer.recompute=true (about {recomputed / 1e9:.1f} GB)"]
     )
     ways += ["a smaller trainer.batch_size or dataset.sequence_length", "trainer.memory.limit_gb to assert more"]
     raise MemoryBudgetError(

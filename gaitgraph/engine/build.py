@@ -23,7 +23,7 @@ from gaitgraph.engine.callbacks import Callback
 from gaitgraph.engine.checkpoint import Checkpointer, resume_checkpoint, resume_path
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.host_malloc import configure_malloc
-from gaitgraph.engine.memory import checkpoint_activations
+from gaitgraph.engine.recompute import recompute_activations
 from gaitgraph.engine.state import TrainState
 from gaitgraph.engine.trainer import Precision, Trainer
 from gaitgraph.errors import ConfigError
@@ -112,7 +112,7 @@ def build_network(
 ) -> GaitModel:
     """The model on ``device``, with activation recomputation when asked or when the memory guard needs it."""
     network = build_model(cfg.model, skeleton)
-    setting = cfg.trainer.activation_checkpointing
+    setting = cfg.trainer.recompute
     recompute = setting is True
     memory = cfg.trainer.memory
     if memory.guard:
@@ -126,9 +126,9 @@ def build_network(
         can_recompute = bool(network.recomputed_modules())
         recompute = budget.choose_recompute(setting, estimate, room, can_recompute=can_recompute, what=what)
     network = network.to(device)
-    if recompute and checkpoint_activations(network) == 0:
+    if recompute and recompute_activations(network) == 0:
         log.warning(
-            "trainer.activation_checkpointing: %s has no recomputable module; training it plainly",
+            "trainer.recompute: %s has no recomputable module; training it plainly",
             type(network).__name__,
         )
     return network

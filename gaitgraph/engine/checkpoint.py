@@ -59,6 +59,9 @@ OPERATIONAL_KEYS = (
 #: The callbacks that decide what is trained, selected and saved as the result: recipe, though under ``callbacks``
 #: (the longest prefix that matches a key decides between these and :data:`OPERATIONAL_KEYS`).
 RECIPE_CALLBACKS = ("callbacks.averaging", "callbacks.selection", "callbacks.checkpointing")
+#: Config keys renamed since a checkpoint may have been written: ``old key -> new key``. A stored config's old key
+#: is compared as the new one, so runs started before the rename still resume.
+RENAMED_KEYS = {"trainer.activation_checkpointing": "trainer.recompute"}
 
 
 def non_finite_keys(state: Any, prefix: str = "") -> list[str]:
@@ -177,9 +180,10 @@ def recipe_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
     """``(key, stored value, current value)`` for every config key that defines the recipe and differs.
 
     Everything counts as recipe (data, keypoints, model, loss, optimizer, schedule, batch, sequence length,
-    augmentation, epochs, seed, ...) except :data:`OPERATIONAL_KEYS`.
+    augmentation, epochs, seed, ...) except :data:`OPERATIONAL_KEYS`. Keys of ``stored`` that were renamed since
+    (:data:`RENAMED_KEYS`) count under their new names.
     """
-    a, b = _flatten(stored), _flatten(current)
+    a, b = _renamed(_flatten(stored)), _flatten(current)
     keys = sorted(set(a) | set(b))
     missing = object()
     return [
@@ -208,6 +212,17 @@ def check_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
         f"{run_dir} already holds a run ({', '.join(used)}); nothing was changed. To continue it: "
         "trainer.resume=auto; to keep it: choose another hydra.run.dir; to replace it: trainer.overwrite=true."
     )
+
+
+def _renamed(flat: dict[str, Any]) -> dict[str, Any]:
+    """``flat`` with every key of :data:`RENAMED_KEYS` (or below it) under its new name."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        for old, new in RENAMED_KEYS.items():
+            if key == old or key.startswith(old + "."):
+                key = new + key[len(old) :]
+        out[key] = value
+    return out
 
 
 def _operational(key: str) -> bool:

@@ -17,8 +17,8 @@ What the engine needs beyond that, a family declares here instead of the engine 
 - ``features``: the name of its input features in the registry :data:`gaitgraph.models.features.FEATURES`
   (``@register_features("<name>")`` where the function is defined);
 - :attr:`GaitModel.recomputed`: the block types whose activations may be recomputed in the backward pass
-  (``trainer.activation_checkpointing``); :meth:`GaitModel.recomputed_modules` lists the blocks, and both the
-  recomputation (:mod:`gaitgraph.engine.memory`) and the memory estimate (:mod:`gaitgraph.engine.budget`) use it.
+  (``trainer.recompute``); :meth:`GaitModel.recomputed_modules` lists the blocks, and both the
+  recomputation (:mod:`gaitgraph.engine.recompute`) and the memory estimate (:mod:`gaitgraph.engine.budget`) use it.
 """
 
 from __future__ import annotations

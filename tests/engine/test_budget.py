@@ -38,7 +38,7 @@ def test_the_choice_between_plain_recomputed_and_refused():
     assert choose_recompute(True, est, recomputed, True, "x") is True
     with pytest.raises(
         MemoryBudgetError,
-        match=r"x may need up to 20\.3 GB .*Ways out: trainer\.activation_checkpointing"
+        match=r"x may need up to 20\.3 GB .*Ways out: trainer\.recompute"
         r"=true \(about 4\.7 GB\)",
     ):
         choose_recompute(False, est, recomputed, True, "x")
@@ -68,5 +68,5 @@ def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_pa
         cfg.paths.output_dir = str(tmp_path / "run")
     with caplog.at_level(logging.WARNING, logger="gaitgraph.engine.budget"):
         train(cfg)
-    assert "switched trainer.activation_checkpointing on" in caplog.text
+    assert "switched trainer.recompute on" in caplog.text
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][0]["train/loss_epoch"] > 0

@@ -100,6 +100,18 @@ def test_recipe_differences_ignore_operational_keys():
     assert keys == ["model.structure", "optimized_metric", "trainer.batch_size", "trainer.epochs"]
 
 
+def test_a_checkpoint_written_before_a_key_was_renamed_resumes_under_the_new_name(tmp_path: Path):
+    """trainer.activation_checkpointing became trainer.recompute: an older run's stored value is compared as the
+    new key, so an equal setting resumes and a different one is refused under the new name."""
+    old = {"trainer": {"epochs": 6, "activation_checkpointing": "auto"}}
+    assert recipe_differences(old, {"trainer": {"epochs": 6, "recompute": "auto"}}) == []
+    assert recipe_differences(old, {"trainer": {"epochs": 6, "recompute": True}}) == [
+        ("trainer.recompute", "auto", True)
+    ]
+    Checkpointer(tmp_path).save(_state(1, config=old), "last.pt")
+    assert resume_checkpoint(tmp_path / "last.pt", {"trainer": {"epochs": 6, "recompute": "auto"}})["step"] == 1
+
+
 def test_resume_refuses_another_recipe_listing_the_keys(tmp_path: Path):
     Checkpointer(tmp_path).save(_state(1, config={"trainer": {"epochs": 6, "batch_size": 96}}), "last.pt")
     with pytest.raises(

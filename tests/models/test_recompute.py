@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gaitgraph.engine.budget import TRANSIENT_FACTOR, estimate
-from gaitgraph.engine.memory import checkpoint_activations
+from gaitgraph.engine.recompute import recompute_activations
 from gaitgraph.models.base import GaitModel
 from gaitgraph.models.gaitgraph1 import GaitGraph1
 from gaitgraph.models.gaittr import GaitTR
@@ -45,7 +45,7 @@ def test_recomputation_gives_the_plain_gradients_and_buffers(family: str):
     torch.manual_seed(0)
     plain = build().train()
     recomputed = copy.deepcopy(plain)
-    assert checkpoint_activations(recomputed) == blocks == len(plain.recomputed_modules())
+    assert recompute_activations(recomputed) == blocks == len(plain.recomputed_modules())
     x = plain.input_features(_poses(6, 12))
     for model in (plain, recomputed):
         torch.manual_seed(3)  # the same dropout masks (GaitTR); recomputation replays them
@@ -92,7 +92,7 @@ def test_the_estimate_of_each_family_is_near_its_measured_peak(family: str):
         model = build().train()
         est = estimate(model, 16, 30)
         if recompute:
-            checkpoint_activations(model)
+            recompute_activations(model)
         kept = est.activations_recomputed if recompute else est.activations
         central = (est.model_state + kept) * TRANSIENT_FACTOR
         measured = _measured_peak(model, poses)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gaitgraph.engine.memory import checkpoint_activations
+from gaitgraph.engine.recompute import recompute_activations
 from gaitgraph.models.resgcn import (
     ResGCN,
     ResGCNModule,
@@ -140,10 +140,10 @@ def test_eval_and_fused_match_reference(coco17, kind):
     assert left == [] and not fused.training
 
 
-def test_activation_checkpointing_keeps_gradients(coco17):
+def test_recompute_keeps_gradients(coco17):
     model = _model(coco17, "n21").train()
     recomputed = copy.deepcopy(model)
-    assert checkpoint_activations(recomputed) == 8
+    assert recompute_activations(recomputed) == 8
     x = _input(model)
     model(x)[0].square().sum().backward()
     recomputed(x)[0].square().sum().backward()

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from gaitgraph.engine.memory import checkpoint_activations
+from gaitgraph.engine.recompute import recompute_activations
 from gaitgraph.models.features import multi_input
 from gaitgraph.models.losses import SupConLoss
 from gaitgraph.models.resgcn import ResGCN
@@ -21,7 +21,7 @@ def test_recomputed_model_trains_identically():
     torch.manual_seed(0)
     plain = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 32)
     recomputed = copy.deepcopy(plain)
-    assert checkpoint_activations(recomputed) == 3 * 2 + 2
+    assert recompute_activations(recomputed) == 3 * 2 + 2
     x = multi_input(torch.randn(12, 16, 17, 3) * 20 + 100, skeleton)
     y = torch.arange(12) % 4
     loss_fn = SupConLoss(0.01)

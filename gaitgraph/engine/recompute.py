@@ -1,4 +1,4 @@
-"""Activation recomputation: the same maths with a lower peak memory (``trainer.activation_checkpointing``).
+"""Activation recomputation: the same maths with a lower peak memory (``trainer.recompute``).
 
 Each block a model family declares (:meth:`gaitgraph.models.base.GaitModel.recomputed_modules`) keeps only its
 input for the backward pass and recomputes its inside there (``torch.utils.checkpoint``, which replays the random
@@ -36,7 +36,7 @@ def _frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
 
 
 class _Recomputed:
-    """Replaces a module's ``forward``: checkpointed while training with gradients, plain otherwise."""
+    """Replaces a module's ``forward``: recomputed while training with gradients, plain otherwise."""
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
@@ -58,7 +58,7 @@ class _Recomputed:
         return checkpoint(run, *args, use_reentrant=False)
 
 
-def checkpoint_activations(model: GaitModel) -> int:
+def recompute_activations(model: GaitModel) -> int:
     """Recompute every block ``model`` declares (its ``recomputed_modules()``) in the backward pass; returns how
     many were wrapped (0: the family declares none)."""
     wrapped = 0
