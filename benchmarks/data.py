@@ -252,7 +252,7 @@ def _epoch_data(poses) -> dict:
     from omegaconf import OmegaConf
 
     from gaitgraph import CONF_DIR
-    from gaitgraph.data.datamodule import WindowBatches
+    from gaitgraph.data.batches import WindowBatches
     from gaitgraph.models.features import multi_input
 
     skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))

@@ -128,7 +128,7 @@ def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: 
     import torch
     from hydra import compose, initialize_config_module
 
-    from gaitgraph.data.datamodule import WindowBatches
+    from gaitgraph.data.batches import WindowBatches
     from gaitgraph.engine.callbacks import Callback
     from gaitgraph.engine.checkpoint import Checkpointer
     from gaitgraph.engine.recompute import recompute_activations

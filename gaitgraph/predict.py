@@ -25,8 +25,8 @@ from rich.console import Console
 
 from gaitgraph.cli import entry
 from gaitgraph.data.cache import load_poses
-from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.data.splits import resolve_split, split_by_subjects
 from gaitgraph.engine.restore import restore_model
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.evaluation.embed import embed_poseset, eval_length

@@ -230,7 +230,7 @@ def test_slurm_sweep_builds_its_launcher_and_sweeper():
 def test_readme_sweep_of_the_casia_b_paper_recipe_holds_out_validation():
     """README's ``-m hparams_search=optuna experiment=casia_b``: the paper trains on 1-74; its sweep on 1-64 and
     selects on 65-74 (dataset=casia_b's validation subjects); a plain run keeps the paper's split."""
-    from gaitgraph.data.datamodule import resolve_split
+    from gaitgraph.data.splits import resolve_split
     from gaitgraph.schema import validate_sweep
 
     sweep = compose_train(["hparams_search=optuna", "experiment=casia_b"])

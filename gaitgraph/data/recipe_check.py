@@ -28,12 +28,12 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gaitgraph.data.datamodule import resolve_split
 from gaitgraph.data.oumvlp import OumvlpReader
 from gaitgraph.data.pkl import PosePklReader
 from gaitgraph.data.psymo import PsyMoReader
 from gaitgraph.data.readers import FolderReader, load_json
 from gaitgraph.data.safe_pickle import load_pose_array
+from gaitgraph.data.splits import resolve_split
 from gaitgraph.errors import ConfigError, DatasetFormatError
 
 #: Seconds spent opening walks to find one as long as ``dataset.sequence_length``.

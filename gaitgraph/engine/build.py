@@ -14,10 +14,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gaitgraph.data.batches import WindowBatches
 from gaitgraph.data.cache import load_poses
-from gaitgraph.data.datamodule import WindowBatches, resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.recipe_check import check_recipe
+from gaitgraph.data.splits import resolve_split, split_by_subjects
 from gaitgraph.engine import budget
 from gaitgraph.engine.callbacks import Callback
 from gaitgraph.engine.checkpoint import Checkpointer, resume_checkpoint, resume_path

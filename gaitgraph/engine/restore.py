@@ -23,8 +23,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.data.cache import load_poses
-from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.poseset import PoseSet
+from gaitgraph.data.splits import resolve_split, split_by_subjects
 from gaitgraph.engine.distributed import resolve_device
 from gaitgraph.engine.trust import check_stored_config
 from gaitgraph.errors import CheckpointError, ConfigError, short_repr

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gaitgraph.data.datamodule import WindowBatches
+from gaitgraph.data.batches import WindowBatches
 from gaitgraph.models.base import GaitModel
 
 if TYPE_CHECKING:  # callbacks import this module for the type only

@@ -11,9 +11,9 @@ import pytest
 from hydra.utils import instantiate
 
 from gaitgraph.data.casia_b import CasiaBReader
-from gaitgraph.data.datamodule import resolve_split, split_by_subjects
 from gaitgraph.data.pkl import UNKNOWN_SUBJECT, PosePklReader
 from gaitgraph.data.safe_pickle import load_pose_array
+from gaitgraph.data.splits import resolve_split, split_by_subjects
 from gaitgraph.data.synthetic import generate_casia_b, generate_casia_b_pkl, generate_gait3d, generate_grew
 from gaitgraph.errors import ConfigError, DatasetFormatError
 

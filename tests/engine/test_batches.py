@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gaitgraph.data.datamodule import WindowBatches, pk_plan, random_plan
+from gaitgraph.data.batches import WindowBatches, pk_plan, random_plan
 from gaitgraph.engine.distributed import shard
 
 from .conftest import toy_poses

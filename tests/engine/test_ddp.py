@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from gaitgraph.data.datamodule import WindowBatches
+from gaitgraph.data.batches import WindowBatches
 from gaitgraph.engine.checkpoint import Checkpointer
 from gaitgraph.engine.distributed import DistContext, shard, spawn
 from gaitgraph.engine.state import TrainState

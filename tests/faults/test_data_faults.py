@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from gaitgraph.cli import OutputCheck
+from gaitgraph.data.batches import WindowBatches
 from gaitgraph.data.cache import load_poses
 from gaitgraph.data.casia_b import CasiaBReader
-from gaitgraph.data.datamodule import WindowBatches, split_by_subjects
 from gaitgraph.data.pkl import PosePklReader
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.psymo import PsyMoReader
+from gaitgraph.data.splits import split_by_subjects
 from gaitgraph.data.synthetic import generate_casia_b, generate_casia_b_pkl
 from gaitgraph.engine.build import Splits, build_trainer
 from gaitgraph.engine.distributed import DistContext
