@@ -14,7 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gaitgraph.loggers import LoggerGroup, build_logger
-from gaitgraph.loggers.base import NullLogger
+from gaitgraph.loggers.base import NullTracker, Tracker
 from gaitgraph.loggers.csv import CsvLogger
 
 from .conftest import compose_train
@@ -35,7 +35,7 @@ def _table() -> pd.DataFrame:
     return pd.DataFrame({"000": [0.5], "mean": [0.5]}, index=pd.Index(["nm"], name="condition"))
 
 
-def _drive(logger: NullLogger, run_dir: Path, image: Path) -> None:
+def _drive(logger: Tracker, run_dir: Path, image: Path) -> None:
     logger.start(run_dir, {"model": {"depth": 21}}, name="exp", tags=["t"])
     for metrics, step in CALLS:
         logger.log_metrics(metrics, step=step)
@@ -173,7 +173,26 @@ def test_logger_none_tracks_nothing(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heatmap.png"]
 
 
-class _Broken(NullLogger):
+def test_every_tracker_and_the_group_answer_the_tracker_interface():
+    """The built-in trackers, the do-nothing one and the group all have every method of the Tracker protocol; an
+    object lacking one is not a Tracker."""
+    from gaitgraph.loggers.tensorboard import TensorBoardLogger
+    from gaitgraph.loggers.wandb import WandbLogger
+
+    for tracker in (NullTracker(), CsvLogger(), TensorBoardLogger(), WandbLogger(), LoggerGroup()):
+        assert isinstance(tracker, Tracker), type(tracker).__name__
+
+    class NoImages:
+        def start(self, *args, **kwargs): ...
+        def log_metrics(self, *args, **kwargs): ...
+        def log_table(self, *args, **kwargs): ...
+        def log_artifact(self, *args, **kwargs): ...
+        def finish(self, *args, **kwargs): ...
+
+    assert not isinstance(NoImages(), Tracker)
+
+
+class _Broken(NullTracker):
     """A tracker whose every call raises (a full disk, a lost connection)."""
 
     def log_metrics(self, metrics, step=None):
@@ -183,7 +202,7 @@ class _Broken(NullLogger):
         raise RuntimeError("no image support")
 
 
-class _BrokenStart(NullLogger):
+class _BrokenStart(NullTracker):
     calls = 0
 
     def start(self, *args, **kwargs):

@@ -17,20 +17,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.errors import ConfigError
-from gaitgraph.loggers.base import NullLogger, in_percent
+from gaitgraph.loggers.base import Tracker, in_percent
 
 log = logging.getLogger(__name__)
 
 
-class LoggerGroup(NullLogger):
-    """Every chosen tracker behind the one :class:`NullLogger` interface, each call sent to all of them.
+class LoggerGroup:
+    """Every chosen tracker behind the one :class:`~gaitgraph.loggers.base.Tracker` interface, each call sent to all.
 
     Rank-1, mAP and mINP reach every tracker in percent, as tables and papers print them (the platform computes
     fractions). A tracker that raises is reported once per method as a warning and the others carry on: tracking never
     stops a run. One whose ``start`` failed gets no further calls.
     """
 
-    def __init__(self, loggers: Mapping[str, NullLogger] | None = None) -> None:
+    def __init__(self, loggers: Mapping[str, Tracker] | None = None) -> None:
         self.loggers = dict(loggers or {})
         self._warned: set[tuple[str, str]] = set()
 
@@ -103,7 +103,7 @@ def build_logger(logger_cfg: Mapping[str, Any] | None) -> LoggerGroup:
 @contextlib.contextmanager
 def tracker_session(
     cfg: DictConfig, run_dir: Path, choices: dict[str, str], job_type: str, enabled: bool = True
-) -> Iterator[NullLogger]:
+) -> Iterator[Tracker]:
     """The run's trackers (the ``logger`` node; none when ``enabled`` is False, e.g. on DDP ranks > 0), started
     with the resolved config and one tag per chosen config option, finished with exit code 0 or 1."""
     logger = build_logger(cfg.get("logger") if enabled else None)

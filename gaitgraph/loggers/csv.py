@@ -6,11 +6,11 @@ import csv
 from pathlib import Path
 from typing import IO, Any
 
-from gaitgraph.loggers.base import NullLogger
+from gaitgraph.loggers.base import NullTracker
 from gaitgraph.utils import atomic_write
 
 
-class CsvLogger(NullLogger):
+class CsvLogger(NullTracker):
     """One row per :meth:`log_metrics` call: ``step`` (a call without one gets the last step logged, as in
     TensorBoard), then one column per key ever logged (empty where a row has no value). A new key rewrites the
     file once with the wider header (atomically); other rows are appended and flushed, so a reader never waits

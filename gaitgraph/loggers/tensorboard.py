@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gaitgraph.loggers.base import NullLogger
+from gaitgraph.loggers.base import NullTracker
 from gaitgraph.utils import markdown_table
 
 #: Scalars the HParams tab shows against the hyper-parameters (the objective's key is added when it is logged).
@@ -65,7 +65,7 @@ def hparams_of(config: dict[str, Any], tags: list[str], keys: tuple[str, ...] | 
     return found
 
 
-class TensorBoardLogger(NullLogger):
+class TensorBoardLogger(NullTracker):
     """Scalars per key, tables as Markdown text, images as images, written with torch's ``SummaryWriter``.
 
     The resolved config is logged once as text (``config``); an artifact becomes a text line naming its file,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from gaitgraph.loggers.base import RATE_KEY, NullLogger
+from gaitgraph.loggers.base import RATE_KEY, NullTracker
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def summary_of(key: str) -> str | None:
     return next((summary for pattern, summary in SUMMARIES if pattern.search(key)), None)
 
 
-class WandbLogger(NullLogger):
+class WandbLogger(NullTracker):
     """Log a run to W&B under ``<run_dir>/wandb``.
 
     ``mode="offline"`` (default) writes ``wandb/offline-run-*`` for a later ``wandb sync``;
