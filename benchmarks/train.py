@@ -12,6 +12,7 @@ A few warm-up steps, then the median step time.
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import sys
@@ -74,6 +75,7 @@ def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str], mall
     return json_from_subprocess(code, env_extra)
 
 
+@functools.cache
 def synthetic_poses(seed: int = 0):
     """CASIA-B-shaped PoseSet: walking-like COCO-17 sequences around a per-subject body, raw pixel units."""
     import numpy as np
@@ -120,15 +122,25 @@ def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = 
     print(json.dumps({"recompute": recompute, **step_summary(RECIPE["batch_size"], steps, device)}))
 
 
-def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: int, n_steps: int) -> list[float]:
+def train_steps(
+    device: str,
+    recompute: bool,
+    batch_size: int,
+    sequence_length: int,
+    n_steps: int,
+    amp: bool | str = False,
+    compiled: bool = False,
+) -> list[float]:
     """Seconds of each of ``n_steps`` optimisation steps of n21-r8 on synthetic CASIA-B poses, through the
-    platform's own Trainer (augmentation, multi-input, SupCon, AdamW + OneCycle), as train() runs them."""
+    platform's own Trainer (augmentation, multi-input, SupCon, AdamW + OneCycle), as train() runs them;
+    ``amp`` and ``compiled`` as ``trainer.amp`` (bf16) and ``trainer.compile``."""
     import tempfile
 
     import torch
     from hydra import compose, initialize_config_module
 
     from gaitgraph.data.batches import WindowBatches
+    from gaitgraph.engine.build import build_precision, compile_forward
     from gaitgraph.engine.callbacks import Callback
     from gaitgraph.engine.checkpoint import Checkpointer
     from gaitgraph.engine.recompute import recompute_activations
@@ -148,7 +160,7 @@ def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: 
             self.times.append(time.perf_counter())
 
     with initialize_config_module("gaitgraph.conf", version_base="1.3"):
-        cfg = compose("train")
+        cfg = compose("train", overrides=[f"trainer.amp={str(amp).lower()}"])
     torch.manual_seed(0)
     dev = torch.device(device)
     skeleton = build(cfg.keypoints)
@@ -163,13 +175,14 @@ def train_steps(device: str, recompute: bool, batch_size: int, sequence_length: 
     with tempfile.TemporaryDirectory() as tmp:
         Trainer(
             state,
-            model=model,
+            model=compile_forward(model, compiled),
             loss_fn=SupConLoss(0.01),
             augment=build(cfg.augmentation),
             epochs=1,
             device=dev,
             checkpointer=Checkpointer(tmp),
             callbacks=[stamps],
+            precision=build_precision(cfg, dev),
         ).fit()
     return [b - a for a, b in zip(stamps.times, stamps.times[1:])]
 

@@ -10,6 +10,10 @@ from pathlib import Path
 # the variable once when torch is loaded, so it is set here, before anything imports torch; a value the user
 # exported (e.g. THP_MEM_ALLOC_ENABLE=0) wins, and spawned DDP workers inherit it.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+# OpenMP threads that wait for work sleep instead of spinning: on a machine shared with other jobs (or trials run side
+# by side) spinning threads take the cores the working ones need. The OpenMP runtime reads this once, when torch loads
+# it, so it is set here too; a value the user exported wins. Measured in benchmarks/threads.py.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from omegaconf import OmegaConf  # noqa: E402
 

@@ -58,7 +58,7 @@ class TrainerSchema:
     seed: int = MISSING
     deterministic: bool = MISSING
     device: str = MISSING
-    num_threads: int | None = MISSING
+    num_threads: Any = MISSING  # auto | N | null (cores shared out between ranks and side-by-side trials)
     grad_clip: float | None = MISSING
     grad_spike_factor: float | None = MISSING  # a gradient norm this many times the recent median is divergence
     val_every: int = MISSING
@@ -72,7 +72,8 @@ class TrainerSchema:
     pk: PkSchema = field(default_factory=PkSchema)
     devices: int = MISSING
     sync_bn: bool = MISSING
-    amp: bool = MISSING
+    amp: Any = MISSING  # auto | true | false
+    compile: bool = MISSING  # torch.compile the forward network
     amp_dtype: str = MISSING
     selection: str = MISSING
     swa: SwaSchema = field(default_factory=SwaSchema)
@@ -118,7 +119,11 @@ RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("trainer.devices", lambda v: v >= 1, _AT_LEAST_1),
     ("trainer.val_every", lambda v: v >= 1, _AT_LEAST_1),
     ("trainer.eval_batch_size", lambda v: v >= 1, _AT_LEAST_1),
-    ("trainer.num_threads", lambda v: v is None or v >= 1, f"null or {_AT_LEAST_1}"),
+    (
+        "trainer.num_threads",
+        lambda v: v is None or v == "auto" or (isinstance(v, int) and v >= 1),
+        f"auto, null or {_AT_LEAST_1}",
+    ),
     ("trainer.checkpoint_every_steps", lambda v: v is None or v >= 1, f"null or {_AT_LEAST_1}"),
     ("trainer.limit_batches", lambda v: v is None or v >= 1, f"null or {_AT_LEAST_1}"),
     ("trainer.overfit_batches", lambda v: v is None or v >= 1, f"null or {_AT_LEAST_1}"),
@@ -137,6 +142,7 @@ RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("trainer.device", lambda v: v in ("auto", "cpu") or v.startswith("cuda"), "auto, cpu or cuda"),
     ("trainer.sampler", lambda v: v in ("random", "pk"), "random or pk"),
     ("trainer.selection", lambda v: v in ("val", "legacy_test"), "val or legacy_test"),
+    ("trainer.amp", lambda v: v in (True, False, "auto"), "auto, true or false"),
     ("trainer.amp_dtype", lambda v: v in ("bf16", "fp16"), "bf16 or fp16"),
     ("trainer.recompute", lambda v: v in (True, False, "auto"), "true, false or auto"),
     ("optimized_metric", lambda v: v in OBJECTIVES, f"one of {', '.join(OBJECTIVES)}"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from gaitgraph.data.splits import resolve_split, split_by_subjects
 from gaitgraph.engine import budget
 from gaitgraph.engine.callbacks import Callback
 from gaitgraph.engine.checkpoint import Checkpointer, resume_checkpoint, resume_path
+from gaitgraph.engine.cpu import apply_threads, cpu_has_bf16
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.host_malloc import configure_malloc
 from gaitgraph.engine.recompute import recompute_activations
@@ -40,11 +40,7 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def setup_process(ctx: DistContext, cfg: DictConfig) -> torch.device:
     """Seeds, CPU threads (shared out between the ranks of one machine) and the allocator; returns the device."""
     seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
-    threads = cfg.trainer.num_threads or (
-        max(1, (os.cpu_count() or 1) // ctx.local_world_size) if ctx.distributed else 0
-    )
-    if threads:
-        torch.set_num_threads(threads)
+    apply_threads(cfg.trainer.num_threads, ctx.local_world_size)
     malloc = cfg.trainer.host_malloc
     configure_malloc(malloc.mmap_threshold_mb, malloc.trim_threshold_mb)
     return ctx.device(cfg.trainer.device)
@@ -154,14 +150,38 @@ def build_optimization(cfg: DictConfig, network: GaitModel, steps_per_epoch: int
 
 
 def build_precision(cfg: DictConfig, device: torch.device) -> Precision:
-    """Mixed precision on CUDA when asked (fp16 with a GradScaler); float32 elsewhere, said once."""
-    if not cfg.trainer.amp:
+    """The precision ``trainer.amp`` asks for on this device (see :func:`amp_dtype`); fp16 with a GradScaler."""
+    dtype = amp_dtype(cfg.trainer.amp, cfg.trainer.amp_dtype, device)
+    if dtype is None:
         return Precision()
-    if device.type != "cuda":
-        log.warning("trainer.amp=true is ignored on CPU: training in float32")
-        return Precision()
-    scaler = torch.amp.GradScaler("cuda") if cfg.trainer.amp_dtype == "fp16" else None
-    return Precision(AMP_DTYPES[cfg.trainer.amp_dtype], scaler)
+    scaler = torch.amp.GradScaler(device.type) if dtype is torch.float16 else None
+    return Precision(dtype, scaler)
+
+
+def amp_dtype(amp: bool | str, dtype: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype of ``trainer.amp`` (None = float32). true: ``amp_dtype`` on CUDA, bf16 on a CPU with native
+    bf16 (fp16 autocast is CUDA only here); auto: bf16 where the device computes it natively (CUDA bf16, a CPU with
+    AVX512-BF16/AMX), else float32. A request this device cannot follow trains in float32, said once."""
+    if amp is False:
+        return None
+    if device.type == "cuda":
+        if amp == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return AMP_DTYPES[dtype]
+    if not cpu_has_bf16():
+        if amp is True:
+            log.warning("trainer.amp=true: this CPU has no native bf16 (AVX512-BF16 or AMX); training in float32")
+        return None
+    if amp is True and dtype == "fp16":
+        log.warning("trainer.amp_dtype=fp16 is CUDA only; training in float32 (trainer.amp_dtype=bf16 fits this CPU)")
+        return None
+    return torch.bfloat16
+
+
+def compile_forward(network: GaitModel, enabled: bool) -> torch.nn.Module:
+    """``trainer.compile``: the network's forward through ``torch.compile`` (the module the Trainer runs; the plain
+    network stays what is saved, averaged and evaluated, so checkpoints hold its own keys)."""
+    return torch.compile(network) if enabled else network
 
 
 #: What :func:`build_callbacks` hands a callback besides its config settings: each to the constructor parameter of
@@ -328,7 +348,7 @@ def build_trainer(
         state.load_state_dict(resume_checkpoint(resume, config))
     return Trainer(
         state,
-        model=_wrap_distributed(ctx, network, device, t.sync_bn),
+        model=_wrap_distributed(ctx, compile_forward(network, t.compile), device, t.sync_bn),
         loss_fn=build(cfg.loss),
         augment=build(cfg.augmentation),
         epochs=t.epochs,

@@ -51,6 +51,7 @@ OPERATIONAL_KEYS = (
     "trainer.overwrite",
     "trainer.checkpoint_every_steps",
     "trainer.num_threads",
+    "trainer.compile",  # the same arithmetic, compiled
     "trainer.eval_batch_size",
     "trainer.host_malloc",
     "trainer.memory",

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from gaitgraph.data.cache import load_poses
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.splits import resolve_split, split_by_subjects
+from gaitgraph.engine.cpu import apply_threads
 from gaitgraph.engine.distributed import resolve_device
 from gaitgraph.engine.trust import check_stored_config
 from gaitgraph.errors import CheckpointError, ConfigError, short_repr
@@ -116,8 +117,7 @@ def restore_model(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Re
     groups = {
         g: effective_group(g, cfg, state["config"], overrides, f"ckpt_path {cfg.ckpt_path}") for g in STORED_GROUPS
     }
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
+    apply_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
     skeleton = build(groups["keypoints"])
     build_cfg = OmegaConf.to_container(groups["model"], resolve=True)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from gaitgraph.engine.cpu import cpu_has_bf16
 from gaitgraph.train import train
 
 from ..conftest import compose_train
@@ -41,7 +42,8 @@ def test_swa_legacy_selection_pk_and_amp_on_cpu(tmp_path: Path, shared_cache: Pa
         cfg.paths.output_dir = str(tmp_path)
     with caplog.at_level(logging.WARNING):
         value = train(cfg)
-    assert "SELECTED ON THE TEST SET" in caplog.text and "amp=true is ignored on CPU" in caplog.text
+    assert "SELECTED ON THE TEST SET" in caplog.text
+    assert cpu_has_bf16() or "no native bf16" in caplog.text  # bf16 autocast where the CPU has it, else float32
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["metric"] * 100 == pytest.approx(value) and metrics["selection"] == "legacy_test"
     assert all("test_selection/rank1" in h for h in metrics["history"])
