@@ -3,7 +3,8 @@
 The model, keypoints and dataset configs come from the checkpoint's stored (resolved) config, so a
 checkpoint is evaluated exactly as it was trained. On the command line, choosing a group (``dataset=casia_b``)
 replaces the stored config by the local one; editing keys (``dataset.sequence_length=60``) edits the stored
-one. Writes ``eval/`` (tables, heatmap) and ``metrics.json`` into the Hydra run directory.
+one. Writes ``eval/`` (tables, heatmap) and ``metrics.json`` (``job: eval``, the schema training writes too:
+docs/formats.md) into the Hydra run directory.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from rich.console import Console
 from gaitgraph.cli import config_choices, entry
 from gaitgraph.engine.restore import load_run
 from gaitgraph.evaluation import pipeline
+from gaitgraph.evaluation.metrics_file import chance_level, table_title, tell_trackers, write_metrics
 from gaitgraph.loggers import tracker_session
-from gaitgraph.utils import run_dir_of, write_json
+from gaitgraph.utils import run_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +43,23 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
             device=run.device,
             distance=cfg.distance,
         )
-        title = f"{run.dataset_cfg.name} test, rank-1 % ({Path(cfg.ckpt_path).name}{', TTA' if cfg.tta else ''})"
+        title = table_title(run.dataset_cfg.name, Path(cfg.ckpt_path).name, bool(cfg.tta))
         written = pipeline.report(results, run_dir / "eval", title, console=Console(), tta=bool(cfg.tta))
         protocol, metric = pipeline.selection_metric(results, cfg.metric_protocol)
-        write_json(
-            {
-                "metric": metric,
-                "metric_name": "test/rank1",
-                "metric_protocol": protocol,
-                "tta": bool(cfg.tta),
-                "distance": cfg.distance,
-                "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
-                "ckpt_epoch": run.state.get("epoch"),
-                "test": pipeline.summary(results),
-            },
-            run_dir / "metrics.json",
+        record = write_metrics(
+            run_dir,
+            job="eval",
+            metric=metric,
+            metric_name="test/rank1",
+            metric_protocol=protocol,
+            chance=chance_level(run.test),
+            tta=bool(cfg.tta),
+            distance=cfg.distance,
+            ckpt_path=str(Path(cfg.ckpt_path).resolve()),
+            ckpt_epoch=run.state.get("epoch"),
+            test=pipeline.summary(results),
         )
-        tracker.log_metrics({"test/mean_rank1": metric})
-        for name, result in results.items():
-            tracker.log_table(f"test/{name}/table", result.table)
-            if "png" in written[name]:  # a retrieval protocol without scored probes draws no curve
-                tracker.log_image(f"test/{name}/heatmap", written[name]["png"])
+        tell_trackers(tracker, record, results, written)
         log.info("mean rank-1 (%s%s): %.1f%%", protocol, ", TTA" if cfg.tta else "", metric * 100)
         log.info("run directory: %s", run_dir)
         return metric

@@ -18,7 +18,9 @@ from gaitgraph.engine.build import build_trainer, load_splits, setup_process
 from gaitgraph.engine.checkpoint import check_run_dir
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.preflight import preflight
-from gaitgraph.engine.results import Evaluator, finish
+from gaitgraph.engine.results import finish
+from gaitgraph.evaluation.evaluator import Evaluator
+from gaitgraph.evaluation.metrics_file import table_title
 from gaitgraph.loggers import tracker_session
 from gaitgraph.schema import validate
 from gaitgraph.utils import build, run_dir_of
@@ -56,9 +58,7 @@ def run(ctx: DistContext, cfg: DictConfig, run_dir: Path, choices: dict[str, str
     with tracker_session(cfg, run_dir, choices, job_type="train", enabled=ctx.is_main) as tracker:
         trainer = build_trainer(ctx, cfg, run_dir, splits, skeleton, device, tracker, evaluator.score)
         trainer.fit()
-        title = f"{cfg.dataset.name} test, rank-1 % ({cfg.model._target_.rsplit('.', 1)[-1]}" + (
-            ", TTA)" if cfg.tta else ")"
-        )
+        title = table_title(cfg.dataset.name, cfg.model._target_.rsplit(".", 1)[-1], bool(cfg.tta))
         return finish(ctx, cfg, run_dir, trainer, splits, evaluator, tracker, title)
 
 

@@ -138,7 +138,7 @@ def test_compare_ranks_writes_csv_and_plots_of_swept_parameters(tmp_path: Path, 
 
 def test_chance_and_baseline_lines_from_metrics_json(tmp_path: Path, monkeypatch, capsys):
     figures = _Figures(monkeypatch)
-    # the keys of a real run's metrics.json (gaitgraph/engine/results.py): the baseline scored like the metric
+    # the keys of a real run's metrics.json (gaitgraph/evaluation/metrics_file.py): the baseline scored like the metric
     extra = {
         "chance": 0.25,
         "metric_protocol": "p",
@@ -328,7 +328,7 @@ def test_pruned_trials_are_shown_as_pruned_and_test_rank1_beside_the_validation_
             )
         )
         metrics = None
-        if val is not None:  # the keys a real run writes (gaitgraph/engine/results.py), fractions
+        if val is not None:  # the keys a real run writes (gaitgraph/evaluation/metrics_file.py), fractions
             metrics = {
                 "metric": val,
                 "metric_protocol": "p",

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from gaitgraph.engine.restore import effective_group, read_checkpoint
 from gaitgraph.errors import CheckpointError, ConfigError
+from gaitgraph.evaluation.metrics_file import KEYS
 
 from .conftest import TrainedRun, compose_train, run_app, run_console
 
@@ -46,6 +47,13 @@ def test_entry_point_reproduces_train_metric_and_tta(tmp_path: Path, trained_run
     # Same weights, same data config (stored in the checkpoint, sequence_length 30 included): same number.
     assert plain_metrics["metric"] == pytest.approx(train_metric, abs=1e-9)
     assert plain_metrics["tta"] is False and tta_metrics["tta"] is True
+    # One schema for both commands (gaitgraph/evaluation/metrics_file.py): the same keys, in the same order.
+    assert list(plain_metrics) == list(trained_run.metrics) == list(KEYS)
+    assert (trained_run.metrics["job"], plain_metrics["job"]) == ("train", "eval")
+    assert plain_metrics["ckpt_path"] == trained_run.metrics["ckpt_path"] == str(trained_run.ckpt.resolve())
+    assert plain_metrics["ckpt_epoch"] == trained_run.metrics["ckpt_epoch"] is not None
+    # chance of the split each number reads: val/rank1 of training (2 subjects), the test rank-1 (4 subjects)
+    assert (trained_run.metrics["chance"], plain_metrics["chance"]) == (pytest.approx(1 / 2), pytest.approx(1 / 4))
     assert tta_metrics["metric"] != plain_metrics["metric"]  # other embeddings, scored on the same protocol
     assert plain_metrics["test"]["psymo10"]["table"].keys() == tta_metrics["test"]["psymo10"]["table"].keys()
     assert "TTA" in tta.stdout

@@ -11,7 +11,7 @@ import torch
 from gaitgraph.compare import references
 from gaitgraph.engine.build import load_splits
 from gaitgraph.engine.distributed import DistContext
-from gaitgraph.engine.results import Evaluator
+from gaitgraph.evaluation.evaluator import Evaluator
 from gaitgraph.models import build_model
 from gaitgraph.utils import build, seed_everything
 

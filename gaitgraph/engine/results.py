@@ -1,5 +1,5 @@
-"""Scoring a network on a split, and the end of a training run: evaluate the selected weights, write
-``metrics.json`` and ``eval/``, tell the trackers and the log, and return the objective.
+"""The end of a training run: evaluate the selected weights, write ``metrics.json``
+(:mod:`gaitgraph.evaluation.metrics_file`) and ``eval/``, tell the trackers and the log, and return the objective.
 
 The objective (``optimized_metric``, what ``train()`` returns and every sweep maximises) reads the
 VALIDATION split: ``val/rank1`` or ``val/mAP`` of the selected weights. Reading the test split is possible only
@@ -9,58 +9,24 @@ as the explicitly named legacy objectives ``legacy_test/rank1`` and ``legacy_tes
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from gaitgraph.data.poseset import PoseSet
 from gaitgraph.engine.checkpoint import BEST
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.engine.trainer import Trainer
 from gaitgraph.evaluation import pipeline
+from gaitgraph.evaluation.evaluator import Evaluator
 from gaitgraph.evaluation.metrics import EvalResult
+from gaitgraph.evaluation.metrics_file import chance_level, tell_trackers, write_metrics
 from gaitgraph.evaluation.plots import plot_training_curves
 from gaitgraph.evaluation.report import save_results, table_text
-from gaitgraph.models import GaitModel
-from gaitgraph.skeletons import Skeleton
-from gaitgraph.utils import load_checkpoint, write_json
+from gaitgraph.utils import load_checkpoint
 
 log = logging.getLogger(__name__)
-
-#: ``optimized_metric`` values: split prefix / measure.
-OBJECTIVES = ("val/rank1", "val/mAP", "legacy_test/rank1", "legacy_test/mAP")
-
-
-class Evaluator:
-    """Embeds a split with a network and scores every protocol of the dataset (no state of its own)."""
-
-    def __init__(self, cfg: DictConfig, skeleton: Skeleton, device: torch.device) -> None:
-        self.dataset = cfg.dataset
-        self.skeleton = skeleton
-        self.device = device
-        self.batch_size = cfg.trainer.eval_batch_size
-        self.protocol = cfg.metric_protocol
-
-    def results(self, network: GaitModel, poses: PoseSet, tta: bool, split: str) -> dict[str, EvalResult]:
-        """Every protocol's result on ``poses``, the dataset's ``split`` ("val" or "test")."""
-        return pipeline.evaluate_model(
-            network,
-            poses,
-            self.dataset,
-            self.skeleton,
-            tta=tta,
-            batch_size=self.batch_size,
-            device=self.device,
-            split=split,
-        )
-
-    def score(self, network: GaitModel, poses: PoseSet, split: str) -> float:
-        """The selection score: mean rank-1 of ``metric_protocol`` (the dataset's first by default), no TTA."""
-        return pipeline.selection_metric(self.results(network, poses, False, split), self.protocol)[1]
 
 
 def objective(
@@ -73,11 +39,6 @@ def objective(
         return None
     chosen = pipeline.selection_metric(results, protocol)[0]
     return float(results[chosen].mean_rank1 if measure == "rank1" else results[chosen].mean_map)
-
-
-def chance_level(split: PoseSet | None) -> float | None:
-    """Rank-1 of guessing among the split's subjects (each probe's gallery holds one subject per identity)."""
-    return None if split is None else 1.0 / max(int(split.meta["subject"].nunique()), 1)
 
 
 def finish(
@@ -96,7 +57,8 @@ def finish(
     if not ctx.is_main:
         return None
     network = trainer.network
-    network.load_state_dict(load_checkpoint(run_dir / "checkpoints" / BEST)["model"])
+    best = load_checkpoint(run_dir / "checkpoints" / BEST)
+    network.load_state_dict(best["model"])
     test = evaluator.results(network, splits.test, bool(cfg.tta), "test")
     val = evaluator.results(network, splits.val, False, "val") if splits.val is not None else None
     baseline = _baselines(cfg, splits)
@@ -107,29 +69,50 @@ def finish(
         )
     _plot_curves(cfg, run_dir, trainer.state.history, splits, baseline)
     value = objective(cfg.optimized_metric, val, test, cfg.metric_protocol)
-    metric_split = "test" if cfg.optimized_metric.startswith("legacy_test") else "val"
     protocol, test_rank1 = pipeline.selection_metric(test, cfg.metric_protocol)
-    metrics = {
-        "metric": value,
-        "metric_name": cfg.optimized_metric,
-        "metric_protocol": protocol,
-        "chance": chance_level(splits.test if metric_split == "test" else splits.val),
-        "baseline_metric": objective(cfg.optimized_metric, baseline.get("val"), baseline.get("test", {}), protocol)
-        if baseline
-        else None,
-        "tta": bool(cfg.tta),
-        "selection": cfg.trainer.selection,
-        "train_seconds": sum(r.get("train/epoch_seconds", 0.0) for r in trainer.state.history),
-        "history": trainer.state.history,
-        "val": pipeline.summary(val) if val else None,
-        "test": pipeline.summary(test),
-        "baseline": {name: pipeline.summary(r) for name, r in baseline.items()} or None,
-    }
-    write_json(metrics, run_dir / "metrics.json")
-    _tell(logger, metrics, test, written, run_dir)
+    record = _write_record(cfg, run_dir, trainer, splits, best.get("epoch"), value, protocol, val, test, baseline)
+    tell_trackers(logger, record, test, written)
+    logger.log_artifact(run_dir / "checkpoints" / BEST, name="model", kind="model")
     log.info(_summary_line(cfg, protocol, test_rank1, baseline.get("test"), value))
     log.info("run directory: %s", run_dir)
     return None if value is None else value * 100
+
+
+def _write_record(
+    cfg: DictConfig,
+    run_dir: Path,
+    trainer: Trainer,
+    splits: Any,
+    epoch: int | None,
+    value: float | None,
+    protocol: str,
+    val: dict[str, EvalResult] | None,
+    test: dict[str, EvalResult],
+    baseline: dict[str, dict[str, EvalResult]],
+) -> dict[str, Any]:
+    """metrics.json of the training run (``job: train``), written; the selected weights came from epoch ``epoch``."""
+    metric_split = "test" if cfg.optimized_metric.startswith("legacy_test") else "val"
+    return write_metrics(
+        run_dir,
+        job="train",
+        metric=value,
+        metric_name=cfg.optimized_metric,
+        metric_protocol=protocol,
+        chance=chance_level(splits.test if metric_split == "test" else splits.val),
+        baseline_metric=objective(cfg.optimized_metric, baseline.get("val"), baseline.get("test", {}), protocol)
+        if baseline
+        else None,
+        tta=bool(cfg.tta),
+        distance="euclidean",  # what evaluate_model scores with during training
+        selection=cfg.trainer.selection,
+        ckpt_path=str((run_dir / "checkpoints" / BEST).resolve()),
+        ckpt_epoch=epoch,
+        train_seconds=sum(r.get("train/epoch_seconds", 0.0) for r in trainer.state.history),
+        history=trainer.state.history,
+        val=pipeline.summary(val) if val else None,
+        test=pipeline.summary(test),
+        baseline={name: pipeline.summary(r) for name, r in baseline.items()} or None,
+    )
 
 
 def _plot_curves(
@@ -169,19 +152,3 @@ def _summary_line(
     if value is not None:
         summary += f" | {cfg.optimized_metric} (the objective): {value * 100:.1f}%"
     return summary
-
-
-def _tell(logger: Any, metrics: dict[str, Any], test: dict[str, EvalResult], written: dict, run_dir: Path) -> None:
-    """The final numbers, tables, heatmaps and the selected checkpoint to the trackers."""
-    chosen = metrics["test"][metrics["metric_protocol"]]
-    final = {"test/mean_rank1": chosen["mean_rank1"]}
-    if chosen.get("mean_map") is not None:  # beside rank-1 in TensorBoard's HParams tab
-        final["test/mean_mAP"] = chosen["mean_map"]
-    if metrics["metric"] is not None and math.isfinite(metrics["metric"]):
-        final[f"final/{metrics['metric_name']}"] = metrics["metric"]
-    logger.log_metrics(final)
-    for name, result in test.items():
-        logger.log_table(f"test/{name}/table", result.table)
-        if "png" in written[name]:  # a retrieval protocol without scored probes draws no curve
-            logger.log_image(f"test/{name}/heatmap", written[name]["png"])
-    logger.log_artifact(run_dir / "checkpoints" / BEST, name="model", kind="model")
