@@ -22,9 +22,11 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import gaitgraph.process_env  # noqa: F401 - sets the process environment before torch loads
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -35,6 +37,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from gaitgraph import CONF_DIR, usage
 from gaitgraph.errors import DiskFullError, GaitGraphError, Interrupted, readable
 from gaitgraph.utils import atomic_write, check_writable
 
@@ -46,8 +49,9 @@ USAGE_EXIT = 2
 CONFIG_PATH = "pkg://gaitgraph.conf"
 
 
-def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
-    """Decorate a task function ``fn(cfg)`` into a Hydra command reading ``conf/<config_name>.yaml``."""
+def entry(config_name: str, examples: Sequence[str] = ()) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """Decorate a task function ``fn(cfg)`` into a Hydra command reading ``conf/<config_name>.yaml``; its
+    ``--help`` is the short page of :mod:`gaitgraph.usage` (the module docstring, the groups, ``examples``)."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         @functools.wraps(task)
@@ -66,7 +70,18 @@ def entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[
                 raise err
             leave(err)
 
-        return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(run)
+        hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(run)
+
+        @functools.wraps(task)
+        def command() -> Any:
+            if usage.wants_help(sys.argv[1:]):
+                module = sys.modules[task.__module__]  # under python -m, __main__ whose spec names the module
+                name = module.__spec__.name if module.__spec__ else task.__module__
+                usage.show(usage.help_page(CONF_DIR, config_name, name, module.__doc__, examples))
+                return None
+            return hydra_main()
+
+        return command
 
     return decorate
 

@@ -17,10 +17,6 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from gaitgraph.cli import config_choices, entry
-from gaitgraph.engine.restore import load_run
-from gaitgraph.evaluation import pipeline
-from gaitgraph.evaluation.metrics_file import chance_level, table_title, tell_trackers, write_metrics
-from gaitgraph.loggers import tracker_session
 from gaitgraph.utils import run_dir_of
 
 log = logging.getLogger(__name__)
@@ -29,6 +25,12 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig, overrides: Sequence[str] | None = None) -> float:
     """Embed the test split with the checkpoint, score every protocol, report; return the mean rank-1
     of ``cfg.metric_protocol`` (the dataset's first protocol by default)."""
+    # Loaded when the task runs, so --help, --cfg and shell completion answer at once (benchmarks/startup.py).
+    from gaitgraph.engine.restore import load_run
+    from gaitgraph.evaluation import pipeline
+    from gaitgraph.evaluation.metrics_file import chance_level, table_title, tell_trackers, write_metrics
+    from gaitgraph.loggers import tracker_session
+
     run_dir = run_dir_of(cfg)
     run = load_run(cfg, overrides)
     log.info("evaluating %s on %d test sequences", cfg.ckpt_path, len(run.test))
