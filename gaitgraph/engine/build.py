@@ -184,20 +184,6 @@ def compile_forward(network: GaitModel, enabled: bool) -> torch.nn.Module:
     return torch.compile(network) if enabled else network
 
 
-#: What :func:`build_callbacks` hands a callback besides its config settings: each to the constructor parameter of
-#: that name, when the callback's signature has one and its config node does not set it.
-RUNTIME_ARGUMENTS = (
-    "network",  # the plain network (never the DDP wrapper)
-    "optimizer",
-    "epochs",  # trainer.epochs
-    "logger",  # the run's tracker
-    "score",  # network -> the selection metric on the selection split (None without one)
-    "selection_key",  # val/rank1, or test_selection/rank1 under trainer.selection=legacy_test
-    "save_best",  # whether selection writes best.pt (not under weight averaging)
-    "final_is_best",  # whether the final weights are best.pt (nothing selects, or weight averaging)
-)
-
-
 def build_callbacks(
     cfg: DictConfig,
     splits: Splits,
@@ -209,8 +195,8 @@ def build_callbacks(
     """The run's callbacks by name, in the order of the ``callbacks`` config group (conf/callbacks/default.yaml,
     then those added with ``+callbacks.<name>``): a node that is null or has ``enabled: false`` is off, selection
     too when the dataset has nothing to select on; every other node is its ``_target_`` built with its settings
-    and the :data:`RUNTIME_ARGUMENTS` its signature names."""
-    nodes = enabled_callbacks(cfg)
+    and, for each constructor parameter its settings leave out, the runtime value of that name (below)."""
+    nodes = _enabled_callbacks(cfg)
     if splits.selection is None:
         nodes.pop("selection", None)
     averaging, selecting = "averaging" in nodes, "selection" in nodes
@@ -223,19 +209,19 @@ def build_callbacks(
             hint="keep callbacks.checkpointing (trainer.checkpoint_every_steps=null writes only at epoch ends)",
         )
     runtime = {
-        "network": network,
+        "network": network,  # the plain network (never the DDP wrapper)
         "optimizer": optimizer,
         "epochs": cfg.trainer.epochs,
-        "logger": logger,
-        "score": _selection_score(splits, score),
-        "selection_key": splits.selection_key,
-        "save_best": not averaging,
-        "final_is_best": averaging or not selecting,
+        "logger": logger,  # the run's tracker
+        "score": _selection_score(splits, score),  # network -> the selection metric (None without a selection split)
+        "selection_key": splits.selection_key,  # val/rank1, or test_selection/rank1 under legacy_test
+        "save_best": not averaging,  # whether selection writes best.pt
+        "final_is_best": averaging or not selecting,  # whether the final weights are best.pt
     }
     return {name: _build_callback(name, spec, runtime) for name, spec in nodes.items()}
 
 
-def enabled_callbacks(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+def _enabled_callbacks(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """The switched-on nodes of ``cfg.callbacks`` by name, in order, resolved and without their ``enabled``."""
     nodes: dict[str, dict[str, Any]] = {}
     for name, node in (cfg.get("callbacks") or {}).items():

@@ -5,7 +5,7 @@ class as ``_target_`` and its plain settings, in call order; ``callbacks.<name>=
 switches one off and ``+callbacks.<name>._target_=my.module.MyCallback`` adds one after the built-ins. What only
 the run has is handed in by :func:`gaitgraph.engine.build.build_callbacks` to the constructor parameters named
 like it: ``network``, ``optimizer``, ``epochs``, ``logger``, ``score``, ``selection_key``, ``save_best``,
-``final_is_best`` (:data:`gaitgraph.engine.build.RUNTIME_ARGUMENTS`).
+``final_is_best``.
 
 Per optimisation step the order is: forward and loss, backward, :meth:`Callback.on_after_backward`, the gradient
 clip and the divergence check, :meth:`Callback.on_before_optimizer_step`, the step, the scheduler step,
