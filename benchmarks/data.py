@@ -161,13 +161,12 @@ def _oumvlp_generate(tree: str, scale: str) -> None:
 def _oumvlp_step(kind: str, tree: str, source: str, workers: str, cache_dir: str) -> None:
     """``ingest``: the cold manifest key and cache build; ``warm``: a start with everything cached. Prints JSON."""
     start = time.perf_counter()
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
 
-    from gaitgraph import CONF_DIR
     from gaitgraph.data.cache import cache_paths, load_poses
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module("gaitgraph.conf", version_base="1.3"):  # imports it: resolvers, schema
         cfg = compose(
             "train",
             overrides=[

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+import gaitgraph.conf  # noqa: F401 - the gg.* resolvers the saved job configs use
 from gaitgraph.compare_plots import (
     References,
     plot_importances,
@@ -42,8 +43,6 @@ from gaitgraph.compare_plots import (
     safe_name,
 )
 from gaitgraph.evaluation.tables import show
-
-# Importing the package registers the ${gg.root:} resolver that the saved job configs use.
 from gaitgraph.sweeps import JOB_KEYS, study_location
 from gaitgraph.utils import atomic_write
 

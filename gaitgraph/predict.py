@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gaitgraph.process_env  # noqa: F401 - sets the process environment before torch loads
+
 import numpy as np
 import torch
 from omegaconf import DictConfig

@@ -1,10 +1,10 @@
 """The typed schema of the configuration and the checks that run before any work.
 
-The trainer group's schema is a dataclass registered in Hydra's ConfigStore (``trainer/schema``) and used as the
-base of every ``conf/trainer`` option, so a wrong type (``trainer.epochs=abc``) or a key that does not exist
-fails while Hydra composes. :func:`validate` then checks what types cannot say -- ranges, choices, names used in
-paths, keys added with ``+`` -- and raises a :class:`~gaitgraph.errors.ConfigError` naming the key, the value and
-what is allowed, before any data is read.
+The trainer group's schema is a dataclass, registered in Hydra's ConfigStore (``trainer/schema``) by
+conf/__init__.py where the configs are composed, and used as the base of every ``conf/trainer`` option, so a wrong
+type (``trainer.epochs=abc``) or a key that does not exist fails while Hydra composes. :func:`validate` then
+checks what types cannot say -- ranges, choices, names used in paths, keys added with ``+`` -- and raises a
+:class:`~gaitgraph.errors.ConfigError` naming the key, the value and what is allowed, before any data is read.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -83,8 +82,6 @@ class TrainerSchema:
     limit_batches: int | None = MISSING  # at most this many batches per epoch (debug=limit)
     overfit_batches: int | None = MISSING  # repeat the same first batches every epoch (debug=overfit)
 
-
-ConfigStore.instance().store(group="trainer", name="schema", node=TrainerSchema)
 
 #: Recipe keys that ``trainer.resume_changes`` may name: what helps a diverged run go on (docs/design.md).
 RESUME_CHANGES = ("optimizer.optimizer.lr", "trainer.grad_clip")

@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import gaitgraph.process_env  # noqa: F401 - sets the process environment before torch loads
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: never a display backend
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402

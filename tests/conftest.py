@@ -24,6 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+import gaitgraph.conf  # noqa: F401 - the resolvers and schema compose_train's configs need
 from gaitgraph import CONF_DIR
 from gaitgraph.skeletons import Skeleton
 
