@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+import gaitgraph.conf  # noqa: F401 - the configs' resolvers and schema, in every process a command runs in
 from gaitgraph import CONF_DIR, usage
 from gaitgraph.errors import DiskFullError, GaitGraphError, Interrupted, readable
 from gaitgraph.utils import atomic_write, check_writable
