@@ -1,5 +1,5 @@
 """Runs sharing a machine: one short training run alone and two at once, with the OpenMP runtime's own wait policy
-(threads spin a while before they sleep: what torch did before ``gaitgraph/__init__.py`` set one) and with
+(threads spin a while before they sleep: what torch did before ``gaitgraph/process_env.py`` set one) and with
 ``OMP_WAIT_POLICY=PASSIVE`` (the platform's default), each with torch's threads at the usable cores, and two at once
 with ``trainer.num_threads=auto`` under a launcher that runs two trials side by side (half the cores each).
 

@@ -3,7 +3,7 @@
 n21-r8, batch 768, T=60, COCO-17, SupCon(0.01), AdamW(5e-3, wd 1e-5) + OneCycle, and the full data side
 (window gather + the augmentation pipeline + multi-input, batched on the training device). Each variant runs in a fresh
 subprocess so its peak RSS is its own. Variants: torch and glibc as shipped (4 KiB pages, glibc's thresholds);
-the platform's defaults (large tensors on transparent huge pages, ``gaitgraph/__init__.py``, and
+the platform's defaults (large tensors on transparent huge pages, ``gaitgraph/process_env.py``, and
 ``trainer.host_malloc`` from conf/trainer/default.yaml, ``gaitgraph/engine/host_malloc.py``); and glibc keeping
 every freed block; with and without activation recomputation (``trainer.recompute``).
 A few warm-up steps, then the median step time.
@@ -18,6 +18,8 @@ import resource
 import sys
 import time
 from pathlib import Path
+
+import gaitgraph.process_env  # noqa: F401 - the environment a command runs with, before torch loads
 
 from omegaconf import OmegaConf
 

@@ -1,4 +1,4 @@
-"""The package puts torch's large CPU tensors on transparent huge pages unless the user says otherwise."""
+"""The commands put torch's large CPU tensors on transparent huge pages unless the user says otherwise."""
 
 import json
 import os
@@ -10,10 +10,10 @@ import pytest
 
 THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
-#: Import the package first (as `python -m gaitgraph.train` does), fill a 64 MiB tensor, report its pages.
+#: Import gaitgraph.cli first (as `python -m gaitgraph.train` does), fill a 64 MiB tensor, report its pages.
 PROBE = """
 import json, os
-import gaitgraph, torch
+import gaitgraph.cli, torch
 x = torch.ones(16 << 20)
 x.add_(1)
 huge_kb = next(int(l.split()[1]) for l in open('/proc/self/smaps_rollup') if l.startswith('AnonHugePages'))

@@ -1,7 +1,7 @@
 """What the CPU offers a run: native bf16 arithmetic, and how many threads each process of this machine should use.
 
-The OpenMP wait policy (passive: idle threads sleep instead of spinning) is set in ``gaitgraph/__init__.py``, since
-the OpenMP runtime reads it once, when torch is loaded.
+The OpenMP wait policy (passive: idle threads sleep instead of spinning) is set by ``gaitgraph/process_env.py``, which
+every command imports first, since the OpenMP runtime reads it once, when torch is loaded.
 """
 
 from __future__ import annotations
