@@ -62,14 +62,15 @@ def write_trees(data_dir: Path) -> Path:
 
 
 def narrow(model_cfg: Any) -> list[str]:
-    """Overrides that cut a zoo model's channel widths to a quarter (input channels kept): the same network
+    """Overrides that cut a zoo model's channel widths to about a quarter, in multiples of 32 (input channels kept;
+    GaitTR's blocks take multiples of 32): the same network
     code on tiny tensors. The full widths are built on the meta device by tests/test_preflight.py."""
     out = []
     for key in WIDTHS:
         widths = model_cfg.get(key)
         if widths is not None:
             keep = key != "main_stream"  # in_channels[0] and input_branch[0]: channels of the input features
-            new = [w if i == 0 and keep else max(8, w // 4) for i, w in enumerate(widths)]
+            new = [w if i == 0 and keep else max(32, w // 128 * 32) for i, w in enumerate(widths)]  # GaitTR: 32s
             out.append(f"model.{key}=[{','.join(map(str, new))}]")
     return out
 
