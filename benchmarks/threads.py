@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks import ROOT_DIR
 from gaitgraph.utils import write_json
 
-RECIPE = {"batch_size": 64, "sequence_length": 60, "steps": 6}
+RECIPE = {"batch_size": 16, "sequence_length": 60, "steps": 4}
 #: name -> (OMP_WAIT_POLICY, None = the runtime's default; threads per run, None = torch's default; runs at once)
 CONFIGS = {
     "alone_default_policy": (None, None, 1),

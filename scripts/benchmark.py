@@ -1,12 +1,14 @@
 """Benchmarks of the platform (never timed unit tests): results go to JSON files, quoted in notes and README.
 
-    python scripts/benchmark.py [data|train|eval|zoo|memory|startup|all] [--out DIR] [--scale full|small]
+    python scripts/benchmark.py [SECTION ...|all] [--out DIR] [--scale full|small]
 
-Sections: ``data`` (CASIA-B-scale CSV parse, cache build, cached load, peak RSS per step),
+Sections (all by default): ``data`` (CASIA-B-scale CSV parse, cache build, cached load, peak RSS per step),
 ``train`` (GaitGraph2 CASIA-B training samples/s and peak RSS), ``eval`` (embedding + scoring the
 CASIA-B test protocol with and without TTA; scoring at OUMVLP scale), ``zoo`` (GaitGraph1, GaitTR and GPGait
 training samples/s and peak RSS at their CASIA-B recipes), ``startup`` (config-only commands: seconds to
-answer, heavy imports). The GPU benchmark is its own script, ``python -m benchmarks.gpu``.
+answer, heavy imports), ``precision`` (fp32 / bf16 autocast / bf16 + torch.compile training steps, interleaved),
+``threads`` (one run alone and two at once, OpenMP wait policy and ``trainer.num_threads=auto``). The GPU benchmark
+is its own script, ``python -m benchmarks.gpu``.
 Each writes ``<DIR>/<section>.json`` (default DIR: outputs/benchmarks). Timings swing up to 2x on shared
 machines: compare ratios from one run.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks/ package lives beside gaitgraph/, not inside it
-SECTIONS = ("data", "train", "eval", "zoo", "memory", "startup")
+SECTIONS = ("data", "train", "eval", "zoo", "memory", "startup", "precision", "threads")
 
 
 def main(argv: list[str]) -> None:
