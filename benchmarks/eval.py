@@ -2,8 +2,12 @@
 
 CASIA-B: 50 test subjects x 110 sequences (~100 frames each) of synthetic walkers in the CASIA-B CSV
 format, embedded by an untrained resgcn-n21-r8 on CPU (speed does not depend on the weights), without and
-with TTA. OUMVLP: random 128-d embeddings of 10,000 subjects x 14 views x 2 sequences, scored under both
-OUMVLP protocols of conf/dataset/oumvlp.yaml. Every timing is the median of ``repeats`` runs.
+with TTA. OUMVLP: random 128-d embeddings of 10,000 subjects x 14 views x 2 sequences (a gallery of 10,000
+subjects at every view), scored under both OUMVLP protocols of conf/dataset/oumvlp.yaml, and part-based ones
+[S, 32, 19] (GPGait's 19 parts; the distance tables grow with the parts, not with D) under the OpenGait protocol.
+Each scoring reports its time, the process's peak resident memory during it (Linux: VmHWM, reset before) and
+the size one [probes x gallery x parts] distance table would have had: the scorers work in probe blocks under
+``gaitgraph.evaluation.metrics.BLOCK_ELEMENTS`` instead. Every timing is the median of ``repeats`` runs.
 ``python -m benchmarks.eval [out.json] [repeats]``.
 """
 
@@ -31,6 +35,7 @@ from gaitgraph import CONF_DIR
 from gaitgraph.data.casia_b import CasiaBReader
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.synthetic import generate_casia_b
+from gaitgraph.evaluation import metrics
 from gaitgraph.evaluation.embed import embed_poseset
 from gaitgraph.evaluation.metrics import evaluate
 from gaitgraph.evaluation.protocols import load_protocols
@@ -93,14 +98,57 @@ def oumvlp_meta(n_subjects: int) -> pd.DataFrame:
     )
 
 
-def bench_oumvlp_scoring(n_subjects: int = OUMVLP_SUBJECTS, repeats: int = 1, dim: int = 128) -> dict[str, Any]:
-    """Scoring time of both OUMVLP protocols on random embeddings."""
+def _peak_rss_mb(reset: bool = False) -> float | None:
+    """The process's peak resident memory (VmHWM) in MB; ``reset`` starts a new peak from the current RSS. None
+    where /proc does not tell (not Linux)."""
+    try:
+        if reset:
+            Path("/proc/self/clear_refs").write_text("5")
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    return None if kb is None else round(kb / 1024, 1)
+
+
+def bench_oumvlp_scoring(
+    n_subjects: int = OUMVLP_SUBJECTS,
+    repeats: int = 1,
+    dim: int = 128,
+    parts: int | None = None,
+    views: int = len(OUMVLP_VIEWS),
+    protocols: tuple[str, ...] = ("gaitgraph2", "opengait"),
+) -> dict[str, Any]:
+    """Scoring time and peak memory of the OUMVLP ``protocols`` on random [S, dim] (or [S, dim, parts])
+    embeddings of ``n_subjects`` at the first ``views`` views (fewer views: a shorter run, the same gallery size)."""
     meta = oumvlp_meta(n_subjects)
-    emb = torch.randn(len(meta), dim, generator=torch.Generator().manual_seed(0))
-    out: dict[str, Any] = {"subjects": n_subjects, "sequences": len(meta), "dim": dim}
+    meta = meta[meta["view"].isin(OUMVLP_VIEWS[:views])].reset_index(drop=True)
+    shape = (len(meta), dim) if parts is None else (len(meta), dim, parts)
+    emb = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    gallery, probes = n_subjects * views, n_subjects * views  # one gallery and one probe walk per subject and view
+    out: dict[str, Any] = {
+        "subjects": n_subjects,
+        "views": views,
+        "sequences": len(meta),
+        "dim": dim,
+        "parts": parts,
+        "embeddings_mb": round(emb.numel() * 4 / 2**20, 1),
+        "one_distance_table_gb": round(probes * gallery * (parts or 1) * 4 / 2**30, 1),
+        "block_elements": metrics.BLOCK_ELEMENTS,
+    }
     for name, protocol in _protocols("oumvlp").items():
+        if name not in protocols:
+            continue
+        before = _peak_rss_mb(reset=True)
         seconds, result = _median_time(partial(evaluate, emb, meta, protocol, progress=True), repeats)
-        out[name] = {"score_s": round(seconds, 2), "mean_rank1": result.mean_rank1}
+        peak = _peak_rss_mb()
+        out[name] = {
+            "score_s": round(seconds, 2),
+            "mean_rank1": result.mean_rank1,
+            "rss_before_mb": before,
+            "peak_rss_mb": peak,
+            "peak_above_before_mb": None if peak is None or before is None else round(peak - before, 1),
+        }
     return out
 
 
@@ -119,6 +167,9 @@ def run(out_json: str | Path | None = None, repeats: int = 1, oumvlp_subjects: i
         poses = casia_b_test_set(Path(tmp))
     result["casia_b"] = bench_casia_b(poses, repeats)
     result["oumvlp_scoring"] = bench_oumvlp_scoring(oumvlp_subjects, repeats)
+    result["oumvlp_part_scoring"] = bench_oumvlp_scoring(
+        oumvlp_subjects, repeats, dim=32, parts=19, protocols=("opengait",)
+    )
     if out_json is not None:
         write_json(result, out_json)
     return result
