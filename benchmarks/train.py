@@ -124,6 +124,18 @@ def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = 
     print(json.dumps({"recompute": recompute, **step_summary(RECIPE["batch_size"], steps, device)}))
 
 
+def resgcn_n21_r8():
+    """GaitGraph2's network (n21-r8, embedding 128) on COCO-17, as ``model=resgcn_n21_r8`` builds it."""
+    from hydra import compose, initialize_config_module
+
+    from gaitgraph.models.resgcn import ResGCN
+    from gaitgraph.utils import build
+
+    with initialize_config_module("gaitgraph.conf", version_base="1.3"):
+        skeleton = build(compose("train").keypoints)
+    return ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128)
+
+
 def train_steps(
     device: str,
     recompute: bool,
@@ -149,7 +161,6 @@ def train_steps(
     from gaitgraph.engine.state import TrainState
     from gaitgraph.engine.trainer import Trainer
     from gaitgraph.models.losses import SupConLoss
-    from gaitgraph.models.resgcn import ResGCN
     from gaitgraph.utils import build
 
     class Stamps(Callback):
@@ -165,8 +176,7 @@ def train_steps(
         cfg = compose("train", overrides=[f"trainer.amp={str(amp).lower()}"])
     torch.manual_seed(0)
     dev = torch.device(device)
-    skeleton = build(cfg.keypoints)
-    model = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128).to(dev)
+    model = resgcn_n21_r8().to(dev)
     if recompute:
         recompute_activations(model)
     batches = WindowBatches(synthetic_poses(), sequence_length, batch_size, seed=0, limit=n_steps)
