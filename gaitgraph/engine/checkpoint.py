@@ -182,9 +182,13 @@ def recipe_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
 
     Everything counts as recipe (data, keypoints, model, loss, optimizer, schedule, batch, sequence length,
     augmentation, epochs, seed, ...) except :data:`OPERATIONAL_KEYS`. Keys of ``stored`` that were renamed since
-    (:data:`RENAMED_KEYS`) count under their new names.
+    (:data:`RENAMED_KEYS`) count under their new names. A config stored before the ``callbacks`` group has none of
+    :data:`RECIPE_CALLBACKS`: its callbacks followed the ``trainer.*`` keys, which are compared, so those nodes are
+    not.
     """
     a, b = _renamed(_flatten(stored)), _flatten(current)
+    if not any(_longest_prefix(k, RECIPE_CALLBACKS) >= 0 for k in a):
+        b = {k: v for k, v in b.items() if _longest_prefix(k, RECIPE_CALLBACKS) < 0}
     keys = sorted(set(a) | set(b))
     missing = object()
     return [

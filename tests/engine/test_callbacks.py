@@ -179,6 +179,12 @@ def test_progress_logging_profiling_and_added_callbacks_are_operational_the_othe
         assert [k for k, _, _ in recipe_differences(_plain(stored), changed)][0].startswith(key)
 
 
+def test_a_checkpoint_from_before_the_callbacks_group_still_resumes():
+    stored = _plain(compose_train(["debug=fdr"]))
+    stored["callbacks"] = {"kill": {"_target_": "tests.engine.hooks.KillAtStep", "step": 8}}  # no built-in nodes
+    assert recipe_differences(stored, _plain(compose_train(["debug=fdr"]))) == []
+
+
 def _plain(cfg: DictConfig) -> dict[str, Any]:
     """The resolved callbacks node, as a checkpoint stores it (the rest of the config left out)."""
     return {"callbacks": OmegaConf.to_container(cfg.callbacks, resolve=True)}
