@@ -109,16 +109,16 @@ check-gait3d-data:
 	$(call check-pkl,gait3d,Gait3D.json,Gait3D,https://gait3d.github.io/#dataset (pretreatment_gait3d_pose.py),Gait3D)
 
 reproduce-casia-b: check-casia-b-data install ## GaitGraph2 on CASIA-B, paper recipe (200 epochs, TTA); DATA_DIR=data
-	$(BIN)/python -m gaitgraph.train experiment=casia_b tta=true paths.data_dir=$(DATA) $(ARGS)
+	$(BIN)/python -m gaitgraph.train experiment=gaitgraph2_casia_b tta=true paths.data_dir=$(DATA) $(ARGS)
 
 reproduce-oumvlp-openpose: check-oumvlp-openpose-data install ## GaitGraph2 on OUMVLP-Pose, OpenPose (750 ep, SWA, TTA)
-	$(BIN)/python -m gaitgraph.train experiment=oumvlp_openpose tta=true paths.data_dir=$(DATA) $(ARGS)
+	$(BIN)/python -m gaitgraph.train experiment=gaitgraph2_oumvlp_openpose tta=true paths.data_dir=$(DATA) $(ARGS)
 
 reproduce-oumvlp-alphapose: check-oumvlp-alphapose-data install ## GaitGraph2 on OUMVLP-Pose, AlphaPose (750 ep, SWA, TTA)
-	$(BIN)/python -m gaitgraph.train experiment=oumvlp_alphapose tta=true paths.data_dir=$(DATA) $(ARGS)
+	$(BIN)/python -m gaitgraph.train experiment=gaitgraph2_oumvlp_alphapose tta=true paths.data_dir=$(DATA) $(ARGS)
 
 reproduce-grew: check-grew-data install ## GaitGraph2 on GREW, FastPoseGait's recipe (n51-r4, 373 ep, TTA); DATA_DIR=data
-	$(BIN)/python -m gaitgraph.train experiment=grew tta=true paths.data_dir=$(DATA) $(ARGS)
+	$(BIN)/python -m gaitgraph.train experiment=gaitgraph2_grew tta=true paths.data_dir=$(DATA) $(ARGS)
 
 reproduce-gait3d: check-gait3d-data install ## GaitGraph2 on Gait3D, FastPoseGait's recipe (n21-r8, 80 ep, TTA); DATA_DIR=data
-	$(BIN)/python -m gaitgraph.train experiment=gait3d tta=true paths.data_dir=$(DATA) $(ARGS)
+	$(BIN)/python -m gaitgraph.train experiment=gaitgraph2_gait3d tta=true paths.data_dir=$(DATA) $(ARGS)

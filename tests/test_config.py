@@ -62,7 +62,7 @@ def test_keypoints_instantiate(option: str):
 # smoke tests.
 CLI_CASES = [
     ("hparams_search", "optuna_small"),
-    ("experiment", "oumvlp_alphapose"),
+    ("experiment", "gaitgraph2_oumvlp_alphapose"),
     ("debug", "profiler"),
     ("model", "gpgait"),
 ]

@@ -43,7 +43,7 @@ def test_debug_overrides_local_and_the_command_line_overrides_both(user_local: P
 
 
 def test_local_overrides_an_experiment(user_local: Path) -> None:
-    assert compose_train(["experiment=casia_b"]).trainer.batch_size == 24
+    assert compose_train(["experiment=gaitgraph2_casia_b"]).trainer.batch_size == 24
 
 
 @pytest.mark.parametrize("logger", ["none", "csv", "tensorboard", "[csv,tensorboard]"])

@@ -24,11 +24,11 @@ def _make(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("target", "experiment", "data_check"),
     [
-        ("reproduce-casia-b", "casia_b", "casia-b/casia-b_pose_coco.csv"),
-        ("reproduce-oumvlp-openpose", "oumvlp_openpose", "oumvlp/openpose"),
-        ("reproduce-oumvlp-alphapose", "oumvlp_alphapose", "oumvlp/alphapose"),
-        ("reproduce-grew", "grew", "grew/GREW.json"),
-        ("reproduce-gait3d", "gait3d", "gait3d/Gait3D.json"),
+        ("reproduce-casia-b", "gaitgraph2_casia_b", "casia-b/casia-b_pose_coco.csv"),
+        ("reproduce-oumvlp-openpose", "gaitgraph2_oumvlp_openpose", "oumvlp/openpose"),
+        ("reproduce-oumvlp-alphapose", "gaitgraph2_oumvlp_alphapose", "oumvlp/alphapose"),
+        ("reproduce-grew", "gaitgraph2_grew", "grew/GREW.json"),
+        ("reproduce-gait3d", "gaitgraph2_gait3d", "gait3d/Gait3D.json"),
     ],
 )
 def test_reproduce_targets_run_the_paper_experiment(target: str, experiment: str, data_check: str, tmp_path: Path):
@@ -102,7 +102,7 @@ def test_help_lists_the_new_targets():
 def test_experiment_configs_hold_the_paper_recipes():
     from .conftest import compose_train
 
-    casia = compose_train(["experiment=casia_b"])
+    casia = compose_train(["experiment=gaitgraph2_casia_b"])
     assert (casia.dataset.name, casia.model.structure, casia.model.reduction) == ("casia_b", [1, 1, 1, 1], 8)
     assert (casia.trainer.epochs, casia.trainer.batch_size, casia.dataset.sequence_length) == (200, 768, 60)
     assert casia.optimizer.optimizer._target_ == "torch.optim.AdamW"
@@ -110,7 +110,7 @@ def test_experiment_configs_hold_the_paper_recipes():
     assert casia.loss.temperature == 0.01 and casia.tta is True
     assert list(casia.dataset.split.train_subjects) == list(range(1, 75)) and not casia.dataset.split.val_subjects
     for keypoints in ("openpose", "alphapose"):
-        oumvlp = compose_train([f"experiment=oumvlp_{keypoints}"])
+        oumvlp = compose_train([f"experiment=gaitgraph2_oumvlp_{keypoints}"])
         assert (oumvlp.dataset.name, oumvlp.keypoints.source) == ("oumvlp", keypoints)
         assert (oumvlp.model.structure, oumvlp.model.reduction) == ([1, 2, 3, 3], 4)
         assert (oumvlp.trainer.epochs, oumvlp.trainer.batch_size, oumvlp.dataset.sequence_length) == (750, 768, 30)
@@ -122,12 +122,12 @@ def test_experiment_configs_hold_the_paper_recipes():
 def test_experiment_configs_hold_fastposegaits_recipes():
     from .conftest import compose_train
 
-    grew = compose_train(["experiment=grew"])
+    grew = compose_train(["experiment=gaitgraph2_grew"])
     assert (grew.dataset.name, grew.model.structure, grew.model.reduction) == ("grew", [1, 2, 3, 3], 4)
     assert (grew.trainer.epochs, grew.trainer.batch_size, grew.dataset.sequence_length) == (373, 768, 60)
     assert grew.optimizer.optimizer._target_ == "torch.optim.Adam" and grew.optimizer.scheduler.three_phase is True
     assert (grew.optimizer.optimizer.lr, grew.optimizer.optimizer.weight_decay) == (5e-3, 1e-5)
-    gait3d = compose_train(["experiment=gait3d"])
+    gait3d = compose_train(["experiment=gaitgraph2_gait3d"])
     assert (gait3d.dataset.name, gait3d.model.structure, gait3d.model.reduction) == ("gait3d", [1, 1, 1, 1], 8)
     assert (gait3d.trainer.epochs, gait3d.trainer.batch_size, gait3d.dataset.sequence_length) == (80, 768, 60)
     assert gait3d.optimizer.optimizer._target_ == "torch.optim.AdamW"

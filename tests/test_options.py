@@ -46,7 +46,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def no_png(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Figures are built but not rendered (PNG encoding is most of a tiny run's time); the default recipe renders
     its own, and tests/evaluation/test_eval_plots.py checks the pictures."""
-    if request.node.name != "test_experiment[psymo10]":
+    if request.node.name != "test_experiment[gaitgraph2_psymo10]":
         monkeypatch.setattr(Figure, "savefig", lambda self, fname, **kwargs: Path(fname).write_bytes(b""))
 
 
@@ -171,13 +171,14 @@ def test_a_logger_named_on_the_command_line_survives_debug():
 # --- hparams_search= : one trial of each sweep, through Hydra's multirun and the Optuna sweeper, in process ---------
 
 
-#: Per sweep option, what its one trial adds. optuna: README's `-m hparams_search=optuna experiment=casia_b`, the
-#: paper recipe that holds out validation only in a sweep (here the 4th of the tiny tree's 4 training subjects).
+#: Per sweep option, what its one trial adds. optuna: README's
+#: `-m hparams_search=optuna experiment=gaitgraph2_casia_b`, the paper recipe that holds out validation only in
+#: a sweep (here the 4th of the tiny tree's 4 training subjects).
 #: optuna_ddp: trained on one device (its two DDP workers take a minute to start on 2 cores; DDP runs are
 #: tests/engine/test_ddp.py's), so what runs is its search space and its own study.
 SWEEP_EXTRA = {
     "optuna": [
-        "experiment=casia_b",
+        "experiment=gaitgraph2_casia_b",
         "dataset.split.train_subjects=[1,2,3,4]",
         "dataset.split.val_count=1",
         "dataset.split.test_subjects=[5,6]",
@@ -228,14 +229,14 @@ def test_slurm_sweep_builds_its_launcher_and_sweeper():
 
 
 def test_readme_sweep_of_the_casia_b_paper_recipe_holds_out_validation():
-    """README's ``-m hparams_search=optuna experiment=casia_b``: the paper trains on 1-74; its sweep on 1-64 and
-    selects on 65-74 (dataset=casia_b's validation subjects); a plain run keeps the paper's split."""
+    """README's ``-m hparams_search=optuna experiment=gaitgraph2_casia_b``: the paper trains on 1-74; its sweep on
+    1-64 and selects on 65-74 (dataset=casia_b's validation subjects); a plain run keeps the paper's split."""
     from gaitgraph.data.splits import resolve_split
     from gaitgraph.schema import validate_sweep
 
-    sweep = compose_train(["hparams_search=optuna", "experiment=casia_b"])
+    sweep = compose_train(["hparams_search=optuna", "experiment=gaitgraph2_casia_b"])
     validate_sweep(sweep)
     split = resolve_split(sweep.dataset)
     assert split["train_subjects"] == list(range(1, 65)) and split["val_subjects"] == list(range(65, 75))
-    paper = resolve_split(compose_train(["experiment=casia_b"]).dataset)
+    paper = resolve_split(compose_train(["experiment=gaitgraph2_casia_b"]).dataset)
     assert paper["train_subjects"] == list(range(1, 75)) and paper["val_subjects"] == []

@@ -79,12 +79,12 @@ def test_default_oumvlp_tree_holds_its_recipes_with_the_overrides_its_config_nam
 def test_gait3d_recipe_on_a_tiny_tree_names_batch_and_window(tmp_path: Path):
     generate_gait3d(tmp_path / "gait3d", n_subjects=8, frames=20)
     data = f"paths.data_dir={tmp_path}"
-    message, fits = _refusal("experiment=gait3d", data)
+    message, fits = _refusal("experiment=gaitgraph2_gait3d", data)
     assert message.startswith("trainer.batch_size=768: expected a recipe the data of dataset 'gait3d' at ")
     assert "dataset.sequence_length=60 needs more than its training walks of at most 24 frames" in message
     assert [f.split("=")[0] for f in fits] == ["trainer.batch_size", "dataset.sequence_length"]
     assert fits[1] == "dataset.sequence_length=24"  # frames 20 +-20 %: the longest walk
-    _check("experiment=gait3d", data, *fits)
+    _check("experiment=gaitgraph2_gait3d", data, *fits)
 
 
 def test_oumvlp_recipes_name_the_held_out_count_and_pk(tmp_path: Path):
@@ -99,7 +99,7 @@ def test_oumvlp_recipes_name_the_held_out_count_and_pk(tmp_path: Path):
     assert fits[2].startswith("dataset.sequence_length=")
     assert 9 <= int(fits[2].split("=")[1]) <= 14
     _check("experiment=gaittr_oumvlp", data, *fits)
-    _, fits = _refusal("experiment=oumvlp_openpose", data)  # random batches: 4 subjects x 2 views x 2 walks
+    _, fits = _refusal("experiment=gaitgraph2_oumvlp_openpose", data)  # random batches: 4 subjects x 2 views x 2 walks
     assert fits[:2] == ["dataset.split.val_count=1", "trainer.batch_size=16"]
 
 
@@ -112,7 +112,7 @@ def test_psymo_window_longer_than_every_walk():
 def test_the_refusal_comes_before_the_cache_is_built(tmp_path: Path):
     generate_gait3d(tmp_path / "gait3d", n_subjects=8, frames=20)
     cache = tmp_path / "cache"
-    cfg = compose_train(["experiment=gait3d", f"paths.data_dir={tmp_path}", f"paths.cache_dir={cache}"])
+    cfg = compose_train(["experiment=gaitgraph2_gait3d", f"paths.data_dir={tmp_path}", f"paths.cache_dir={cache}"])
     with pytest.raises(ConfigError, match="before the pose cache is built"):
         load_splits(DistContext(), cfg, skeleton("coco17"))
     assert not cache.exists() or not any(cache.iterdir())
@@ -122,7 +122,7 @@ def test_walks_are_opened_only_within_the_budget(tmp_path: Path, monkeypatch: py
     """Past the time budget the window is not judged (the check after the build is exact); batch counts still are."""
     generate_gait3d(tmp_path / "gait3d", n_subjects=8, frames=20)
     monkeypatch.setattr(recipe_check, "PARSE_BUDGET_S", 0.0)
-    _, fits = _refusal("experiment=gait3d", f"paths.data_dir={tmp_path}")
+    _, fits = _refusal("experiment=gaitgraph2_gait3d", f"paths.data_dir={tmp_path}")
     assert [f.split("=")[0] for f in fits] == ["trainer.batch_size"]
 
 
