@@ -64,9 +64,10 @@ def _job_order(name: str) -> tuple[int, str]:
 
 
 def repeat_overrides(trial: Trial, seed: int, run_dir: Path) -> list[str]:
-    """The trial's overrides as one single run with ``seed``, written to ``run_dir``."""
-    keep = [o for o in trial.overrides if _key(o) not in (*JOB_KEYS, "trainer.seed")]
-    return [*keep, f"trainer.seed={seed}", f"hydra.run.dir={run_dir}"]
+    """The trial's overrides as one single run with ``seed``, written to ``run_dir``; without the pose baseline, which
+    the trial scored already and which is the same for every seed."""
+    keep = [o for o in trial.overrides if _key(o) not in (*JOB_KEYS, "trainer.seed", "baseline")]
+    return [*keep, f"trainer.seed={seed}", "baseline=false", f"hydra.run.dir={run_dir}"]
 
 
 def run_repeat(trial: Trial, seed: int, run_dir: Path) -> float:

@@ -35,6 +35,7 @@ def test_a_repeat_keeps_the_setting_and_drops_the_bookkeeping(tmp_path: Path):
         "hparams_search=optuna_small",
         "trainer.epochs=10",
         "trainer.seed=2",
+        "baseline=false",
         f"hydra.run.dir={tmp_path / 'r'}",
     ]
 
