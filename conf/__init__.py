@@ -3,7 +3,7 @@
 Importing it readies composing them: the ``gg.*`` resolvers the configs interpolate and the typed schema in Hydra's
 ConfigStore (``trainer/schema``, :mod:`gaitgraph.schema`). Hydra imports it when it reads ``pkg://gaitgraph.conf``
 (every command); code that composes from ``gaitgraph.CONF_DIR`` or resolves a run's stored config imports it first
-(tests/conftest.py, gaitgraph/compare.py). ``import gaitgraph`` alone registers nothing.
+(tests/conftest.py, gaitgraph/sweep/compare.py). ``import gaitgraph`` alone registers nothing.
 """
 
 from __future__ import annotations

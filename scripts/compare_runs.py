@@ -2,14 +2,14 @@
 
 Groups runs by Optuna study and dataset (each ranked on its own) and writes <dir>/comparison/ (runs.csv,
 metric_per_trial.png, metric_vs_<param>.png for swept parameters, and param_importances.png, optuna_history.png,
-optuna_slice.png when the sweep's Optuna study is found); prints the ranked tables. See gaitgraph/compare.py.
+optuna_slice.png when the sweep's Optuna study is found); prints the ranked tables. See gaitgraph/sweep/compare.py.
 """
 
 from __future__ import annotations
 
 import sys
 
-from gaitgraph.compare import compare
+from gaitgraph.sweep.compare import compare
 
 
 def main(argv: list[str]) -> int:

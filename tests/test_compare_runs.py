@@ -13,8 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from gaitgraph import ROOT, compare_plots
-from gaitgraph.compare import (
+from gaitgraph import ROOT
+from gaitgraph.sweep import plots as sweep_plots
+from gaitgraph.sweep.compare import (
     compare,
     correlation_importances,
     load_sweep,
@@ -23,8 +24,8 @@ from gaitgraph.compare import (
     references,
     sweep_space,
 )
-from gaitgraph.compare_plots import expected_size
-from gaitgraph.sweeps import STUDY_FILE
+from gaitgraph.sweep.plots import expected_size
+from gaitgraph.sweep.sweeper import STUDY_FILE
 
 # job -> (lr, model, metric or None for a failed job)
 JOBS = {
@@ -67,7 +68,7 @@ class _Figures:
 
     def __init__(self, monkeypatch):
         self.seen: dict[str, dict] = {}
-        real = compare_plots.save_figure
+        real = sweep_plots.save_figure
 
         def record(fig, path, *args, **kwargs):
             ax = fig.axes[0]
@@ -79,7 +80,7 @@ class _Figures:
             }
             return real(fig, path, *args, **kwargs)
 
-        monkeypatch.setattr(compare_plots, "save_figure", record)
+        monkeypatch.setattr(sweep_plots, "save_figure", record)
 
 
 def _open(path: Path, name: str, n_params: int = 1) -> None:

@@ -36,13 +36,7 @@ LAYERS = [
             "gaitgraph.visualize",
             "gaitgraph.predict",
             "gaitgraph.predict_input",
-            "gaitgraph.sweeps",
-            "gaitgraph.compare",
-            "gaitgraph.compare_plots",
-            "gaitgraph.seed_check",
-            "gaitgraph.pruning",
-            "gaitgraph.trial_liveness",
-            "gaitgraph.dashboard",
+            "gaitgraph.sweep",  # the sweeper and the tools beside a sweep
         ],
     ),
 ]

@@ -8,8 +8,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-import gaitgraph.seed_check as seed_check_module
-from gaitgraph.seed_check import Trial, finished_trials, main, repeat_overrides, seed_check, swept_setting, verdict
+import gaitgraph.sweep.seed_check as seed_check_module
+from gaitgraph.sweep.seed_check import (
+    Trial,
+    finished_trials,
+    main,
+    repeat_overrides,
+    seed_check,
+    swept_setting,
+    verdict,
+)
 
 
 def _trial(job: str, lr: str, metric: float) -> Trial:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gaitgraph.compare import references
 from gaitgraph.engine.build import load_splits
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.evaluation.evaluator import Evaluator
 from gaitgraph.models import build_model
+from gaitgraph.sweep.compare import references
 from gaitgraph.utils import build, seed_everything
 
 from .conftest import TrainedRun, run_console

@@ -1,7 +1,8 @@
 """Hydra discovers sweepers only in the ``hydra_plugins`` namespace: this is gaitgraph's Optuna sweeper there.
 
 Hydra imports every plugin module at every start of every command, so this one stays light: the sweeper itself
-(:class:`gaitgraph.sweeps.OptunaSweeper`, which imports optuna: about 2 s) is imported only when a sweep builds it.
+(:class:`gaitgraph.sweep.sweeper.OptunaSweeper`, which imports optuna: about 2 s) is imported only when a sweep
+builds it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from omegaconf import DictConfig
 
 
 class GaitGraphOptunaSweeper(Sweeper):
-    """:class:`gaitgraph.sweeps.OptunaSweeper`, registered where Hydra looks for plugins."""
+    """:class:`gaitgraph.sweep.sweeper.OptunaSweeper`, registered where Hydra looks for plugins."""
 
     def __init__(self, **settings: Any) -> None:
-        from gaitgraph.sweeps import OptunaSweeper
+        from gaitgraph.sweep.sweeper import OptunaSweeper
 
         self.sweeper = OptunaSweeper(**settings)
 

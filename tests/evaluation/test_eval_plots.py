@@ -152,10 +152,10 @@ def _inside(fig) -> list[str]:
 
 def test_comparison_plots_keep_long_names_inside_and_apart(tmp_path: Path, monkeypatch):
     optuna = pytest.importorskip("optuna")
-    from gaitgraph import compare_plots
+    from gaitgraph.sweep import plots as sweep_plots
 
     figures = {}
-    real = compare_plots.save_figure
+    real = sweep_plots.save_figure
 
     def record(fig, path, *args, **kwargs):
         fig.canvas.draw()
@@ -167,18 +167,18 @@ def test_comparison_plots_keep_long_names_inside_and_apart(tmp_path: Path, monke
         }
         return real(fig, path, *args, **kwargs)
 
-    monkeypatch.setattr(compare_plots, "save_figure", record)
+    monkeypatch.setattr(sweep_plots, "save_figure", record)
     params = ["optimizer.optimizer.lr", "optimizer.optimizer.weight_decay", "augmentation.transforms.flip.p"]
     importances = dict(zip(params, (0.6, 0.3, 0.1)))
     title = "study gaitgraph-psymo10-optuna_small-" + "9f3c1e2a" * 6
-    compare_plots.plot_importances(importances, "Optuna fANOVA", 12, title, tmp_path / "param_importances.png")
+    sweep_plots.plot_importances(importances, "Optuna fANOVA", 12, title, tmp_path / "param_importances.png")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     for i in range(8):  # a learning rate over about one decade: matplotlib labels the 2x, 3x, ... ticks too
         trial = study.ask()
         values = [trial.suggest_float(params[0], 1e-3, 2e-2, log=True), trial.suggest_float(params[1], 1e-6, 1e-2)]
         study.tell(trial, 60.0 + i + values[0] + trial.suggest_float(params[2], 0.0, 1.0))
-    compare_plots.plot_optuna(study, tmp_path, params)
+    sweep_plots.plot_optuna(study, tmp_path, params)
     assert figures["param_importances.png"]["cut"] == []
     assert _title(tmp_path / "param_importances.png").startswith("study gaitgraph-psymo10")
     assert figures["optuna_slice.png"]["cut"] == []
@@ -187,4 +187,4 @@ def test_comparison_plots_keep_long_names_inside_and_apart(tmp_path: Path, monke
     for boxes in figures["optuna_slice.png"]["ticks"]:
         assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), "tick labels of a panel run into each other"
     with Image.open(tmp_path / "optuna_slice.png") as image:
-        assert image.size == compare_plots.expected_size("optuna_slice", 3)
+        assert image.size == sweep_plots.expected_size("optuna_slice", 3)

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from gaitgraph.trial_liveness import OWNER, Heartbeat, fail_dead_trials, owner, owner_dead, storage_with_heartbeat
+from gaitgraph.sweep.liveness import OWNER, Heartbeat, fail_dead_trials, owner, owner_dead, storage_with_heartbeat
 
 from ..conftest import on_cpu
 from ..test_sweep import TINY, _log, _sweep

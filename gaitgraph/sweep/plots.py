@@ -1,4 +1,4 @@
-"""The pictures of ``gaitgraph.compare``: metric per trial and per swept parameter, parameter importances, and
+"""The pictures of ``gaitgraph.sweep.compare``: metric per trial and per swept parameter, parameter importances, and
 Optuna's own history and slice plots. Every figure has a fixed pixel size (no tight cropping)."""
 
 from __future__ import annotations

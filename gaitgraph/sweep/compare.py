@@ -34,7 +34,8 @@ from rich.console import Console
 from rich.table import Table
 
 import gaitgraph.conf  # noqa: F401 - the gg.* resolvers the saved job configs use
-from gaitgraph.compare_plots import (
+from gaitgraph.evaluation.tables import show
+from gaitgraph.sweep.plots import (
     References,
     plot_importances,
     plot_optuna,
@@ -42,8 +43,7 @@ from gaitgraph.compare_plots import (
     plot_vs_param,
     safe_name,
 )
-from gaitgraph.evaluation.tables import show
-from gaitgraph.sweeps import JOB_KEYS, study_location
+from gaitgraph.sweep.sweeper import JOB_KEYS, study_location
 from gaitgraph.utils import atomic_write
 
 log = logging.getLogger(__name__)

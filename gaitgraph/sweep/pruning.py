@@ -2,7 +2,7 @@
 
 ``hparams_search.pruner`` (an Optuna pruner, e.g. ``MedianPruner``; ``hparams_search=optuna_pruned``) turns it on.
 Every sweep job is told its study and trial number (``hparams_search.study_name`` / ``trial_number``, set by
-:class:`gaitgraph.sweeps.OptunaSweeper`), so this callback opens that trial in the study's storage, reports
+:class:`gaitgraph.sweep.sweeper.OptunaSweeper`), so this callback opens that trial in the study's storage, reports
 ``val/rank1`` at every validation (``trainer.val_every``; the step is the epoch; in percent, the unit of the
 objective ``train()`` returns, so a trial's curve and its value share one axis) and raises :class:`TrialPruned`
 when the pruner says the curve is below its peers'. The sweeper records the trial as PRUNED and goes on. Only
@@ -100,7 +100,7 @@ class Pruning(Callback):
         )
 
     def _url(self) -> str:
-        from gaitgraph.sweeps import storage_url
+        from gaitgraph.sweep.sweeper import storage_url
 
         return storage_url(self.storage, str(self.sqlite_path))
 

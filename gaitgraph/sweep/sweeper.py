@@ -12,9 +12,9 @@
   so trackers name runs after them.
 - **Nothing is left RUNNING.** A trial asked by this sweep and not told (an interrupted or crashed sweep) is
   marked FAIL before the sweep ends; a trial of a sweep process that was killed outright (``kill -9``, the OOM
-  killer) is marked FAIL when the study is next opened (:mod:`gaitgraph.trial_liveness`).
+  killer) is marked FAIL when the study is next opened (:mod:`gaitgraph.sweep.liveness`).
 - **Hopeless trials can stop early.** With ``hparams_search.pruner`` set, each job reports its validation curve
-  to its trial and stops when the pruner says so (:mod:`gaitgraph.pruning`); the trial is recorded as PRUNED.
+  to its trial and stops when the pruner says so (:mod:`gaitgraph.sweep.pruning`); the trial is recorded as PRUNED.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from optuna.trial import TrialState
 from gaitgraph.cli import exit_on_error
 from gaitgraph.engine.checkpoint import OPERATIONAL_KEYS, recipe_differences
 from gaitgraph.errors import Interrupted, StudyError
-from gaitgraph.trial_liveness import OWNER, Heartbeat, fail_dead_trials, owner, storage_with_heartbeat
+from gaitgraph.sweep.liveness import OWNER, Heartbeat, fail_dead_trials, owner, storage_with_heartbeat
 from gaitgraph.utils import write_json
 
 log = logging.getLogger(__name__)
