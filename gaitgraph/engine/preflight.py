@@ -101,8 +101,10 @@ def checked(cfg: DictConfig, key: str, make: Callable[[], Any]) -> Any:
 
 def meta_model(model_cfg: DictConfig, skeleton: Skeleton) -> GaitModel:
     """The network of ``model_cfg`` on the meta device: built, shapes checked, nothing allocated or loaded."""
+    plain = OmegaConf.to_container(model_cfg, resolve=True)
+    plain["pretrained"] = None  # the weights load in the real build; a config without the key (a user's) is fine
     with torch.device("meta"):
-        network = build_model(OmegaConf.merge(model_cfg, {"pretrained": None}), skeleton)
+        network = build_model(plain, skeleton)
     return network
 
 
