@@ -29,6 +29,7 @@ from gaitgraph.cli import entry
 from gaitgraph.data.cache import load_poses
 from gaitgraph.data.poseset import PoseSet
 from gaitgraph.data.splits import resolve_split, split_by_subjects
+from gaitgraph.data.user_poses import read_input
 from gaitgraph.engine.restore import restore_model
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.evaluation.embed import embed_poseset, eval_length
@@ -37,7 +38,6 @@ from gaitgraph.evaluation.identify import identify, identities_table
 from gaitgraph.evaluation.metrics import normalized_embeddings
 from gaitgraph.evaluation.pipeline import protocols_of
 from gaitgraph.evaluation.protocols import select
-from gaitgraph.predict_input import read_input
 from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import atomic_write, plain, run_dir_of
 

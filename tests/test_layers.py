@@ -35,7 +35,6 @@ LAYERS = [
             "gaitgraph.evaluate",
             "gaitgraph.visualize",
             "gaitgraph.predict",
-            "gaitgraph.predict_input",
             "gaitgraph.sweep",  # the sweeper and the tools beside a sweep
         ],
     ),

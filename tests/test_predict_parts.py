@@ -13,10 +13,10 @@ from hydra.utils import instantiate
 
 from gaitgraph import ROOT
 from gaitgraph.data.formats import detect_format
+from gaitgraph.data.user_poses import read_input
 from gaitgraph.errors import ConfigError, DatasetFormatError
 from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
 from gaitgraph.evaluation.identify import identify, identities_table
-from gaitgraph.predict_input import read_input
 
 from .conftest import compose_train
 
@@ -64,7 +64,7 @@ def test_input_errors_name_the_file_and_what_was_expected(tmp_path: Path, psymo)
     dataset_cfg, skeleton = psymo
     with pytest.raises(ConfigError, match=r"input='.*absent': expected an existing pose file or folder"):
         read_input(str(tmp_path / "absent"), "auto", dataset_cfg, skeleton)
-    with pytest.raises(ConfigError, match=r"input_format='openpose': expected auto or one of"):
+    with pytest.raises(ConfigError, match=r"input_format='openpose': expected auto, <module>:<format> or one of"):
         read_input(str(WALKS), "openpose", dataset_cfg, skeleton)
     (tmp_path / "oumvlp" / "openpose").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"input_format='oumvlp': expected a format with 'coco17' joints"):

@@ -19,9 +19,9 @@ from gaitgraph import ROOT
 from gaitgraph.data import synthetic
 from gaitgraph.data.formats import FORMATS, detect_format
 from gaitgraph.data.preprocess import convert_layout, normalize
+from gaitgraph.data.user_poses import read_input
 from gaitgraph.engine.budget import estimate
 from gaitgraph.models.features import FEATURES, register_features
-from gaitgraph.predict_input import read_input
 from gaitgraph.train import train
 from gaitgraph.utils import build
 
