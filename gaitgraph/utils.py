@@ -39,6 +39,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed python, numpy and torch; optionally make torch kernels deterministic."""
     import numpy as np
     import torch  # here, not at the top: config-only commands import this module and must start at once
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

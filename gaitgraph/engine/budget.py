@@ -121,19 +121,14 @@ def choose_recompute(
     if need <= budget:
         if recompute and setting == "auto":
             log.warning(
-                "memory: %s may need up to %.1f GB, %.1f GB are free: switched "
-                "trainer.recompute on (about %.1f GB)",
+                "memory: %s may need up to %.1f GB, %.1f GB are free: switched trainer.recompute on (about %.1f GB)",
                 what,
                 plain / 1e9,
                 budget / 1e9,
                 recomputed / 1e9,
             )
         return recompute
-    ways = (
-        []
-        if recompute or not can_recompute
-        else [f"trainer.recompute=true (about {recomputed / 1e9:.1f} GB)"]
-    )
+    ways = [] if recompute or not can_recompute else [f"trainer.recompute=true (about {recomputed / 1e9:.1f} GB)"]
     ways += ["a smaller trainer.batch_size or dataset.sequence_length", "trainer.memory.limit_gb to assert more"]
     raise MemoryBudgetError(
         f"{what} may need up to {need / 1e9:.1f} GB at its peak, but only {budget / 1e9:.1f} GB are free; stopped "
