@@ -98,8 +98,9 @@ def test_identities_from_an_enrolled_view_match_evaluate_cells(tmp_path: Path, t
             )
             compared += 1
     assert compared == 7 * 6  # every condition at every probe view
-    # gaitgraph.evaluate logs through the chosen logger (job_type eval): metrics.csv holds its metric.
-    assert pd.read_csv(eval_dir / "metrics.csv")["test/mean_rank1"].tolist() == pytest.approx([metric])
+    # gaitgraph.evaluate logs through the chosen logger (job_type eval): metrics.csv holds its metric, in percent
+    # like every tracker (evaluate() returns the fraction metrics.json keeps).
+    assert pd.read_csv(eval_dir / "metrics.csv")["test/mean_rank1"].tolist() == pytest.approx([100 * metric])
     for name in ("results.md", "paper_table.md", "paper_table.tex"):
         assert (eval_dir / "eval" / name).is_file()
 

@@ -51,12 +51,12 @@ def test_default_gait3d_and_grew_trees_hold_their_recipes(tmp_path: Path):
     generate_grew(tmp_path / "grew", **defaults.grew)
     data = f"paths.data_dir={tmp_path}"
     for name in ("gait3d", "grew"):
-        cfg = compose_train([f"experiment={name}", data])
+        cfg = compose_train([f"experiment=gaitgraph2_{name}", data])
         assert (cfg.dataset.sequence_length, cfg.trainer.batch_size) == (60, 768)  # what the trees are sized for
         check_recipe(cfg.dataset, cfg.trainer)
     # Their sweeps hold out 300 / 500 training ids, more than the trees have: the check names what fits instead.
     for name, fit in (("gait3d", 36), ("grew", 40)):
-        sweep = ["hparams_search=optuna", f"experiment={name}", data]
+        sweep = ["hparams_search=optuna", f"experiment=gaitgraph2_{name}", data]
         _, fits = _refusal(*sweep)
         assert fits[0] == f"dataset.split.val_count={fit}" and fits[1].startswith("trainer.batch_size=")
         _check(*sweep, *fits)
@@ -67,7 +67,7 @@ def test_default_oumvlp_tree_holds_its_recipes_with_the_overrides_its_config_nam
     generate_oumvlp(tmp_path / "oumvlp", **_synthetic_defaults().oumvlp)
     data = f"paths.data_dir={tmp_path}"
     named = (CONF_DIR / "synthetic.yaml").read_text()
-    for recipe in ("oumvlp_openpose", "gaittr_oumvlp", "gpgait_oumvlp", "gaitgraph1_oumvlp"):
+    for recipe in ("gaitgraph2_oumvlp_openpose", "gaittr_oumvlp", "gpgait_oumvlp", "gaitgraph1_oumvlp"):
         _, fits = _refusal(f"experiment={recipe}", data)
         assert all(f in named for f in fits), fits
         _check(f"experiment={recipe}", data, *fits)  # gaittr_oumvlp's 60-frame windows fit the walks as they are
