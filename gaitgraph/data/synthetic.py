@@ -54,6 +54,20 @@ _COCO_FOR_OPENPOSE18 = tuple(
 _ID_CHARS = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 
 
+def _casia_b_walks(
+    n_subjects: int,
+    n_views: int,
+    conditions: dict[str, int] | None,
+    frames: int,
+    drop_prob: float,
+    noise_px: float,
+    seed: int,
+):
+    """The walks both CASIA-B writers render (the CSV and the pickles hold the same poses)."""
+    views, chosen = CASIA_B_VIEWS[:n_views], conditions or CASIA_B_CONDITIONS
+    return casia_b_sample(n_subjects, views, chosen, frames, drop_prob, noise_px, CASIA_B_CAMERA, seed)
+
+
 def generate_casia_b(
     out_path: str | Path,
     n_subjects: int = 124,
@@ -71,16 +85,7 @@ def generate_casia_b(
     before ``drop_prob`` of the frames are dropped. Full scale (the defaults) is ~1.36 M rows.
     """
     out_path = Path(out_path)
-    sample = casia_b_sample(
-        n_subjects,
-        CASIA_B_VIEWS[:n_views],
-        conditions or CASIA_B_CONDITIONS,
-        frames,
-        drop_prob,
-        noise_px,
-        CASIA_B_CAMERA,
-        seed,
-    )
+    sample = _casia_b_walks(n_subjects, n_views, conditions, frames, drop_prob, noise_px, seed)
     folders = np.array(
         [
             f"./{s:03d}-{c}-{q:02d}-{v:03d}/"
@@ -267,16 +272,7 @@ def generate_casia_b_pkl(
     The same walks as :func:`generate_casia_b` with the same arguments, values rounded to the CSV's three
     decimals, so both readers must give the same poses. ``CASIA-B.json`` splits 74/124 of the ids to training.
     """
-    sample = casia_b_sample(
-        n_subjects,
-        CASIA_B_VIEWS[:n_views],
-        conditions or CASIA_B_CONDITIONS,
-        frames,
-        drop_prob,
-        noise_px,
-        CASIA_B_CAMERA,
-        seed,
-    )
+    sample = _casia_b_walks(n_subjects, n_views, conditions, frames, drop_prob, noise_px, seed)
     q = np.rint(np.abs(sample.poses.astype(np.float64)) * 1000) / 1000
     values = np.split(np.copysign(q, sample.poses), np.cumsum(sample.n_kept)[:-1])
     frame_no = np.split(sample.frame_no, np.cumsum(sample.n_kept)[:-1])
