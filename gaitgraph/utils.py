@@ -51,9 +51,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def run_dir_of(cfg: DictConfig) -> Path:
     """The run's output directory: Hydra's when a Hydra app runs, else ``cfg.paths.output_dir`` (compose API)."""
-    # A Hydra config composed without running an app (the compose API) leaves runtime.output_dir missing ('???').
-    hydra_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir") if HydraConfig.initialized() else None
-    return Path(hydra_dir) if hydra_dir else Path(cfg.paths.output_dir)
+    if HydraConfig.initialized() and HydraConfig.get().runtime.output_dir:
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
 
 
 def plain(cfg: Any) -> Any:

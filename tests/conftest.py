@@ -21,6 +21,7 @@ import pytest
 from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -136,8 +137,10 @@ def run_app(module: str, args: list[str], env: dict | None = None, cwd: Path | N
             except SystemExit as done:
                 code = done.code if isinstance(done.code, int) else int(done.code is not None)
             finally:
-                # Hydra keeps its global state and points the root logger at the run's train.log: undo both.
+                # Hydra keeps its global state (the config search and the app's HydraConfig, which a later
+                # in-process run_dir_of would read) and points the root logger at the run's train.log: undo all.
                 GlobalHydra.instance().clear()
+                HydraConfig.instance().cfg = None
                 for handler in root.handlers:
                     if handler not in handlers:
                         handler.close()
