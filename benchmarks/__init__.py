@@ -5,6 +5,9 @@ from pathlib import Path
 
 #: The checkout root: benchmark subprocesses start here so that ``import benchmarks`` works in them.
 ROOT_DIR = Path(__file__).resolve().parent.parent
+#: Address-space cap of a CPU training variant, so a variant that outgrows the machine fails alone instead of
+#: waking the OOM killer; recorded as an error.
+CPU_AS_LIMIT = 19 << 30
 
 
 def json_from_subprocess(code: str, env: dict[str, str] | None = None) -> dict:
@@ -29,9 +32,10 @@ def json_from_subprocess(code: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(lines[-1])
 
 
-def step_summary(batch_size: int, steps: list[float], device) -> dict:
+def step_summary(batch_size: int, steps: list[float], device, cpu_steps: list[float] | None = None) -> dict:
     """Training speed of timed steps (seconds each): samples/s at the median step, the steps, this process's
-    peak RSS, torch's threads and, on CUDA, the peak allocated GPU memory."""
+    peak RSS, torch's threads, the median CPU seconds of a step when ``cpu_steps`` are given and, on CUDA, the
+    peak allocated GPU memory."""
     import resource
     import statistics
 
@@ -45,6 +49,8 @@ def step_summary(batch_size: int, steps: list[float], device) -> dict:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(),
     }
+    if cpu_steps:
+        out["median_cpu_s"] = round(statistics.median(cpu_steps), 3)
     if torch.device(device).type == "cuda":
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out

@@ -23,7 +23,7 @@ import gaitgraph.process_env  # noqa: F401 - the environment a command runs with
 
 from omegaconf import OmegaConf
 
-from benchmarks import json_from_subprocess, step_summary
+from benchmarks import CPU_AS_LIMIT, json_from_subprocess, step_summary
 from gaitgraph import CONF_DIR
 from gaitgraph.utils import write_json
 
@@ -42,9 +42,6 @@ VARIANTS = {
 RECIPE = {"batch_size": 768, "sequence_length": 60, "warmup": 2, "steps": 5}
 #: CASIA-B training side (74 subjects x 110 walks of ~100 frames) as the reference trains on it.
 DATA = {"subjects": 74, "per_subject": 110, "frames": 100}
-#: Address-space cap of a CPU variant, so a variant that outgrows the machine fails alone instead of
-#: waking the OOM killer; recorded as an error.
-CPU_AS_LIMIT = 19 << 30
 
 
 def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[str] | None = None) -> dict:
@@ -53,7 +50,7 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
     for name in variants or list(VARIANTS):
         env_extra, recompute, malloc = VARIANTS[name]
         if malloc == "config":
-            malloc = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml").host_malloc)
+            malloc = default_malloc()
         results[name] = _in_subprocess(device, recompute, env_extra, malloc)
         results[name].update(env=env_extra, host_malloc=malloc)
     out = {
@@ -70,6 +67,11 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
     if out_json is not None:
         write_json(out, out_json)
     return out
+
+
+def default_malloc() -> dict:
+    """``trainer.host_malloc`` as conf/trainer/default.yaml sets it (the platform's default)."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml").host_malloc)
 
 
 def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str], malloc: dict | None) -> dict:
@@ -108,20 +110,34 @@ def synthetic_poses(seed: int = 0):
     return PoseSet(frames, offsets, __import__("pandas").DataFrame(meta))
 
 
-def measure(device: str = "cpu", recompute: bool = False, malloc: dict | None = None) -> None:
-    """One variant in this fresh process; prints one JSON line (samples/s, step times, peak RSS).
+def measure(
+    device: str = "cpu",
+    recompute: bool = False,
+    malloc: dict | None = None,
+    amp: bool = False,
+    recipe: dict | None = None,
+    threads: int | None = None,
+) -> None:
+    """One variant in this fresh process; prints one JSON line (samples/s, step times, CPU seconds, peak RSS).
 
-    ``malloc``: ``trainer.host_malloc`` settings applied as train() does (None = glibc's own).
+    ``malloc``: ``trainer.host_malloc`` settings applied as train() does (None = glibc's own); ``amp`` as
+    ``trainer.amp``; ``recipe``: batch_size, sequence_length, warmup and steps (default :data:`RECIPE`);
+    ``threads``: torch's intra-op threads (None = torch's own choice).
     """
+    recipe = recipe or RECIPE
     if device == "cpu":
         resource.setrlimit(resource.RLIMIT_AS, (CPU_AS_LIMIT, CPU_AS_LIMIT))
+    import torch
+
     from gaitgraph.engine.host_malloc import configure_malloc
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     configure_malloc(**(malloc or {}))
-    steps = train_steps(
-        device, recompute, RECIPE["batch_size"], RECIPE["sequence_length"], RECIPE["warmup"] + RECIPE["steps"]
-    )[RECIPE["warmup"] :]
-    print(json.dumps({"recompute": recompute, **step_summary(RECIPE["batch_size"], steps, device)}))
+    n_steps, warmup = recipe["warmup"] + recipe["steps"], recipe["warmup"]
+    times = train_step_times(device, recompute, recipe["batch_size"], recipe["sequence_length"], n_steps, amp)
+    summary = step_summary(recipe["batch_size"], times["wall"][warmup:], device, times["cpu"][warmup:])
+    print(json.dumps({"recompute": recompute, "amp": amp, **summary}))
 
 
 def resgcn_n21_r8():
@@ -148,6 +164,20 @@ def train_steps(
     """Seconds of each of ``n_steps`` optimisation steps of n21-r8 on synthetic CASIA-B poses, through the
     platform's own Trainer (augmentation, multi-input, SupCon, AdamW + OneCycle), as train() runs them;
     ``amp`` and ``compiled`` as ``trainer.amp`` (bf16) and ``trainer.compile``."""
+    return train_step_times(device, recompute, batch_size, sequence_length, n_steps, amp, compiled)["wall"]
+
+
+def train_step_times(
+    device: str,
+    recompute: bool,
+    batch_size: int,
+    sequence_length: int,
+    n_steps: int,
+    amp: bool | str = False,
+    compiled: bool = False,
+) -> dict[str, list[float]]:
+    """:func:`train_steps` with each step's wall seconds (``wall``) and this process's CPU seconds (``cpu``, all
+    its threads: user + system)."""
     import tempfile
 
     import torch
@@ -165,12 +195,12 @@ def train_steps(
 
     class Stamps(Callback):
         def __init__(self) -> None:
-            self.times = [time.perf_counter()]
+            self.times = [(time.perf_counter(), time.process_time())]
 
         def on_train_batch_end(self, trainer: Trainer, metrics: dict) -> None:
             if trainer.device.type == "cuda":
                 torch.cuda.synchronize()
-            self.times.append(time.perf_counter())
+            self.times.append((time.perf_counter(), time.process_time()))
 
     with initialize_config_module("gaitgraph.conf", version_base="1.3"):
         cfg = compose("train", overrides=[f"trainer.amp={str(amp).lower()}"])
@@ -196,7 +226,8 @@ def train_steps(
             callbacks=[stamps],
             precision=build_precision(cfg, dev),
         ).fit()
-    return [b - a for a, b in zip(stamps.times, stamps.times[1:])]
+    pairs = list(zip(stamps.times, stamps.times[1:]))
+    return {"wall": [b[0] - a[0] for a, b in pairs], "cpu": [b[1] - a[1] for a, b in pairs]}
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ Sections (all by default): ``data`` (CASIA-B-scale CSV parse, cache build, cache
 CASIA-B test protocol with and without TTA; scoring at OUMVLP scale), ``zoo`` (GaitGraph1, GaitTR and GPGait
 training samples/s and peak RSS at their CASIA-B recipes), ``startup`` (config-only commands: seconds to
 answer, heavy imports), ``precision`` (fp32 / bf16 autocast / bf16 + torch.compile training steps, interleaved),
-``threads`` (one run alone and two at once, OpenMP wait policy and ``trainer.num_threads=auto``). The GPU benchmark
-is its own script, ``python -m benchmarks.gpu``.
+``threads`` (one run alone and two at once, OpenMP wait policy and ``trainer.num_threads=auto``), ``reference``
+(the CASIA-B recipe's training step of the original GaitGraph2 code against the project's fp32 / bf16 / recompute
+steps, as ratios; needs a checkout of the original in ``GAITGRAPH2_REF``, checked before any section runs;
+``--scale small`` is its smoke size). The GPU benchmark is its own script, ``python -m benchmarks.gpu``.
 Each writes ``<DIR>/<section>.json`` (default DIR: outputs/benchmarks). Timings swing up to 2x on shared
 machines: compare ratios from one run.
 """
@@ -22,7 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks/ package lives beside gaitgraph/, not inside it
-SECTIONS = ("data", "train", "eval", "zoo", "memory", "startup", "precision", "threads")
+SECTIONS = ("data", "train", "eval", "zoo", "memory", "startup", "precision", "threads", "reference")
+#: Sections that take ``--scale``.
+SCALED = ("data", "reference")
 
 
 def main(argv: list[str]) -> None:
@@ -41,13 +45,27 @@ def main(argv: list[str]) -> None:
             chosen.extend(SECTIONS)
         else:
             raise SystemExit(f"unknown argument {arg!r}; usage: {__doc__.splitlines()[2].strip()}")
-    for section in chosen or SECTIONS:
+    chosen = chosen or list(SECTIONS)
+    if "reference" in chosen:
+        _check_reference()
+    for section in chosen:
         module = importlib.import_module(f"benchmarks.{section}")
         target = out / f"{section}.json"
-        kwargs = {"scale": scale} if section == "data" else {}
+        kwargs = {"scale": scale} if section in SCALED else {}
         result = module.run(out_json=target, **kwargs)
         print(f"== {section} -> {target}")
         print(json.dumps(result, indent=2))
+
+
+def _check_reference() -> None:
+    """Stop before the first section, with the fix, when the reference section cannot run (exit status 2)."""
+    from benchmarks.reference import MissingReference, checkout
+
+    try:
+        checkout()
+    except MissingReference as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
