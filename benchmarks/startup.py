@@ -1,9 +1,10 @@
 """Start-up benchmark: how long config-only commands take before they answer, and what they import.
 
-For each command (``--help``, ``--hydra-help``, ``--cfg job``, ``--info defaults``, shell completion of
-``model=``), the median wall time of ``REPEATS`` fresh processes, and whether the process imported torch, W&B or
-matplotlib (from ``python -X importtime``). Target: under 1.5 s each on the 2-core development machine, no heavy
-import. ``python -m benchmarks.startup [out.json]`` or ``python scripts/benchmark.py startup``.
+For each command (train's ``--help``, ``--hydra-help``, ``--cfg job``, ``--info defaults``, shell completion of
+``model=``; ``--help`` of every other console script in pyproject.toml), the median wall time of ``REPEATS`` fresh
+processes, and whether the process imported torch, W&B or matplotlib (from ``python -X importtime``). Target:
+under 1.5 s each on the 2-core development machine, no heavy import. ``python -m benchmarks.startup [out.json]``
+or ``python scripts/benchmark.py startup``.
 """
 
 from __future__ import annotations
@@ -13,22 +14,37 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from benchmarks import ROOT_DIR
 
 REPEATS = 5
-#: name -> arguments after ``python -m``.
-COMMANDS = {
-    "import gaitgraph": ["-c", "import gaitgraph"],
-    "train --help": ["-m", "gaitgraph.train", "--help"],
-    "train --hydra-help": ["-m", "gaitgraph.train", "--hydra-help"],
-    "train --cfg job": ["-m", "gaitgraph.train", "--cfg", "job"],
-    "train --info defaults": ["-m", "gaitgraph.train", "--info", "defaults"],
-    "train completion model=": ["-m", "gaitgraph.train", "-sc", "query=bash"],
-    "eval --help": ["-m", "gaitgraph.evaluate", "--help"],
-    "predict --help": ["-m", "gaitgraph.predict", "--help"],
-}
+#: Commands whose first argument is an action before the Hydra overrides.
+ACTION = {"gaitgraph.data.cache": ["build"]}
+
+
+def _commands() -> dict[str, list[str]]:
+    """name -> arguments after ``python``: train's config-only commands, then ``--help`` of every other script."""
+    scripts = tomllib.loads((ROOT_DIR / "pyproject.toml").read_text())["project"]["scripts"]
+    modules = [target.split(":")[0] for target in scripts.values()]
+    train = ["-m", "gaitgraph.train"]
+    return {
+        "import gaitgraph": ["-c", "import gaitgraph"],
+        "train --help": [*train, "--help"],
+        "train --hydra-help": [*train, "--hydra-help"],
+        "train --cfg job": [*train, "--cfg", "job"],
+        "train --info defaults": [*train, "--info", "defaults"],
+        "train completion model=": [*train, "-sc", "query=bash"],
+        **{
+            f"{module.rsplit('.', 1)[-1]} --help": ["-m", module, *ACTION.get(module, []), "--help"]
+            for module in modules
+            if module != "gaitgraph.train"
+        },
+    }
+
+
+COMMANDS = _commands()
 HEAVY = ("torch", "wandb", "matplotlib")
 
 

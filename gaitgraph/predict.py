@@ -16,30 +16,25 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gaitgraph.process_env  # noqa: F401 - sets the process environment before torch loads
 
-import numpy as np
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
 from gaitgraph.cli import entry
-from gaitgraph.data.cache import load_poses
-from gaitgraph.data.poseset import PoseSet
-from gaitgraph.data.splits import resolve_split, split_by_subjects
-from gaitgraph.data.user_poses import read_input
-from gaitgraph.engine.restore import restore_model
 from gaitgraph.errors import CheckpointError, ConfigError
-from gaitgraph.evaluation.embed import embed_poseset, eval_length
-from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
-from gaitgraph.evaluation.identify import identify, identities_table
-from gaitgraph.evaluation.metrics import normalized_embeddings
-from gaitgraph.evaluation.pipeline import protocols_of
-from gaitgraph.evaluation.protocols import select
-from gaitgraph.skeletons import Skeleton
 from gaitgraph.utils import atomic_write, plain, run_dir_of
+
+# torch, the engine, the evaluation and the data modules load in the functions that use them, when the task runs:
+# --help, --cfg and shell completion import this file and answer at once (benchmarks/startup.py).
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from gaitgraph.data.poseset import PoseSet
+    from gaitgraph.skeletons import Skeleton
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +52,8 @@ class Restored:
 
 def restore(cfg: DictConfig, overrides: Sequence[str] | None = None) -> Restored:
     """Build the checkpoint's model with its stored config (as gaitgraph.evaluate does) and its weights."""
+    from gaitgraph.engine.restore import restore_model
+
     restored = restore_model(cfg, overrides)
     attrs = {
         "ckpt_path": str(Path(cfg.ckpt_path).expanduser().resolve()),
@@ -82,6 +79,8 @@ def config_hash(groups: dict[str, DictConfig], tta: bool) -> str:
 
 def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
     """SHA-256 of a state_dict's names and values."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(state_dict):
         digest.update(name.encode())
@@ -92,6 +91,9 @@ def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
 def embed(cfg: DictConfig, run: Restored, poses: PoseSet) -> np.ndarray:
     """Embeddings [S, D] (part-based [S, D, P]) of every sequence, as gaitgraph.evaluate embeds the test split;
     NaN or infinite ones (a diverged model) are refused, naming the first such sequence."""
+    from gaitgraph.evaluation.embed import embed_poseset, eval_length
+    from gaitgraph.evaluation.metrics import normalized_embeddings
+
     embeddings = embed_poseset(
         run.model,
         poses,
@@ -108,6 +110,11 @@ def embed(cfg: DictConfig, run: Restored, poses: PoseSet) -> np.ndarray:
 def dataset_split(name: str, cfg: DictConfig, run: Restored) -> PoseSet:
     """``split:<name>`` of the checkpoint's dataset: a subject split, or ``gallery`` = the gallery sequences of
     ``metric_protocol`` (the dataset's first protocol by default) on the test split, at the protocol's views."""
+    from gaitgraph.data.cache import load_poses
+    from gaitgraph.data.splits import resolve_split, split_by_subjects
+    from gaitgraph.evaluation.pipeline import protocols_of
+    from gaitgraph.evaluation.protocols import select
+
     poses = load_poses(run.dataset_cfg, run.skeleton, cfg.paths.cache_dir)
     splits = split_by_subjects(poses, resolve_split(run.dataset_cfg))
     allowed = f"split:<{'|'.join([*splits, 'gallery'])}> or an embeddings.h5 of an earlier predict"
@@ -135,6 +142,8 @@ def load_gallery(cfg: DictConfig, run: Restored, run_dir: Path) -> tuple[np.ndar
     """The gallery's embeddings and metadata: a dataset split embedded now (and saved as gallery.h5), or an
     earlier predict's embeddings.h5, refused when another model or embedding config made it, when it is empty
     and when its values are not finite (:func:`~gaitgraph.evaluation.embedding_store.read_embeddings`)."""
+    from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
+
     spec = str(cfg.gallery)
     if spec.startswith("split:"):
         poses = dataset_split(spec.removeprefix("split:"), cfg, run)
@@ -164,6 +173,10 @@ def load_gallery(cfg: DictConfig, run: Restored, run_dir: Path) -> tuple[np.ndar
 
 def predict(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, Path]:
     """Embed ``cfg.input`` (and identify it against ``cfg.gallery``); returns the written files by name."""
+    from gaitgraph.data.user_poses import read_input
+    from gaitgraph.evaluation.embedding_store import write_embeddings
+    from gaitgraph.evaluation.identify import identify, identities_table
+
     if cfg.input is None:
         raise ConfigError("input", None, "pose files or folders", hint="e.g. input=data/psymo10 or input=[a.csv,b.csv]")
     if cfg.gallery is not None and (not isinstance(cfg.top_k, int) or cfg.top_k < 1):

@@ -12,6 +12,8 @@ import pytest
 from gaitgraph import CONF_DIR, ROOT
 from gaitgraph.usage import group_options, help_page, wants_help
 
+from .conftest import CONSOLE_SCRIPTS
+
 HEAVY = ("torch", "wandb", "matplotlib")
 
 
@@ -32,15 +34,31 @@ def test_help_flags():
     assert not wants_help(["--hydra-help"]) and not wants_help(["--cfg", "job"])
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["--help"], ["--cfg", "job", "model=gpgait"], ["--info", "defaults"], ["-sc", "query=bash"]],
-    ids=["help", "cfg", "info", "completion"],
-)
-def test_config_only_commands_import_nothing_heavy(args: list[str]):
+#: train's config-only commands, each checked.
+TRAIN_ARGS = {
+    "help": ["--help"],
+    "cfg": ["--cfg", "job", "model=gpgait"],
+    "info": ["--info", "defaults"],
+    "completion": ["-sc", "query=bash"],
+}
+#: The other commands' --help and --cfg: the rest takes the same path through cli.entry and Hydra as train's, and
+#: these two already import everything the command's module imports.
+OTHER_ARGS = {"help": ["--help"], "cfg": ["--cfg", "job"]}
+#: Commands whose first argument is an action before the Hydra overrides.
+ACTION = {"gaitgraph.data.cache": ["build"]}
+CASES = [pytest.param("gaitgraph.train", args, id=f"train-{name}") for name, args in TRAIN_ARGS.items()] + [
+    pytest.param(module, args, id=f"{module.removeprefix('gaitgraph.')}-{name}")
+    for module in CONSOLE_SCRIPTS.values()
+    if module != "gaitgraph.train"
+    for name, args in OTHER_ARGS.items()
+]
+
+
+@pytest.mark.parametrize(("module", "args"), CASES)
+def test_config_only_commands_import_nothing_heavy(module: str, args: list[str]):
     env = {**os.environ, "COMP_LINE": "gaitgraph-train model=", "COMP_POINT": "22"}
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "gaitgraph.train", *args],
+        [sys.executable, "-X", "importtime", "-m", module, *ACTION.get(module, []), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -51,4 +69,14 @@ def test_config_only_commands_import_nothing_heavy(args: list[str]):
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
     if args == ["--help"]:
-        assert "usage: python -m gaitgraph.train" in done.stdout and "config groups" in done.stdout
+        assert f"usage: python -m {module}" in done.stdout, done.stdout[:500]
+    if module == "gaitgraph.train" and args == ["--help"]:
+        assert "config groups" in done.stdout
+
+
+def test_cache_help_without_an_action_is_its_usage(monkeypatch, capsys):
+    from gaitgraph.data import cache
+
+    monkeypatch.setattr(sys, "argv", ["gaitgraph-cache", "--help"])
+    cache.main()  # returns: status 0
+    assert capsys.readouterr().out.startswith("usage: python -m gaitgraph.data.cache {build|info}")

@@ -1,4 +1,5 @@
-"""Activation maps, their drawing (docs/original-network.md#activation-maps) and ``gaitgraph.visualize`` end to end."""
+"""Activation maps, their drawing (docs/original-network.md#activation-maps, gaitgraph.evaluation.activations) and
+``gaitgraph.visualize`` end to end."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from gaitgraph.errors import ConfigError
+from gaitgraph.evaluation.activations import activation_map, bones, draw_frames, write_gif
 from gaitgraph.models import build_model
-from gaitgraph.visualize import activation_map, bones, draw_frames, select_sequences, write_gif
+from gaitgraph.visualize import select_sequences
 
 from .conftest import compose_train, run_console
 

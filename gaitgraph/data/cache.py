@@ -47,6 +47,7 @@ from gaitgraph.data.readers import FolderReader, plain_name
 from gaitgraph.errors import ConfigError
 from gaitgraph.progress import progress
 from gaitgraph.skeletons import Skeleton
+from gaitgraph.usage import wants_help
 from gaitgraph.utils import atomic_write, build, check_writable, plain, remove_stale_temps
 
 log = logging.getLogger(__name__)
@@ -380,8 +381,12 @@ def _cli(cfg: DictConfig, action: str) -> None:
 def main() -> None:
     """Entry point: ``python -m gaitgraph.data.cache build|info [overrides...]``."""
     actions = ("build", "info")
+    line = f"usage: python -m gaitgraph.data.cache {{{'|'.join(actions)}}} [dataset=... overrides]"
+    if wants_help(sys.argv[1:2]):  # asked for, so on stdout with status 0; `build --help` lists the config groups
+        print(f"{line}\n  build --help   the config groups and keys")
+        return
     if len(sys.argv) < 2 or sys.argv[1] not in actions:
-        print(f"usage: python -m gaitgraph.data.cache {{{'|'.join(actions)}}} [dataset=... overrides]", file=sys.stderr)
+        print(line, file=sys.stderr)
         sys.exit(USAGE_EXIT)
     action = sys.argv.pop(1)
     if action == "info":
