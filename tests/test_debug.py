@@ -1,57 +1,115 @@
-"""Each debug config keeps its promise, through the real train()."""
+"""Every debug config runs through the real train() on the embedded PsyMo-10 data, and each keeps its promise.
+
+The cases come from ``conf/debug/``, so a new debug config runs here without anyone adding a line (this is the
+``debug=`` group's build-and-run test; tests/test_options.py covers the other groups). A config with a promise below
+runs at its own budget and is checked against it; any other runs cut to two short epochs.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import open_dict
 
+from gaitgraph.engine.trainer import Trainer
+from gaitgraph.evaluation import pipeline
 from gaitgraph.train import train
 
-from .conftest import compose_train
+from .conftest import compose_train, config_options
+
+#: The budget of a debug config without a promise of its own (``debug=default`` sets none).
+CUT = ["trainer.epochs=2", "trainer.limit_batches=2", "trainer.batch_size=16", "dataset.sequence_length=16"]
 
 
-def _train(tmp_path: Path, cache: Path, *overrides: str) -> dict:
-    cfg = compose_train([*overrides, f"paths.cache_dir={cache}"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-    train(cfg)
-    return json.loads((tmp_path / "run" / "metrics.json").read_text())
+@dataclass
+class Run:
+    """What a debug run left: its folder, metrics.json, counted calls and the gaitgraph log lines."""
+
+    folder: Path
+    metrics: dict
+    calls: dict[str, int]
+    said: list[str]
+
+    def last_checkpoint(self) -> dict:
+        return torch.load(self.folder / "checkpoints" / "last.pt", weights_only=True)
 
 
-def test_fdr_runs_two_steps_a_validation_and_the_test_evaluation(tmp_path: Path, shared_cache: Path):
-    metrics = _train(tmp_path, shared_cache, "debug=fdr")
-    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
-    assert last["step"] == 2 and last["epoch"] == 1
-    assert "val/rank1" in metrics["history"][0] and metrics["test"]["psymo10"]["mean_rank1"] >= 0
+def _fdr(run: Run) -> None:
+    """Two steps, a validation and the test evaluation, no pose baseline; the budget said before and after."""
+    last = run.last_checkpoint()
+    assert (last["step"], last["epoch"]) == (2, 1)
+    assert "val/rank1" in run.metrics["history"][0] and run.metrics["test"]["psymo10"]["mean_rank1"] >= 0
+    assert run.calls == {"step": 2, "baseline": 0}
+    budget = [line for line in run.said if line.startswith("budget:")]
+    assert budget[0] == "budget: 2 steps per epoch x 1 epochs = 2 steps", budget
+    assert budget[1].startswith("budget: 2 steps took ") and "about 0s of training left" in budget[1], budget
 
 
-@pytest.mark.slow
-def test_limit_trains_n_batches_per_epoch(tmp_path: Path, shared_cache: Path):
-    metrics = _train(tmp_path, shared_cache, "debug=limit")
-    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
-    assert last["step"] == 3 * 3 and [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
-    assert all("val/rank1" in r for r in metrics["history"])  # val_every 1
+def _limit(run: Run) -> None:
+    """N batches per epoch for 3 epochs, validating every epoch."""
+    assert run.last_checkpoint()["step"] == 3 * 3
+    assert [r["epoch"] for r in run.metrics["history"]] == [1, 2, 3]
+    assert all("val/rank1" in r for r in run.metrics["history"])
 
 
-@pytest.mark.slow
-def test_overfit_drives_the_loss_to_its_floor(tmp_path: Path, shared_cache: Path):
-    # shorter windows: a faster test
-    metrics = _train(tmp_path, shared_cache, "debug=overfit", "dataset.sequence_length=16")
-    losses = [r["train/loss_epoch"] for r in metrics["history"]]
+def _overfit(run: Run) -> None:
+    """Two fixed batches, no augmentation: the loss falls to SupCon's floor."""
+    losses = [r["train/loss_epoch"] for r in run.metrics["history"]]
     floor = math.log(8 - 1)  # P x K = 4 x 8: SupCon's minimum, every positive at distance 0
     assert losses[-1] - floor < 0.05 * (losses[0] - floor), losses
 
 
-@pytest.mark.slow
-def test_profiler_writes_a_trace_and_the_top_operators(tmp_path: Path, shared_cache: Path):
-    _train(tmp_path, shared_cache, "debug=profiler")
-    folder = tmp_path / "run" / "profiler"
-    trace = json.loads((folder / "trace.json").read_text())
-    assert trace["traceEvents"], "an empty trace"
+def _profiler(run: Run) -> None:
+    """A trace with events and the table of the top operators."""
+    folder = run.folder / "profiler"
+    assert json.loads((folder / "trace.json").read_text())["traceEvents"], "an empty trace"
     top = (folder / "top_operators.txt").read_text()
     assert "Self CPU" in top and "aten::" in top
+
+
+PROMISES: dict[str, Callable[[Run], None]] = {"fdr": _fdr, "limit": _limit, "overfit": _overfit, "profiler": _profiler}
+#: Promises that take more than a few steps: left out of make test-fast.
+LONG = {"limit", "overfit", "profiler"}
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the optimizer steps and the pose-baseline scorings of the run about to start."""
+    calls = {"step": 0, "baseline": 0}
+    step, baseline = Trainer._step, pipeline.evaluate_baseline
+
+    def counted_step(self: Trainer, *args, **kwargs):
+        calls["step"] += 1
+        return step(self, *args, **kwargs)
+
+    def counted_baseline(*args, **kwargs):
+        calls["baseline"] += 1
+        return baseline(*args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_step", counted_step)
+    monkeypatch.setattr(pipeline, "evaluate_baseline", counted_baseline)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "option", [pytest.param(o, marks=pytest.mark.slow) if o in LONG else o for o in config_options("debug")]
+)
+def test_each_debug_config_runs_and_keeps_its_promise(
+    option: str, tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = _counted(monkeypatch)
+    cfg = compose_train([f"debug={option}", *([] if option in PROMISES else CUT), f"paths.cache_dir={shared_cache}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    with caplog.at_level(logging.INFO, logger="gaitgraph"):
+        train(cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("gaitgraph")]
+    assert metrics["history"], f"debug={option} trained no epoch"
+    PROMISES.get(option, lambda run: None)(Run(tmp_path / "run", metrics, calls, said))

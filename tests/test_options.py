@@ -4,7 +4,8 @@ in process, on tiny synthetic data in the option's own format, evaluation includ
 The cases come from the files in ``conf/<group>/``, so a new option that does not build or run fails here without
 anyone adding a line. Each group's option runs on the base recipe with only that group changed, on a dataset of the
 option's layout; what the tiny trees cannot hold (subject lists, held-out counts, P x K) is fitted by
-:func:`tests.synthetic_trees.fitting`.
+:func:`tests.synthetic_trees.fitting`. Each option runs once: a model option an experiment chooses runs in that
+experiment's case, and the ``debug=`` group runs at its own budgets in tests/test_debug.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gaitgraph import CONF_DIR
 from gaitgraph.evaluation import pipeline
 from gaitgraph.train import train
 
@@ -95,9 +97,28 @@ def test_experiment(option: str, trees: Path, cache_dir: Path, tmp_path: Path, m
 # --- model= : every network on a dataset of its joint layout; part-based GPGait on the retrieval sets too ---------
 
 
+def recipe_models() -> set[str]:
+    """The model options an experiment chooses (``override /model: ...`` in conf/experiment/): test_experiment
+    builds and runs those."""
+    chosen = set()
+    for path in (CONF_DIR / "experiment").glob("*.yaml"):
+        for entry in OmegaConf.load(path).get("defaults", []):
+            if isinstance(entry, DictConfig) and "override /model" in entry:
+                chosen.add(entry["override /model"])
+    return chosen
+
+
 def _model_cases() -> list[tuple[str, str]]:
-    cases = [(m, "") for m in config_options("model")]
-    return cases + [("gpgait", "grew"), ("gpgait", "gait3d")]  # part embeddings under the Euclidean retrieval
+    """Every model option no experiment runs, on the default recipe; part-based GPGait under the Euclidean
+    retrieval of GREW and Gait3D."""
+    cases = [(m, "") for m in config_options("model") if m not in recipe_models()]
+    return cases + [("gpgait", "grew"), ("gpgait", "gait3d")]
+
+
+def test_every_model_option_runs_in_a_recipe_or_on_its_own():
+    assert recipe_models() <= set(config_options("model")), "an experiment names a model option that does not exist"
+    assert {"gaitgraph1", "gaittr", "gpgait", "resgcn_n21_r8"} <= recipe_models()
+    assert {m for m, data in _model_cases() if not data} == set(config_options("model")) - recipe_models()
 
 
 @pytest.mark.parametrize(("option", "dataset"), _model_cases(), ids=lambda v: v or "own")
@@ -153,14 +174,7 @@ def test_dataset_and_components(
         assert (tmp_path / "run" / files[name]).exists(), f"logger {name} wrote nothing"
 
 
-# --- debug= : each debug config, its budget cut to a few steps ------------------------------------------------------
-
-
-@pytest.mark.parametrize("option", config_options("debug"))
-def test_debug(option: str, trees: Path, cache_dir: Path, tmp_path: Path):
-    budget = ["trainer.epochs=2", "trainer.limit_batches=2", "trainer.batch_size=16", "dataset.sequence_length=16"]
-    _, metrics = run_recipe([f"debug={option}", "baseline=false", *budget], trees, cache_dir, tmp_path / "run")
-    assert len(metrics["history"]) == 2
+# --- debug= : each debug config runs at its own budget and keeps its promise in tests/test_debug.py --------------
 
 
 def test_a_logger_named_on_the_command_line_survives_debug():
