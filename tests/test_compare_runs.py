@@ -25,7 +25,7 @@ from gaitgraph.sweep.compare import (
     sweep_space,
 )
 from gaitgraph.sweep.plots import expected_size
-from gaitgraph.sweep.sweeper import STUDY_FILE
+from gaitgraph.sweep.study import STUDY_FILE
 
 # job -> (lr, model, metric or None for a failed job)
 JOBS = {

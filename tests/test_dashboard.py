@@ -17,7 +17,7 @@ import pytest
 from gaitgraph import ROOT
 from gaitgraph.engine.distributed import free_port
 from gaitgraph.sweep.dashboard import main, storage_of
-from gaitgraph.sweep.sweeper import STUDY_FILE
+from gaitgraph.sweep.study import STUDY_FILE
 
 STUDY = "sweep_small-psymo10-0123456789ab"
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -25,7 +25,7 @@ from gaitgraph.errors import ConfigError
 from gaitgraph.sweep.compare import load_sweep
 from gaitgraph.sweep.pruning import Pruning, TrialPruned
 from gaitgraph.sweep.seed_check import finished_trials, run_repeat, seed_check, verdict
-from gaitgraph.sweep.sweeper import STUDY_FILE, storage_url
+from gaitgraph.sweep.study import STUDY_FILE, storage_url
 from scripts.compare_runs import main as compare_runs
 
 from .conftest import compose_train, run_app
@@ -251,7 +251,7 @@ def test_sweep_configs_compose(option):
     cfg = compose_train([f"hparams_search={option}"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
-    assert sweeper.storage._target_ == "gaitgraph.sweep.sweeper.storage_url"
+    assert sweeper.storage._target_ == "gaitgraph.sweep.study.storage_url"
     assert sweeper._target_ == "hydra_plugins.gaitgraph_sweeper.GaitGraphOptunaSweeper"
     assert sweeper.study_name is None and cfg.hparams_search.study_name is None  # named by the fingerprint
     if option == "optuna_ddp":

@@ -1,6 +1,5 @@
-"""Evaluation: gallery/probe protocols, rank-1/mAP scoring, reports, the raw-pose baseline."""
+"""Evaluation: gallery/probe protocols, rank-1/mAP scoring, reports, the raw-pose baseline.
 
-from gaitgraph.evaluation.metrics import EvalResult, evaluate
-from gaitgraph.evaluation.protocols import Protocol, load_protocols
-
-__all__ = ["EvalResult", "Protocol", "evaluate", "load_protocols"]
+Importing the package loads none of its modules (the scoring ones load torch): tools that only read results,
+such as scripts/compare_runs.py, import :mod:`~gaitgraph.evaluation.tables` without paying for it.
+"""

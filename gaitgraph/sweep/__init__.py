@@ -1,6 +1,7 @@
 """The sweep tools: Optuna's sweeper for Hydra and what runs beside a sweep.
 
-- :mod:`~gaitgraph.sweep.sweeper`: the sweeper (studies, their names and storage, the trial loop);
+- :mod:`~gaitgraph.sweep.sweeper`: the sweeper (studies, their names, the trial loop);
+- :mod:`~gaitgraph.sweep.study`: where a sweep's study lives (its storage, the sweep folder's record), without Optuna;
 - :mod:`~gaitgraph.sweep.pruning`: the training callback that reports to a trial and stops a pruned one;
 - :mod:`~gaitgraph.sweep.liveness`: trials of a killed sweep process are failed when the study is next opened;
 - :mod:`~gaitgraph.sweep.compare` and :mod:`~gaitgraph.sweep.plots`: ranked tables and plots of a sweep's runs;

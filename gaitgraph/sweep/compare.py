@@ -43,7 +43,7 @@ from gaitgraph.sweep.plots import (
     plot_vs_param,
     safe_name,
 )
-from gaitgraph.sweep.sweeper import JOB_KEYS, study_location
+from gaitgraph.sweep.study import JOB_KEYS, study_location
 from gaitgraph.utils import atomic_write
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gaitgraph.cli import exit_on_error
 from gaitgraph.errors import StudyError
-from gaitgraph.sweep.sweeper import STUDY_FILE
+from gaitgraph.sweep.study import STUDY_FILE
 
 log = logging.getLogger(__name__)
 

@@ -100,7 +100,7 @@ class Pruning(Callback):
         )
 
     def _url(self) -> str:
-        from gaitgraph.sweep.sweeper import storage_url
+        from gaitgraph.sweep.study import storage_url
 
         return storage_url(self.storage, str(self.sqlite_path))
 

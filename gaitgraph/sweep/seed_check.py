@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gaitgraph.evaluation.tables import show
-from gaitgraph.sweep.sweeper import JOB_KEYS
+from gaitgraph.sweep.study import JOB_KEYS
 from gaitgraph.utils import write_json
 
 OUT = "seed_check"
