@@ -18,6 +18,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import gaitgraph.process_env  # noqa: F401 - the environment a command runs with, before torch loads
 
@@ -152,19 +153,9 @@ def resgcn_n21_r8():
     return ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128)
 
 
-def train_steps(
-    device: str,
-    recompute: bool,
-    batch_size: int,
-    sequence_length: int,
-    n_steps: int,
-    amp: bool | str = False,
-    compiled: bool = False,
-) -> list[float]:
-    """Seconds of each of ``n_steps`` optimisation steps of n21-r8 on synthetic CASIA-B poses, through the
-    platform's own Trainer (augmentation, multi-input, SupCon, AdamW + OneCycle), as train() runs them;
-    ``amp`` and ``compiled`` as ``trainer.amp`` (bf16) and ``trainer.compile``."""
-    return train_step_times(device, recompute, batch_size, sequence_length, n_steps, amp, compiled)["wall"]
+def train_steps(*args: Any, **kwargs: Any) -> list[float]:
+    """Seconds of each optimisation step: :func:`train_step_times` (same arguments), its ``wall`` list."""
+    return train_step_times(*args, **kwargs)["wall"]
 
 
 def train_step_times(
@@ -176,8 +167,10 @@ def train_step_times(
     amp: bool | str = False,
     compiled: bool = False,
 ) -> dict[str, list[float]]:
-    """:func:`train_steps` with each step's wall seconds (``wall``) and this process's CPU seconds (``cpu``, all
-    its threads: user + system)."""
+    """``n_steps`` optimisation steps of n21-r8 on synthetic CASIA-B poses, through the platform's own Trainer
+    (augmentation, multi-input, SupCon, AdamW + OneCycle), as train() runs them; ``amp`` and ``compiled`` as
+    ``trainer.amp`` (bf16) and ``trainer.compile``. Each step's wall seconds (``wall``) and this process's CPU seconds
+    (``cpu``, all its threads: user + system)."""
     import tempfile
 
     import torch
