@@ -224,3 +224,33 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) ->
             cfg = TrainedRun(run_dir, shared_cache, tuple(TRAINED_RUN), 0.0).config()
             done.write_text(json.dumps(train(cfg)))
     return TrainedRun(run_dir, shared_cache, tuple(TRAINED_RUN), json.loads(done.read_text()))
+
+
+#: The test files that take longest (`make test` prints the slowest tests), longest first. pytest-xdist hands out
+#: whole files (--dist loadfile) in collection order, so these start first and none is left running alone at the end.
+LONGEST_FIRST = (
+    "test_options.py",
+    "test_sweep.py",
+    "test_readme.py",
+    "test_integrity.py",
+    "test_readme_tools.py",
+    "faults/test_signals.py",
+    "test_debug.py",
+    "test_postgres_sweep.py",
+    "test_zoo_configs.py",
+    "faults/test_zombie_trials.py",
+    "engine/test_ddp.py",
+    "test_dashboard.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the longest files first (:data:`LONGEST_FIRST`); every other file keeps its place and its tests their
+    order."""
+    tests = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else ""
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
