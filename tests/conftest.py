@@ -234,6 +234,7 @@ LONGEST_FIRST = (
     "test_readme.py",
     "test_integrity.py",
     "test_readme_tools.py",
+    "test_readme_launch.py",
     "faults/test_signals.py",
     "test_debug.py",
     "test_postgres_sweep.py",

@@ -147,10 +147,12 @@ def is_multirun(command: str) -> bool:
 
 
 COMMANDS = readme_commands((ROOT / "README.md").read_text())
-#: README's commands in two halves that run side by side under pytest-xdist: training and sweeps up to the first
-#: evaluation; then evaluation, caches, sweeps, trackers, comparison and prediction (they start from a fresh run).
+#: README's commands in three parts that run side by side under pytest-xdist (each in its own test file): training
+#: up to the first torchrun line; torchrun and the debug configs; then evaluation, caches, sweeps, trackers,
+#: comparison and prediction (they start from a fresh run).
+_TORCHRUN = next(i for i, line in enumerate(COMMANDS) if line.startswith("torchrun "))
 _FIRST_TOOL = next(i for i, line in enumerate(COMMANDS) if line.startswith("python -m gaitgraph.evaluate"))
-TRAINING_PART, TOOLS_PART = COMMANDS[:_FIRST_TOOL], COMMANDS[_FIRST_TOOL:]
+TRAINING_PART, LAUNCH_PART, TOOLS_PART = COMMANDS[:_TORCHRUN], COMMANDS[_TORCHRUN:_FIRST_TOOL], COMMANDS[_FIRST_TOOL:]
 
 
 def run_as_written(space: Workspace, commands: list[str]) -> int:
