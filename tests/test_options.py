@@ -10,6 +10,7 @@ experiment's case, and the ``debug=`` group runs at its own budgets in tests/tes
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -97,7 +98,8 @@ def test_experiment(option: str, trees: Path, cache_dir: Path, tmp_path: Path, m
 # --- model= : every network on a dataset of its joint layout; part-based GPGait on the retrieval sets too ---------
 
 
-def recipe_models() -> set[str]:
+@functools.cache
+def recipe_models() -> frozenset[str]:
     """The model options an experiment chooses (``override /model: ...`` in conf/experiment/): test_experiment
     builds and runs those."""
     chosen = set()
@@ -105,7 +107,7 @@ def recipe_models() -> set[str]:
         for entry in OmegaConf.load(path).get("defaults", []):
             if isinstance(entry, DictConfig) and "override /model" in entry:
                 chosen.add(entry["override /model"])
-    return chosen
+    return frozenset(chosen)
 
 
 def _model_cases() -> list[tuple[str, str]]:
