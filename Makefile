@@ -36,13 +36,12 @@ $(STAMP): pyproject.toml
 train: install ## Train ResGCN on the embedded PsyMo-10 subset and print the per-view rank-1 table
 	$(BIN)/python -m gaitgraph.train $(ARGS)
 
-# The suite runs on one process more than the machine has cores, at most 4: a test file stays on one process, the
-# longest files start first (tests/conftest.py LONGEST_FIRST, kept in that order by --no-loadscope-reorder), and the
-# extra process computes while another waits on a subprocess, a server or a pause; the session's one trained run
-# and pose cache are shared by all of them. The kernel- and clock-dependent `system` tests run afterwards on their
-# own, so no other test's load skews them. `make test` prints the 25 slowest tests.
-WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + 1 < 4 ? n + 1 : 4 )))
-XDIST := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+# The suite runs on one process per core, at most 4: a test file stays on one process, and the longest files start
+# first (tests/conftest.py LONGEST_FIRST, kept in that order by --no-loadscope-reorder), so none is left running
+# alone at the end (on 2 cores: 97 % busy; a third process only added contention). The session's one trained run and
+# pose cache are shared by all of them. The kernel- and clock-dependent `system` tests run afterwards on their own,
+# so no other test's load skews them. `make test` prints the 25 slowest tests.
+XDIST := -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 
 test: install lint ## Lint, then every test (slow end-to-end and system tests included), the 25 slowest listed
 	$(BIN)/python -m pytest -q $(XDIST) -m "not system" --durations=25 $(PYTEST_ARGS)
