@@ -39,7 +39,7 @@ from gaitgraph.cli import exit_on_error
 from gaitgraph.engine.checkpoint import OPERATIONAL_KEYS, recipe_differences
 from gaitgraph.errors import Interrupted, StudyError
 from gaitgraph.sweep.liveness import OWNER, Heartbeat, fail_dead_trials, owner, storage_with_heartbeat
-from gaitgraph.sweep.study import STUDY_FILE
+from gaitgraph.sweep.study import JOB_KEYS, STUDY_FILE
 from gaitgraph.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class OptunaSweeper(Sweeper):
             for trial in trials:
                 trial.set_system_attr(OWNER, owner())
             overrides = [
-                (*job, f"hparams_search.study_name={study.study_name}", f"hparams_search.trial_number={t.number}")
+                (*job, f"{JOB_KEYS[0]}={study.study_name}", f"{JOB_KEYS[1]}={t.number}")
                 for t, job in zip(trials, impl._configure_trials(trials, space, fixed))
             ]
             with Heartbeat(self.rdb, [t._trial_id for t in trials]):
