@@ -1,6 +1,7 @@
 """Optuna sweeps as real ``python -m gaitgraph.train -m hparams_search=...`` command lines on PsyMo-10, run in
 this process (tests/conftest.py ``run_app``: Hydra's multirun, the sweeper plugin and the launchers as on the
-command line; submitit and DDP still start their own processes).
+command line; submitit and DDP still start their own processes). The seed check's repeats, each a
+``python -m gaitgraph.train`` process in the tool, run here too (:func:`_train_in_this_process`).
 
 Tiny trials (1 epoch, 2 training subjects, 16-frame windows) keep each trial to a few seconds.
 """
@@ -14,12 +15,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 import yaml
 from rich.console import Console
 
+import gaitgraph.sweep.seed_check as seed_check_module
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.errors import ConfigError
 from gaitgraph.sweep.compare import load_sweep
@@ -130,15 +133,18 @@ def test_trial_wandb_offline_run_holds_expected_keys(first_sweep):
 @pytest.mark.slow
 def test_rerunning_the_command_adds_trials_to_the_same_study(first_sweep):
     out, cache, sweep_dir = first_sweep
-    result, second_dir = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=2")
+    # One more trial shows it: the study goes on at trial 3 (a second added trial would show nothing new).
+    result, second_dir = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=1")
     assert result.returncode == 0, _log(result)
     assert second_dir is not None and second_dir != sweep_dir
     assert _study_name(second_dir) == _study_name(sweep_dir), "the same command resumes the same study"
     study = _study(out, _study_name(sweep_dir))
-    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    # Hydra numbers the jobs of the new sweep from 0 again, in its own folder.
-    assert (second_dir / "0" / "metrics.json").is_file() and (second_dir / "1" / "metrics.json").is_file()
+    # Hydra numbers the jobs of the new sweep from 0 again, in its own folder: trial 3 is its job 0.
+    overrides = yaml.safe_load((second_dir / "0" / ".hydra" / "overrides.yaml").read_text())
+    assert "hparams_search.trial_number=3" in overrides
+    assert (second_dir / "0" / "metrics.json").is_file() and not (second_dir / "1").exists()
     assert (sweep_dir / "0" / "metrics.json").is_file()
 
 
@@ -298,9 +304,18 @@ def test_a_sweep_that_crashes_mid_trial_leaves_no_trial_running(tmp_path: Path, 
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]
 
 
+def _train_in_this_process(command: list[str], **_) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for the seed check: its ``python -m gaitgraph.train <overrides>`` repeat runs here
+    (:func:`run_app`, the same command line without a new interpreter's seconds of imports)."""
+    assert command[:3] == [sys.executable, "-m", "gaitgraph.train"], command
+    result = run_app("gaitgraph.train", command[3:])
+    return subprocess.CompletedProcess(command, result.returncode, result.stdout, result.stderr)
+
+
 @pytest.mark.slow
-def test_seed_check_reruns_the_best_and_the_worst_trial(tmp_path: Path, first_sweep):
+def test_seed_check_reruns_the_best_and_the_worst_trial(tmp_path: Path, first_sweep, monkeypatch):
     _, _, sweep_dir = first_sweep
+    monkeypatch.setattr(seed_check_module, "subprocess", SimpleNamespace(run=_train_in_this_process))
     copy = tmp_path / "sweep"  # the repeats write below the sweep folder: keep the shared one as it is
     for job in sweep_dir.glob("[0-9]*"):
         shutil.copytree(job, copy / job.name, ignore=shutil.ignore_patterns("checkpoints", "wandb"))
