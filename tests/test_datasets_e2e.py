@@ -16,8 +16,16 @@ from gaitgraph.train import train
 from .conftest import compose_train
 
 # Batches of 16: the smallest training split here (OUMVLP: 3 subjects x 3 views x 2 walks = 18) holds a whole one; a
-# batch larger than the split is a config error.
-TINY = ["trainer.epochs=1", "trainer.batch_size=16", "logger=none", "baseline=false", "trainer.device=cpu"]
+# batch larger than the split is a config error. One torch thread: trainer.num_threads=auto would give each test
+# process every core, and on shared cores the threads' waiting costs more CPU than these small steps (2-3x here).
+TINY = [
+    "trainer.epochs=1",
+    "trainer.batch_size=16",
+    "trainer.num_threads=1",
+    "logger=none",
+    "baseline=false",
+    "trainer.device=cpu",
+]
 
 
 def _run(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
