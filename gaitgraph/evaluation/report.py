@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.image import AxesImage
+from matplotlib.path import Path as OutlinePath
+from matplotlib.textpath import TextPath, TextToPath
+from matplotlib.transforms import Affine2D
+from rich.console import Console
 
-matplotlib.use("Agg")  # files only, never a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from gaitgraph.evaluation.metrics import EvalResult  # noqa: E402
-from gaitgraph.evaluation.retrieval import RetrievalResult  # noqa: E402
-from gaitgraph.evaluation.retrieval_report import print_retrieval, retrieval_table, save_retrieval  # noqa: E402
-from gaitgraph.evaluation.tables import latex, markdown, pct, plain_text, rich_table, show  # noqa: E402
-from gaitgraph.utils import atomic_write  # noqa: E402
+from gaitgraph.evaluation.metrics import EvalResult
+from gaitgraph.evaluation.plots import write_png
+from gaitgraph.evaluation.retrieval import RetrievalResult
+from gaitgraph.evaluation.retrieval_report import print_retrieval, retrieval_table, save_retrieval
+from gaitgraph.evaluation.tables import latex, markdown, pct, plain_text, rich_table, show
+from gaitgraph.utils import atomic_write
 
 
 def describe(result: EvalResult) -> str:
@@ -162,40 +169,99 @@ def save_results(
     }
 
 
-def _heatmap(result: EvalResult, path: Path, title: str | None = None) -> None:
+#: Heatmap geometry, inches: one probe x gallery cell, the room between panels, the colour bar's strip at the right.
+CELL_INCHES, GAP_INCHES, COLORBAR_INCHES = 0.6, 0.3, 1.1
+HEATMAP_DPI = 110
+_TEXT_PATHS = TextToPath()
+
+
+def heatmap_figure(result: EvalResult, title: str | None = None) -> Figure:
     """One panel per condition: rank-1 % for every probe view (rows) x gallery view (columns), each cell's number
     readable at 100 % zoom (9 pt up to 11 views, CASIA-B's count). ``title`` (dataset, model) heads the figure.
+    Identical-view cells left out of the means are written in parentheses. As in a grid of shared axes, the view
+    names are written left of the first column and below the lowest panel of each column.
 
-    Identical-view cells left out of the means are written in parentheses.
+    The size follows from the table's shape and the measured label widths, and every panel is placed at a fixed
+    spot: no layout engine and no tight bounding box, each of which would lay all the text out again.
     """
     views, conditions = list(result.views), list(result.table.index)
-    n = len(conditions)
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    size = 0.6 * len(views) + 1.5
-    fontsize = 9 if len(views) <= 11 else 7
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(cols * size + 1.5, rows * size + 0.8), squeeze=False, layout="constrained"
-    )
+    names = [str(v) for v in views]
+    cols = min(len(conditions), 4)
+    heading = f"{title or 'rank-1 %'}\n{describe(result)}"
+    # Inches: the view names, tick marks and axis label left of and below the panels, each panel's title above.
+    margin, top, side = _text_inches(names, 8) + 0.45, 0.35, CELL_INCHES * len(views)
+    head, row_h = 0.2 + 0.2 * len(heading.splitlines()), top + side + margin
+    panels_w = margin + cols * (side + GAP_INCHES)
+    width = max(panels_w + COLORBAR_INCHES, _text_inches(heading.splitlines(), 10) + 0.4)
+    height = head + math.ceil(len(conditions) / cols) * row_h
+    x0 = (width - panels_w - COLORBAR_INCHES) / 2 + margin  # a title wider than the panels: centre them below it
+    fig = FigureCanvasAgg(Figure(figsize=(width, height), dpi=HEATMAP_DPI)).figure
     cells = result.cells.set_index(["condition", "probe_view", "gallery_view"])["rank1"]
-    image = None
-    for ax, condition in zip(axes.flat, conditions):
+    for k, condition in enumerate(conditions):
+        r, c = divmod(k, cols)
+        box = (x0 + c * (side + GAP_INCHES), height - head - r * row_h - top - side)
+        ax = fig.add_axes((box[0] / width, box[1] / height, side / width, side / height))
         grid = np.array([[cells[(condition, p, g)] for g in views] for p in views], dtype=float) * 100
-        image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis")
-        ax.set_title(f"{condition}: mean {result.table.loc[condition, 'mean'] * 100:.1f}", fontsize=11)
-        ax.set_xticks(range(len(views)), views, rotation=90, fontsize=8)
-        ax.set_yticks(range(len(views)), views, fontsize=8)
-        ax.set_xlabel("gallery view")
-        ax.set_ylabel("probe view")
+        mean = result.table.loc[condition, "mean"] * 100
+        image = _heatmap_panel(ax, grid, names, f"{condition}: mean {mean:.1f}", c == 0, k + cols >= len(conditions))
         if len(views) <= 14:
-            for (i, j), v in np.ndenumerate(grid):
-                if not np.isnan(v):
-                    label = f"({v:.0f})" if i == j and result.exclude_identical_view else f"{v:.0f}"
-                    ax.text(j, i, label, ha="center", va="center", fontsize=fontsize, color="w" if v < 60 else "k")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    heading = f"{title}\n" if title else "rank-1 %\n"
-    fig.suptitle(f"{heading}{describe(result)}", fontsize=10)
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="rank-1 %")
-    fig.savefig(path, format="png", dpi=110, bbox_inches="tight", metadata={"Title": f"{title or 'rank-1 %'}"})
-    plt.close(fig)
+            _cell_numbers(ax, grid, result.exclude_identical_view, 9 if len(views) <= 11 else 7)
+    bar_h = 0.8 * (height - head - top - margin)
+    bar = (x0 + cols * (side + GAP_INCHES) + 0.1, height - head - top - bar_h / 8 - bar_h)
+    cax = fig.add_axes((bar[0] / width, bar[1] / height, 0.2 / width, bar_h / height))
+    fig.colorbar(image, cax=cax).set_label("rank-1 %")
+    fig.suptitle(heading, fontsize=10, y=1 - 0.1 / height, va="top")
+    return fig
+
+
+def _heatmap(result: EvalResult, path: Path, title: str | None = None) -> None:
+    """Draw :func:`heatmap_figure` into ``path`` (PNG; ``title`` in its ``Title`` text chunk)."""
+    write_png(heatmap_figure(result, title), path, HEATMAP_DPI, title=title or "rank-1 %")
+
+
+def _heatmap_panel(ax: Axes, grid: np.ndarray, views: list[str], title: str, left: bool, below: bool) -> AxesImage:
+    """The colour cells and the panel's title; the probe views' names when ``left``, the gallery views' when
+    ``below``. The other panels have no ticks: their cells line up with the named ones (and each tick costs as
+    much to build as a text)."""
+    image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", interpolation="nearest")
+    ax.set_title(title, fontsize=11, y=1)  # a fixed spot: no search for tick labels above the panel
+    ax.set_xticks(range(len(views)) if below else [], views if below else [], rotation=90, fontsize=8)
+    ax.set_yticks(range(len(views)) if left else [], views if left else [], fontsize=8)
+    if below:
+        ax.set_xlabel("gallery view")
+    if left:
+        ax.set_ylabel("probe view")
+    return image
+
+
+def _cell_numbers(ax: Axes, grid: np.ndarray, parenthesised_diagonal: bool, fontsize: float) -> PathCollection:
+    """Every cell's rank-1 % at its centre, as one collection of glyph outlines (``gid`` ``cell numbers``): a few
+    hundred text artists would each be laid out on their own when drawn, which took most of the figure's time."""
+    labels, centres, colours = [], [], []
+    for (i, j), v in np.ndenumerate(grid):
+        if not np.isnan(v):
+            labels.append(f"({v:.0f})" if i == j and parenthesised_diagonal else f"{v:.0f}")
+            centres.append((j, i))
+            colours.append("w" if v < 60 else "k")
+    paths = [_label_path(label, fontsize) for label in labels]
+    points = Affine2D().scale(1 / 72) + ax.figure.dpi_scale_trans  # the outlines are in points
+    numbers = PathCollection(
+        paths, offsets=centres, offset_transform=ax.transData, transform=points, facecolors=colours, linewidths=0
+    )
+    numbers.set_gid("cell numbers")
+    ax.add_collection(numbers, autolim=False)
+    return numbers
+
+
+@functools.lru_cache(maxsize=512)
+def _label_path(label: str, fontsize: float) -> OutlinePath:
+    """``label``'s outline at ``fontsize`` points, centred on the origin."""
+    path = TextPath((0, 0), label, size=fontsize)
+    box = path.get_extents()
+    return path.transformed(Affine2D().translate(-(box.x0 + box.x1) / 2, -(box.y0 + box.y1) / 2))
+
+
+def _text_inches(texts: Sequence[str], fontsize: float) -> float:
+    """Width of the widest of ``texts`` at ``fontsize`` points, in inches (matplotlib's default font)."""
+    prop = FontProperties(size=fontsize)
+    return max((_TEXT_PATHS.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts), default=0) / 72

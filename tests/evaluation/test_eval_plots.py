@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -81,6 +82,7 @@ def test_curves_are_titled_with_what_ran_and_read_against_chance_and_baseline(tm
         fig.canvas.draw()
         seen["ticks"] = [_shown_ticks(ax) for ax in fig.axes]
         seen["lines"] = fig.axes[2].get_legend_handles_labels()[1]
+        seen["cut"] = _inside(fig)
         return real(fig, path, *args, **kwargs)
 
     monkeypatch.setattr(plots, "save_figure", record)
@@ -94,28 +96,58 @@ def test_curves_are_titled_with_what_ran_and_read_against_chance_and_baseline(tm
     assert _title(path) == "resgcn_n21_r8 on psymo10: training curves (debug)"
     assert seen["ticks"] == [["1"]] * 3, "whole epochs only, even for a single one"
     assert seen["lines"] == ["chance 50.0", "pose baseline 62.5", "val/rank1"]
+    assert seen["cut"] == [], "the fixed margins cut no label"
     plot_training_curves(HISTORY, tmp_path / "eight.png")
     assert all(label.isdigit() for label in seen["ticks"][2] if label), seen["ticks"][2]
+    assert seen["cut"] == []
     plt.close("all")
 
 
-def test_heatmap_is_titled_and_its_numbers_are_readable(tmp_path: Path, monkeypatch):
-    import matplotlib.pyplot as plt
-
+def test_heatmap_is_titled_and_its_numbers_are_readable(tmp_path: Path):
     from gaitgraph.evaluation import report
 
     from .test_eval_report import result_for
 
-    closed = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: closed.append(fig) or real_close(fig))
-    paths = report.save_result(result_for(True), tmp_path, title="casia_b test, rank-1 % (ResGCN)")
-    assert _title(paths["png"]) == "casia_b test, rank-1 % (ResGCN)"
-    (fig,) = closed
-    cells = [t for ax in fig.axes for t in ax.texts]
-    assert len(cells) == 2 * 9, "one number per probe x gallery view cell of both conditions"
-    assert min(t.get_fontsize() for t in cells) >= 8, "cell numbers readable at 100 % zoom"
-    assert fig.get_suptitle().startswith("casia_b test, rank-1 % (ResGCN)\n")
+    title = "casia_b test, rank-1 % (ResGCN)"
+    paths = report.save_result(result_for(True), tmp_path, title=title)
+    assert _title(paths["png"]) == title
+    fig = report.heatmap_figure(result_for(True), title)
+    numbers = [c for ax in fig.axes for c in ax.collections if c.get_gid() == "cell numbers"]
+    assert sum(len(c.get_offsets()) for c in numbers) == 2 * 9, "one number per probe x gallery view cell"
+    # The outlines are in points: a digit is about 0.7 of the font size tall.
+    assert min(p.get_extents().height for c in numbers for p in c.get_paths()) >= 0.7 * 8, "readable at 100 % zoom"
+    assert fig.get_suptitle().startswith(f"{title}\n")
+    assert _inside(fig) == [], "the fixed layout cuts no label"
+    with Image.open(paths["png"]) as image:
+        assert image.size == tuple(int(x * report.HEATMAP_DPI) for x in fig.get_size_inches())
+
+
+def test_heatmap_names_the_views_left_of_and_below_the_panels(tmp_path: Path):
+    from gaitgraph.evaluation import report
+    from gaitgraph.evaluation.metrics import evaluate
+    from gaitgraph.evaluation.protocols import Protocol
+
+    views = [f"{i * 18:03d}" for i in range(11)]
+    conditions = ["nm", "bg", "cl", "ph", "txt"]  # two rows: the last column's panel is the lowest in its column
+    rows = [(s, c, 1, v) for s in range(3) for c in ["gallery", *conditions] for v in views]
+    meta = pd.DataFrame(rows, columns=["subject", "condition", "seq", "view"])
+    spec = {"gallery": {"condition": ["gallery"]}, "probes": {c: {"condition": [c]} for c in conditions}}
+    spec["exclude_identical_view"] = False
+    fig = report.heatmap_figure(
+        evaluate(np.eye(3, dtype=np.float32)[meta.subject], meta, Protocol.from_config("x", spec))
+    )
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    named_x = [ax.get_title().split(":")[0] for ax in panels if [t.get_text() for t in ax.get_xticklabels()] == views]
+    named_y = [ax.get_title().split(":")[0] for ax in panels if [t.get_text() for t in ax.get_yticklabels()] == views]
+    assert named_x == ["bg", "cl", "ph", "txt"] and named_y == ["nm", "txt"]
+    assert _inside(fig) == []
+    renderer = fig.canvas.get_renderer()
+    for ax in panels:
+        boxes = _tick_boxes(ax, renderer)
+        assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), "view names run into each other"
+        if ax.get_xlabel():  # the names below a panel stay clear of the panel under it
+            lowest = min(b.y0 for b in [ax.xaxis.label.get_window_extent(renderer), *boxes])
+            assert all(lowest > other.get_window_extent(renderer).y1 for other in panels if other.bbox.y1 < ax.bbox.y0)
 
 
 def _drawn_texts(fig) -> list:
