@@ -18,7 +18,7 @@ from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.losses import SupConLoss
 from gaitgraph.models.resgcn import ResGCN
 
-from ..conftest import run_module
+from ..conftest import run_app
 from .conftest import coco17, gaitgraph2_augmentation, toy_poses
 
 # BatchNorm under DDP normalises with each rank's local batch: measured here, after 3 SGD steps at global batch
@@ -113,11 +113,12 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path):
 
 @pytest.mark.slow
 def test_entry_point_spawns_two_ranks(tmp_path: Path, shared_cache: Path):
-    """``trainer=ddp`` from the real Hydra entry: rank 0 writes the run dir, metrics and checkpoints."""
+    """``trainer=ddp`` from the real Hydra entry (in this process; the ranks are new processes): rank 0 writes the
+    run dir, metrics and checkpoints."""
     run_dir = tmp_path / "run"
-    result = run_module(
+    result = run_app(
+        "gaitgraph.train",
         [
-            "gaitgraph.train",
             "trainer=ddp",
             "trainer.epochs=1",
             "trainer.batch_size=32",
@@ -130,7 +131,6 @@ def test_entry_point_spawns_two_ranks(tmp_path: Path, shared_cache: Path):
             f"hydra.run.dir={run_dir}",
         ],
         cwd=tmp_path,
-        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[rank 0]" in (run_dir / "train.log").read_text()
