@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from .conftest import on_cpu, run_app
 from .test_sweep import TINY
 
 STUDY = "shared"
@@ -70,49 +71,52 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _worker(name: str, n_trials: int, url: str, out: Path, cache: Path) -> list[str]:
+    """The command line of one sweep worker: the small sweep, its jobs in ``out/<name>``, its trials in the shared
+    study at ``url``."""
+    return [
+        "-m",
+        "hparams_search=optuna_small",
+        *TINY,
+        "logger=none",
+        f"paths.output_root={out}",
+        f"paths.cache_dir={cache}",
+        f"hydra.sweep.dir={out / name}",
+        f"hparams_search.study_name={STUDY}",
+        f"hparams_search.storage={url}",
+        f"hydra.sweeper.n_trials={n_trials}",
+    ]
+
+
 @pytest.mark.slow
-def test_two_workers_share_one_study(postgres_url: str, tmp_path: Path):
+def test_two_workers_share_one_study(postgres_url: str, tmp_path: Path, shared_cache: Path):
+    """Worker a is a process of its own (another machine); worker b runs in this process (run_app) meanwhile.
+    Worker a runs two trials, so that its trials span worker b's one."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # Create the study once first: workers racing to create it is a known failure.
     optuna.create_study(study_name=STUDY, storage=postgres_url, direction="maximize", load_if_exists=True)
-    cache = tmp_path / "cache"
-    workers = []
-    for worker in ("a", "b"):
-        args = [
-            sys.executable,
-            "-m",
-            "gaitgraph.train",
-            "-m",
-            "hparams_search=optuna_small",
-            *TINY,
-            "logger=none",
-            f"paths.output_root={tmp_path}",
-            f"paths.cache_dir={cache}",
-            f"hydra.sweep.dir={tmp_path / worker}",
-            f"hparams_search.study_name={STUDY}",
-            f"hparams_search.storage={postgres_url}",
-            "hydra.sweeper.n_trials=2",
-        ]
-        workers.append(
-            subprocess.Popen(
-                args,
-                cwd=tmp_path,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, "WANDB_MODE": "offline"},
-            )
+    log = tmp_path / "a.log"
+    with log.open("w") as output:  # a file, not a pipe: nobody reads a pipe while worker b runs
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "gaitgraph.train", *on_cpu(_worker("a", 2, postgres_url, tmp_path, shared_cache))],
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "WANDB_MODE": "offline"},
         )
-    outputs = [w.communicate(timeout=400)[0] for w in workers]
-    for worker, output in zip(workers, outputs):
-        assert worker.returncode == 0, output[-4000:]
+        try:
+            result = run_app("gaitgraph.train", _worker("b", 1, postgres_url, tmp_path, shared_cache), cwd=tmp_path)
+        finally:
+            worker.wait(timeout=400)
+    assert worker.returncode == 0, log.read_text()[-4000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
     trials = optuna.load_study(study_name=STUDY, storage=postgres_url).trials
     numbers = [t.number for t in trials]
-    assert len(trials) == 4 and sorted(numbers) == [0, 1, 2, 3], numbers
+    assert len(trials) == 3 and sorted(numbers) == [0, 1, 2], numbers
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     metrics = [json.loads(Path(p).read_text())["metric"] for p in glob(f"{tmp_path}/[ab]/*/metrics.json")]
-    assert len(metrics) == 4
+    assert len(metrics) == 3
     assert sorted(t.value for t in trials) == pytest.approx(sorted(m * 100 for m in metrics))  # study: %
     best = optuna.load_study(study_name=STUDY, storage=postgres_url).best_value
     assert best == pytest.approx(max(metrics) * 100) and 0.0 <= best <= 100.0
