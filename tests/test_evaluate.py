@@ -26,6 +26,7 @@ def _evaluate(tmp_path: Path, run: TrainedRun, *extra: str, console: bool = Fals
         f"paths.output_root={tmp_path}",
         f"paths.cache_dir={run.cache}",
         f"hydra.run.dir={run_dir}",
+        "trainer.num_threads=1",  # auto takes every core: on shared cores the waiting threads cost more than they add
         *extra,
     ]
     done = run_console("gaitgraph-eval", args, cwd=tmp_path) if console else run_app("gaitgraph.evaluate", args)

@@ -17,7 +17,15 @@ from gaitgraph.utils import build, seed_everything
 
 from .conftest import TrainedRun, run_console
 
-TINY = ["trainer.epochs=1", "trainer.batch_size=64", "dataset.sequence_length=30", "trainer.device=cpu"]
+# One torch thread: num_threads=auto takes every core, and on cores shared with other tests the waiting threads cost
+# more CPU than these small steps.
+TINY = [
+    "trainer.epochs=1",
+    "trainer.batch_size=64",
+    "dataset.sequence_length=30",
+    "trainer.device=cpu",
+    "trainer.num_threads=1",
+]
 #: How far the session's shared run (tests/conftest.py TRAINED_RUN: measured 42.9 % / 46.8 % test mean rank-1 on
 #: seeds 1 / 2) must beat the nearest-neighbour pose baseline (27.7 %) and the same network untrained (27.7 % /
 #: 29.8 %; chance 25 %).
