@@ -150,6 +150,7 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_trees(tmp_path_factory.mktemp("data"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("target", "dataset"), [("reproduce-grew", "grew"), ("reproduce-gait3d", "gait3d")])
 def test_reproduce_target_runs_end_to_end_on_the_public_layout(target: str, dataset: str, trees: Path, tmp_path: Path):
     """The target's dataset check accepts a synthetic tree in the public layout, and the exact training command

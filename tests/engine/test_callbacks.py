@@ -219,6 +219,7 @@ def test_a_callback_of_ones_own_gets_every_hook_in_order(tmp_path: Path, shared_
     assert EVENTS == [*expected, ("fit_end",)], "\n".join(map(str, EVENTS))
 
 
+@pytest.mark.slow
 def test_resume_with_operational_callbacks_switched_otherwise(tmp_path: Path, shared_cache: Path):
     run_dir = tmp_path / "run"
     stop = ["+callbacks.stop._target_=tests.engine.hooks.StopAtStep", "+callbacks.stop.step=3"]
