@@ -56,7 +56,7 @@ class MemoryEstimate:
 def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> MemoryEstimate:
     """Estimate one training step of ``network`` on ``batch_size`` windows of ``sequence_length`` frames."""
     params = sum(p.numel() * p.element_size() for p in network.parameters())
-    meta = copy.deepcopy(network).to("meta").train()
+    meta = _meta_copy(network).train()
     poses = torch.empty(batch_size, sequence_length, network.skeleton.num_joints, 3, device="meta")
     kept = [0]
     seen: set[int] = set()
@@ -87,6 +87,17 @@ def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> Memor
             hook.remove()
     recomputed = kept[0] - sum(per_module) + sum(inputs_kept) + max(per_module, default=0)
     return MemoryEstimate(params * (2 + OPTIMIZER_STATES), kept[0], recomputed)
+
+
+def _meta_copy(network: nn.Module) -> nn.Module:
+    """A copy of ``network`` whose parameters and buffers are on the ``meta`` device, as ``deepcopy(...).to("meta")``
+    gives, without copying their values first (that copy was most of the copy's time)."""
+    memo: dict[int, torch.Tensor] = {}
+    for param in network.parameters():
+        memo[id(param)] = nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=param.requires_grad)
+    for buffer in network.buffers():
+        memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    return copy.deepcopy(network, memo)
 
 
 def available_bytes(device: torch.device) -> int:
