@@ -33,8 +33,9 @@ from gaitgraph.skeletons import Skeleton
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Several test processes share the cores: one torch thread each (and in their subprocesses), or the
-    # OpenMP pools of the workers spin against each other and the suite gets slower, not faster.
+    # Several test processes share the cores: one torch thread each (and in their subprocesses and runs, whose
+    # trainer.num_threads=auto stays within an exported OMP_NUM_THREADS), or the OpenMP pools of the workers
+    # spin against each other and the suite gets slower, not faster.
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 

@@ -50,15 +50,24 @@ def parallel_trials() -> int:
     return 1
 
 
+def exported_threads() -> int | None:
+    """``OMP_NUM_THREADS`` where the environment exports a positive whole number (a job script, a scheduler, a
+    test runner or torchrun sharing the cores out), else None."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def thread_count(setting: int | str | None, local_ranks: int = 1) -> int | None:
     """torch's intra-op threads for ``trainer.num_threads``: N as given; ``auto`` = the usable cores shared out
-    between the DDP ranks on this machine and the trials running beside this one (at least 1); null = torch's
-    own choice (None: leave it)."""
+    between the DDP ranks on this machine and the trials running beside this one (at least 1), at most an exported
+    ``OMP_NUM_THREADS`` (whoever exported it planned the machine's cores); null = torch's own choice (None: leave
+    it)."""
     if setting is None:
         return None
     if setting != "auto":
         return int(setting)
-    return max(1, usable_cores() // (max(local_ranks, 1) * parallel_trials()))
+    share = max(1, usable_cores() // (max(local_ranks, 1) * parallel_trials()))
+    return min(share, exported_threads() or share)
 
 
 def apply_threads(setting: int | str | None, local_ranks: int = 1) -> None:

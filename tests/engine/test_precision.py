@@ -133,6 +133,7 @@ def test_compile_trains_and_checkpoint_keeps_plain_keys(tmp_path: Path):
 
 def test_threads_setting_is_applied(monkeypatch):
     threads = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the test runner's own export caps auto (below)
     try:
         setup_process(DistContext(), compose_train(["trainer.device=cpu", "trainer.num_threads=1"]))
         assert torch.get_num_threads() == 1
@@ -143,5 +144,10 @@ def test_threads_setting_is_applied(monkeypatch):
         assert cpu.thread_count("auto", local_ranks=2) == 2 and cpu.thread_count(None) is None
         monkeypatch.setattr(cpu, "parallel_trials", lambda: 16)
         assert cpu.thread_count("auto") == 1
+        monkeypatch.setattr(cpu, "parallel_trials", lambda: 1)
+        for exported, expected in (("3", 3), ("16", 8), ("0", 8), ("many", 8)):
+            monkeypatch.setenv("OMP_NUM_THREADS", exported)
+            assert cpu.thread_count("auto") == expected, exported
+        assert cpu.thread_count(2) == 2  # a number on the command line beats the export
     finally:
         torch.set_num_threads(threads)
