@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +67,45 @@ RENAMED_KEYS = {"trainer.activation_checkpointing": "trainer.recompute"}
 
 def non_finite_keys(state: Any, prefix: str = "") -> list[str]:
     """Dotted keys of every floating tensor (or float) in a nested state that holds NaN or infinity."""
-    if isinstance(state, torch.Tensor):
-        return [prefix] if state.is_floating_point() and not bool(torch.isfinite(state).all()) else []
-    if isinstance(state, float):
-        return [prefix] if not math.isfinite(state) else []
+    leaves = dict(_leaves(state, prefix))
+    if _all_finite(leaves.values()):  # the usual answer, in one reduction per device instead of one per tensor
+        return []
+    return [key for key, value in leaves.items() if not _finite(value)]
+
+
+def _leaves(state: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor | float]]:
+    """(dotted key, value) of every tensor and float in a nest of dicts, lists and tuples."""
+    if isinstance(state, (torch.Tensor, float)):
+        yield prefix, state
+        return
     if isinstance(state, dict):
         items: Iterable = state.items()
     elif isinstance(state, (list, tuple)):
         items = enumerate(state)
     else:
-        return []
-    return [k for key, value in items for k in non_finite_keys(value, f"{prefix}.{key}" if prefix else str(key))]
+        return
+    for key, value in items:
+        yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+
+
+def _finite(value: torch.Tensor | float) -> bool:
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    return math.isfinite(value)
+
+
+def _all_finite(values: Iterable[torch.Tensor | float]) -> bool:
+    """True when no floating tensor or float holds NaN or infinity. A sum is NaN or infinite whenever one of its
+    terms is, so one check of all tensors' sums per device suffices; False may also mean that a sum of finite
+    values overflowed, so the caller then checks each value."""
+    sums: dict[torch.device, list[torch.Tensor]] = {}
+    for value in values:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return False
+        elif value.is_floating_point():
+            sums.setdefault(value.device, []).append(value.sum(dtype=torch.float32))
+    return all(bool(torch.isfinite(torch.stack(device_sums)).all()) for device_sums in sums.values())
 
 
 class Checkpointer:

@@ -49,6 +49,18 @@ def test_a_non_finite_state_is_never_written_and_the_last_good_one_stays(tmp_pat
     assert _digest(tmp_path) == before
 
 
+def test_the_finiteness_check_names_exactly_the_non_finite_values():
+    state = {
+        "big": torch.full((4,), 3e38),  # finite, though its sum overflows
+        "wide": torch.tensor([1e300, -1e300], dtype=torch.float64),
+        "steps": torch.tensor([1, 2]),
+        "half": torch.tensor([1.0, float("-inf")], dtype=torch.float16),
+        "nested": [0.5, {"lr": float("nan"), "w": torch.tensor([float("inf"), float("-inf")])}],
+    }
+    assert ckpt.non_finite_keys(state) == ["half", "nested.1.lr", "nested.1.w"]
+    assert ckpt.non_finite_keys({k: state[k] for k in ("big", "wide", "steps")}) == []
+
+
 def test_the_previous_last_is_kept_and_resume_falls_back_to_it(tmp_path: Path, caplog):
     writer = Checkpointer(tmp_path / "checkpoints")
     writer.save(_state(1, 1.0), "last.pt")
