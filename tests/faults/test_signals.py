@@ -2,7 +2,8 @@
 finished and saved, one line says what was saved and how to resume, the exit status is 143 / 130 with no traceback,
 and the printed command resumes to weights bit-identical to an uninterrupted run. Under DDP a signal that reaches one
 rank stops all of them after the same step. Each signal is sent by a test callback (tests/faults/hooks.py) to its
-own process, right after a chosen step."""
+own process, right after a chosen step: the signalled runs are processes of their own, the uninterrupted and the
+resumed runs run their command lines in this process (tests/conftest.py run_app)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from gaitgraph import ROOT
 from gaitgraph.cli import exit_on_error, resume_command
 from gaitgraph.engine.interrupt import StopSignals
 from gaitgraph.errors import NonFiniteError
-from tests.conftest import compose_train
+from tests.conftest import compose_train, run_app
 
 # PsyMo-10: 192 training sequences, 4 batches of 16 a run (limit_batches); the signal comes after step 2, mid-epoch.
 TINY = [
@@ -40,10 +41,13 @@ TINY = [
 STEP = 2
 
 
+def _args(run_dir: Path, cache: Path, *extra: str) -> list[str]:
+    return [*TINY, f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}", *extra]
+
+
 def _train(run_dir: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
-    return _run(
-        [sys.executable, "-m", "gaitgraph.train", *TINY, f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}", *extra]
-    )
+    """``python -m gaitgraph.train`` in a process of its own: the one a test callback signals."""
+    return _run([sys.executable, "-m", "gaitgraph.train", *_args(run_dir, cache, *extra)])
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -66,12 +70,12 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """An uninterrupted run (its folder, and the pose cache every test here shares)."""
-    root = tmp_path_factory.mktemp("signals")
-    done = _train(root / "straight", root / "cache")
+def straight(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> tuple[Path, Path]:
+    """An uninterrupted run (its folder, and the session's pose cache every test here reads)."""
+    run_dir = tmp_path_factory.mktemp("signals") / "straight"
+    done = run_app("gaitgraph.train", _args(run_dir, shared_cache))
     assert done.returncode == 0, done.stderr[-3000:]
-    return root / "straight", root / "cache"
+    return run_dir, shared_cache
 
 
 @pytest.mark.slow
@@ -93,7 +97,7 @@ def test_signal_saves_the_step_then_the_printed_command_resumes_bit_exactly(
 
     words = shlex.split(command)
     assert words[0] == "gaitgraph-train" and "trainer.resume=auto" in words and f"hydra.run.dir={run_dir}" in words
-    resumed = _run([sys.executable, "-m", "gaitgraph.train", *words[1:]])  # the callback stays: step 2 is past
+    resumed = run_app("gaitgraph.train", words[1:])  # the callback stays: step 2 is past
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _weights(reference), _weights(run_dir)
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
