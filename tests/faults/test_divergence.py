@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from gaitgraph import ROOT
 from gaitgraph.engine import resume_changes
 from gaitgraph.engine.checkpoint import non_finite_keys, resume_checkpoint
 from gaitgraph.engine.divergence import WARMUP, GradNormWatch, total_grad_norm
 from gaitgraph.engine.state import CHECKPOINT_FORMAT
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.schema import validate
-from tests.conftest import compose_train
+from tests.conftest import compose_train, run_app
 
 LR = "optimizer.optimizer.lr"
 
@@ -149,16 +145,14 @@ EXPLODE = [
 ]
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
-
-
 @pytest.mark.slow
-def test_an_exploding_gradient_is_not_applied_and_the_printed_command_continues_the_run(tmp_path: Path):
+def test_an_exploding_gradient_is_not_applied_and_the_printed_command_continues_the_run(
+    tmp_path: Path, shared_cache: Path
+):
+    """Both command lines run in this process (tests/conftest.py run_app: the same main, exit status and output)."""
     run_dir = tmp_path / "run"
-    train = [sys.executable, "-m", "gaitgraph.train"]
-    failed = _run([*train, *TINY, *EXPLODE, f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path}/cache"])
+    where = [f"hydra.run.dir={run_dir}", f"paths.cache_dir={shared_cache}"]
+    failed = run_app("gaitgraph.train", [*TINY, *EXPLODE, *where])
     assert failed.returncode == 2, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr
     lines = failed.stderr.splitlines()
@@ -170,7 +164,7 @@ def test_an_exploding_gradient_is_not_applied_and_the_printed_command_continues_
     words = shlex.split(command)
     assert words[0] == "gaitgraph-train" and f"{LR}=0.0005" in words and f"trainer.resume_changes=[{LR}]" in words
 
-    resumed = _run([*train, *words[1:]])  # the callback stays in the command: step 3 is past, it does nothing
+    resumed = run_app("gaitgraph.train", words[1:])  # the callback stays in the command: step 3 is past, a no-op
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert final["step"] == 8 and non_finite_keys(final["model"]) == [] and non_finite_keys(final["optimizer"]) == []
