@@ -170,34 +170,6 @@ def test_compare_runs_on_the_real_sweep(first_sweep):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path, first_sweep):
-    _, cache, _ = first_sweep
-    out = tmp_path / "outputs"
-    # The first trial gets batch size 0 (refused by the config check), the second a valid one.
-    study = optuna.create_study(
-        study_name="fail", storage=storage_url(None, str(out / "optuna" / "studies.db")), direction="maximize"
-    )
-    study.enqueue_trial({"trainer.batch_size": 0})
-    study.enqueue_trial({"trainer.batch_size": 64})
-    result, sweep_dir = _sweep(
-        out,
-        cache,
-        "logger=none",
-        "hparams_search.study_name=fail",
-        "hydra.sweeper.n_trials=2",
-        "trainer.batch_size=choice(0, 64)",
-    )
-    assert result.returncode == 0, _log(result)
-    trials = _study(out, "fail").trials
-    assert [t.params["trainer.batch_size"] for t in trials] == [0, 64]
-    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
-    assert "trial 0 failed: trainer.batch_size=0: expected an integer >= 1" in result.stdout + result.stderr
-    assert not (sweep_dir / "0" / "metrics.json").exists()
-    assert (sweep_dir / "1" / "metrics.json").is_file()
-
-
-@pytest.mark.slow
 def test_submitit_local_launcher_runs_two_jobs(tmp_path: Path, first_sweep):
     _, cache, _ = first_sweep
     sweep_dir = tmp_path / "multirun"
@@ -390,20 +362,27 @@ def test_optuna_pruned_composes_a_median_pruner_and_the_pruning_callback():
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 @pytest.mark.slow
-def test_a_pruned_sweep_stops_the_hopeless_trial_records_pruned_and_goes_on(tmp_path: Path, first_sweep):
+def test_a_pruned_and_a_failing_trial_are_recorded_and_the_sweep_goes_on(tmp_path: Path, first_sweep):
+    """One sweep for two stories that each need a trial after them: a pruned sweep stops the hopeless trial, records
+    it PRUNED and goes on; a failing trial is recorded FAIL and the sweep goes on (were two tests, two sweeps)."""
     _, cache, _ = first_sweep
     out = tmp_path / "outputs"
     study = _reference_study(storage_url(None, str(out / "optuna" / "studies.db")), "pruned")
-    study.enqueue_trial({"trainer.val_every": 1})  # validates at epoch 1: below the reference, pruned there
-    study.enqueue_trial({"trainer.val_every": 2})  # validates at epoch 2 only: nothing to compare, runs to the end
+    # validates at epoch 1: below the reference, pruned there
+    study.enqueue_trial({"trainer.val_every": 1, "trainer.batch_size": 64})
+    # batch size 0: refused by the config check
+    study.enqueue_trial({"trainer.val_every": 2, "trainer.batch_size": 0})
+    # validates at epoch 2 only: nothing to compare, runs to the end
+    study.enqueue_trial({"trainer.val_every": 2, "trainer.batch_size": 64})
     result, sweep_dir = _sweep(
         out,
         cache,
         "logger=none",
         "hparams_search.study_name=pruned",
-        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_trials=3",
         "trainer.epochs=2",
         "trainer.val_every=choice(1, 2)",
+        "trainer.batch_size=choice(0, 64)",
         "optimizer.optimizer.lr=0.001",  # no trial may fail for its own reasons (a diverging draw)
         "hparams_search.pruner.n_startup_trials=1",
         "hparams_search.pruner.n_warmup_steps=0",
@@ -411,13 +390,16 @@ def test_a_pruned_sweep_stops_the_hopeless_trial_records_pruned_and_goes_on(tmp_
     )
     assert result.returncode == 0, _log(result)
     trials = _study(out, "pruned").trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "COMPLETE"]
-    pruned, finished = trials[1], trials[2]
+    assert [t.params.get("trainer.batch_size") for t in trials] == [None, 64, 0, 64]
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "FAIL", "COMPLETE"]
+    pruned, finished = trials[1], trials[3]
     assert list(pruned.intermediate_values) == [1] and pruned.value == pytest.approx(pruned.intermediate_values[1])
     assert list(finished.intermediate_values) == [2]
     assert finished.value == pytest.approx(finished.intermediate_values[2]), "the curve and the objective share a unit"
     assert "trial pruned: trial 1 of study pruned stopped after epoch 1" in (sweep_dir / "0" / "train.log").read_text()
     assert not (sweep_dir / "0" / "metrics.json").exists(), "a pruned trial is never tested"
-    assert (sweep_dir / "1" / "metrics.json").is_file()
+    assert "trial 2 failed: trainer.batch_size=0: expected an integer >= 1" in result.stdout + result.stderr
+    assert not (sweep_dir / "1" / "metrics.json").exists()
+    assert (sweep_dir / "2" / "metrics.json").is_file()
     runs = load_sweep(sweep_dir).runs
-    assert dict(zip(runs["job"], runs["status"])) == {"1": "ok", "0": "pruned"}
+    assert dict(zip(runs["job"], runs["status"])) == {"2": "ok", "0": "pruned", "1": "failed"}
