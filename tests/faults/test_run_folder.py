@@ -178,16 +178,17 @@ def test_atomic_write_names_its_temp_file_after_this_process(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
-def _train(run_dir: Path, seed: int, cwd: Path) -> subprocess.Popen:
+def _train(run_dir: Path, seed: int, cwd: Path, cache: Path) -> subprocess.Popen:
     overrides = on_cpu(
         [
             "debug=fdr",
             "logger=none",
             "baseline=false",
+            "trainer.num_threads=1",
             f"trainer.seed={seed}",
             f"hydra.run.dir={run_dir}",
             f"paths.output_root={cwd}",
-            f"paths.cache_dir={cwd / 'cache'}",
+            f"paths.cache_dir={cache}",
             "+callbacks.pause._target_=tests.faults.test_run_folder.Pause",
             "+callbacks.pause.seconds=8",
         ]
@@ -199,9 +200,9 @@ def _train(run_dir: Path, seed: int, cwd: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_two_runs_started_together_into_one_folder_one_refuses(tmp_path: Path) -> None:
+def test_two_runs_started_together_into_one_folder_one_refuses(tmp_path: Path, shared_cache: Path) -> None:
     run_dir = tmp_path / "run"
-    procs = {seed: _train(run_dir, seed, tmp_path) for seed in (5318008, 7)}
+    procs = {seed: _train(run_dir, seed, tmp_path, shared_cache) for seed in (5318008, 7)}
     done = {seed: (p.wait(timeout=600), (tmp_path / f"{seed}.log").read_text()) for seed, p in procs.items()}
     codes = sorted(code for code, _ in done.values())
     assert codes == [0, 2], {s: (c, out[-2000:]) for s, (c, out) in done.items()}
