@@ -6,6 +6,9 @@ anyone adding a line. Each group's option runs on the base recipe with only that
 option's layout; what the tiny trees cannot hold (subject lists, held-out counts, P x K) is fitted by
 :func:`tests.synthetic_trees.fitting`. Each option runs once: a model option an experiment chooses runs in that
 experiment's case, and the ``debug=`` group runs at its own budgets in tests/test_debug.py.
+
+Tiers: every run case is ``slow`` (``make test`` runs them) except the default recipe's, :data:`FAST_RUN`, so
+``make test-fast`` still trains a whole recipe in process; the checks that only compose configs are fast.
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from gaitgraph.train import train
 from .conftest import compose_train, config_options
 from .synthetic_trees import fitting, narrow, write_trees
 
-#: What every case shares: two training steps, no tracker unless the logger is the option, no pose baseline.
-FDR = ["debug=fdr", "baseline=false"]
+#: What every case shares: two training steps, no tracker unless the logger is the option, no pose baseline, and
+#: one torch thread (``num_threads=auto`` would take every core: the OpenMP pools of parallel test workers then
+#: wait on each other and spin).
+FDR = ["debug=fdr", "baseline=false", "trainer.num_threads=1"]
+#: The one run case of the fast tier: the default recipe (``make train``), spelt out.
+FAST_RUN = "gaitgraph2_psymo10"
 #: The keypoints option that reads each joint layout a dataset declares.
 KEYPOINTS = {"coco17": "coco17", "openpose18": "openpose"}
 
@@ -49,7 +56,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def no_png(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Figures are built but not rendered (PNG encoding is most of a tiny run's time); the default recipe renders
     its own, and tests/evaluation/test_eval_plots.py checks the pictures."""
-    if request.node.name != "test_experiment[gaitgraph2_psymo10]":
+    if request.node.name != f"test_experiment[{FAST_RUN}]":
         monkeypatch.setattr(Figure, "savefig", lambda self, fname, **kwargs: Path(fname).write_bytes(b""))
 
 
@@ -82,7 +89,9 @@ def run_recipe(overrides: list[str], trees: Path, cache_dir: Path, run_dir: Path
 # --- experiment= : every recipe, as written, on its own dataset's format ------------------------------------------
 
 
-@pytest.mark.parametrize("option", config_options("experiment"))
+@pytest.mark.parametrize(
+    "option", [o if o == FAST_RUN else pytest.param(o, marks=pytest.mark.slow) for o in config_options("experiment")]
+)
 def test_experiment(option: str, trees: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     windows = []
     embed = pipeline.embed_poseset
@@ -123,6 +132,7 @@ def test_every_model_option_runs_in_a_recipe_or_on_its_own():
     assert {m for m, data in _model_cases() if not data} == set(config_options("model")) - recipe_models()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("option", "dataset"), _model_cases(), ids=lambda v: v or "own")
 def test_model(option: str, dataset: str, trees: Path, cache_dir: Path, tmp_path: Path):
     layout = compose_train([f"model={option}"]).model.get("keypoints") or "coco17"
@@ -148,6 +158,7 @@ def _dataset_cases() -> list[tuple[str, ...]]:
     return [(datasets[i % len(datasets)], *deal[i]) for i in range(rows)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("dataset", *COMPONENTS), _dataset_cases())
 def test_dataset_and_components(
     dataset: str,
@@ -204,6 +215,7 @@ SWEEP_EXTRA = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", [o for o in config_options("hparams_search") if o != "optuna_slurm"])
 def test_hparams_search(option: str, trees: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """One trial through Hydra's multirun, the Optuna sweeper plugin and train(), all in this process."""
