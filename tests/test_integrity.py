@@ -3,8 +3,8 @@ nothing tunes on the test split, no run is lost or silently changed, weights loa
 bad configuration is refused before any work, and every mistake ends in one paragraph without a traceback.
 
 The Hydra apps run in this process (:func:`tests.conftest.run_app`: the same main, exit status and output); a
-new interpreter starts only where the process boundary is what is tested (a file-size limit, ``os._exit`` after a
-full disk, and one error of each other entry point)."""
+new interpreter starts only where the process boundary is what is tested (a file-size limit and ``os._exit`` after
+a full disk, and the ``gaitgraph-cache`` console script)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from gaitgraph import ROOT
+from gaitgraph.data.cache import load_poses
 from gaitgraph.engine.checkpoint import non_finite_keys
 
-from .conftest import AppResult, TrainedRun, run_app, run_console
+from .conftest import AppResult, TrainedRun, compose_train, run_app, run_console
 from .payload import CodePayload
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch.
@@ -229,40 +231,48 @@ def test_8_a_type_error_fails_while_composing_and_a_window_longer_than_the_data_
 
 
 @pytest.mark.slow
-def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp_path: Path):
+def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp_path: Path, shared_cache: Path):
     # A file-size limit of 1.2 MB stands in for a full disk: the processed cache and a checkpoint are larger.
     cache = gaitgraph("train", train_args(tmp_path, "run"), tmp_path, limit_file_bytes=1_200_000)
     one_paragraph(cache, "disk full", "psymo10-", ".h5: the write failed for lack of space", "nothing was written")
     assert not list((tmp_path / "cache").glob("*.tmp")) and not list((tmp_path / "cache").glob("psymo10-[!r]*.h5"))
+    # The checkpoint's turn: the session's cache, built here unless a test already did, is only read.
+    cfg = compose_train([f"paths.cache_dir={shared_cache}"])
+    load_poses(cfg.dataset, instantiate(cfg.keypoints), shared_cache)
     # gaitgraph-cache in a new process: the smoke test of the console script.
-    built = run_console("gaitgraph-cache", ["build", f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
-    assert built.returncode == 0, built.stderr[-2000:]
-    result = gaitgraph("train", train_args(tmp_path, "run"), tmp_path, limit_file_bytes=1_200_000)
+    shown = run_console("gaitgraph-cache", ["info", f"paths.cache_dir={shared_cache}"], tmp_path)
+    assert shown.returncode == 0 and "cache: psymo10" in shown.stdout, shown.stderr[-2000:]
+    # The first checkpoint comes after the first step.
+    first = train_args(tmp_path, "run", "trainer.checkpoint_every_steps=1", cache=shared_cache)
+    result = gaitgraph("train", first, tmp_path, limit_file_bytes=1_200_000)
     one_paragraph(result, "disk full", "checkpoints/", ".pt: the write failed for lack of space")
     assert not list((tmp_path / "run" / "checkpoints").glob("*.pt"))
 
 
-@pytest.mark.slow
 def test_9_the_other_entry_points_report_without_traceback(tmp_path: Path):
     (tmp_path / "junk.pt").write_text("junk")
     paths = [f"paths.output_root={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}"]
+
+    def app(module: str, *args: str) -> AppResult:
+        return run_app(f"gaitgraph.{module}", list(args), cwd=tmp_path)
+
     one_paragraph(
-        gaitgraph("evaluate", [f"ckpt_path={tmp_path / 'junk.pt'}", *paths], tmp_path),
+        app("evaluate", f"ckpt_path={tmp_path / 'junk.pt'}", *paths),
         "checkpoint error",
         "junk.pt: not a readable checkpoint",
     )
     one_paragraph(
-        gaitgraph("visualize", [f"ckpt_path={tmp_path / 'absent.pt'}", *paths], tmp_path),
+        app("visualize", f"ckpt_path={tmp_path / 'absent.pt'}", *paths),
         "checkpoint error",
         "absent.pt: no such checkpoint file",
     )
     one_paragraph(
-        gaitgraph("data.cache", ["info", "dataset.name=nowhere", *paths], tmp_path),
+        app("data.cache", "info", "dataset.name=nowhere", *paths),
         "config error",
         "run `python -m gaitgraph.data.cache build",
     )
     one_paragraph(
-        gaitgraph("data.synthetic", ["format=bogus", f"out_dir={tmp_path}"], tmp_path),
+        app("data.synthetic", "format=bogus", f"out_dir={tmp_path}"),
         "config error",
         "format='bogus': expected one of casia_b",
     )
