@@ -27,7 +27,7 @@ from gaitgraph.evaluate import evaluate
 from gaitgraph.models import build_model
 from gaitgraph.predict import predict
 from gaitgraph.visualize import visualize
-from tests.conftest import compose_train, config_options, on_cpu, run_module
+from tests.conftest import compose_train, config_options, on_cpu, run_app
 from tests.payload import CodePayload
 
 MARKER = "ran.txt"
@@ -191,11 +191,15 @@ def test_the_genuine_checkpoint_loads_and_a_chosen_group_replaces_a_refused_one(
 
 @pytest.mark.slow
 def test_untrusted_entry_is_none_for_every_shipped_option(tmp_path: Path) -> None:
-    """The check does not refuse the platform's own configs (what a genuine checkpoint stores)."""
+    """The check does not refuse the platform's own configs (what a genuine checkpoint stores). One composed config
+    holds an option of each group: as many compositions as the longest group has options, not one per option."""
+    groups = {group: config_options(group) for group in ("model", "keypoints", "dataset")}
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for group in ("model", "keypoints", "dataset"):
-            for option in config_options(group):
-                cfg = compose("train", overrides=[f"{group}={option}", f"paths.root_dir={tmp_path}"])
+        for i in range(max(map(len, groups.values()))):
+            chosen = {group: options[i % len(options)] for group, options in groups.items()}
+            overrides = [f"{group}={option}" for group, option in chosen.items()]
+            cfg = compose("train", overrides=[*overrides, f"paths.root_dir={tmp_path}"])
+            for group, option in chosen.items():
                 node = OmegaConf.to_container(cfg[group], resolve=True)
                 assert untrusted_entry(node, (group,)) is None, f"{group}={option}"
 
@@ -203,10 +207,8 @@ def test_untrusted_entry_is_none_for_every_shipped_option(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_the_command_line_refuses_in_one_paragraph(genuine: dict[str, Any], tmp_path: Path) -> None:
     ckpt = _plant(genuine, tmp_path, ("keypoints", "extra_bone"), _torch_load(tmp_path))
-    done = run_module(
-        ["gaitgraph.evaluate", f"ckpt_path={ckpt}", f"paths.output_root={tmp_path}/out", f"hydra.run.dir={tmp_path}/r"],
-        cwd=tmp_path,
-    )
+    args = [f"ckpt_path={ckpt}", f"paths.output_root={tmp_path}/out", f"hydra.run.dir={tmp_path}/r"]
+    done = run_app("gaitgraph.evaluate", args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
