@@ -4,6 +4,10 @@ shared by every test file and every pytest-xdist worker (:func:`trained_run`, :f
 
 from __future__ import annotations
 
+# First, before anything loads torch: the environment every command starts with (passive OpenMP waiting above all:
+# the workers share the cores, and torch reads the policy once, when it loads).
+import gaitgraph.process_env  # noqa: F401  # isort: skip
+
 import functools
 import importlib
 import io
