@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from contextlib import chdir, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,14 +130,27 @@ def run_app(module: str, args: list[str], env: dict | None = None, cwd: Path | N
     process boundary itself is tested (signals, ``os._exit``, file-size limits, console scripts)."""
     if module in DEVICE_ENTRIES and "--cfg" not in args:
         args = on_cpu(list(args))
-    main = importlib.import_module(module).main
+    return _in_process(importlib.import_module(module).main, [module, *args], env, cwd)
+
+
+def run_script(path: Path, args: list[str], env: dict | None = None, cwd: Path | None = None) -> AppResult:
+    """Run ``python <path> args`` (one of scripts/) in this process, as :func:`run_app` runs an entry point."""
+    import runpy
+
+    return _in_process(lambda: runpy.run_path(str(path), run_name="__main__"), [str(path), *args], env, cwd)
+
+
+def _in_process(main: Callable[[], object], argv: list[str], env: dict | None, cwd: Path | None) -> AppResult:
+    """Call ``main()`` with ``argv`` as sys.argv, ``env`` added to the environment and ``cwd`` as the working
+    directory, capturing what it prints and its exit status; Hydra's global state and the root logger are restored
+    afterwards."""
     out, err = io.StringIO(), io.StringIO()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     code = 0
     environ = {"WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
     with chdir(cwd or Path.cwd()), mock.patch.dict(os.environ, environ):
-        with mock.patch.object(sys, "argv", [module, *args]), redirect_stdout(out), redirect_stderr(err):
+        with mock.patch.object(sys, "argv", argv), redirect_stdout(out), redirect_stderr(err):
             try:
                 main()
             except SystemExit as done:

@@ -7,8 +7,9 @@ that a dedicated test runs as written at its own budget (:data:`RUN_BY`); a few 
 (``make test`` itself, activating the venv, uploads, a TensorBoard server) are skipped.
 
 A plain command of an entry point (``gaitgraph-train ...``, ``python -m gaitgraph.evaluate ...``: no shell syntax)
-runs its Hydra app in this process (tests/conftest.py run_app) with the words the shell would pass; everything else
-(make, torchrun, the scripts, shell syntax) runs in bash. The console scripts themselves start in their smoke tests.
+runs its Hydra app in this process (tests/conftest.py run_app) with the words the shell would pass, and a plain
+``python scripts/<name>.py ...`` its script (run_script); everything else (make, torchrun, shell syntax) runs in
+bash. The console scripts themselves start in their smoke tests.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from gaitgraph import ROOT
 
-from .conftest import CONSOLE_SCRIPTS, run_app
+from .conftest import CONSOLE_SCRIPTS, run_app, run_script
 
 FAST = [
     "trainer.epochs=1",
@@ -106,6 +107,8 @@ class Workspace:
         entry = in_process(command)
         if entry is not None:
             module, args = entry
+            if module.endswith(".py"):
+                return run_script(self.root / module, args, env=self.env, cwd=self.root)
             return run_app(module, args, env=self.env, cwd=self.root)
         cwd = ROOT if command.startswith("make ") else self.root
         return subprocess.run(
@@ -118,7 +121,8 @@ SHELL_SYNTAX = re.compile(r"[$|;&<>`()*?\\\"]")
 
 
 def in_process(command: str) -> tuple[str, list[str]] | None:
-    """(module, arguments) of a plain entry-point command, as the shell would pass them; None for anything else."""
+    """(module, arguments) of a plain entry-point command, or (``scripts/<name>.py``, arguments) of a plain script
+    command, as the shell would pass them; None for anything else."""
     if SHELL_SYNTAX.search(re.sub(r"'[^']*'", "", command)):
         return None
     words = shlex.split(command)
@@ -126,6 +130,8 @@ def in_process(command: str) -> tuple[str, list[str]] | None:
         return CONSOLE_SCRIPTS[words[0]], words[1:]
     if words[:2] == ["python", "-m"] and len(words) > 2 and words[2] in CONSOLE_SCRIPTS.values():
         return words[2], words[3:]
+    if len(words) > 1 and words[0] == "python" and re.fullmatch(r"scripts/\w+\.py", words[1]):
+        return words[1], words[2:]
     return None
 
 
