@@ -80,3 +80,74 @@ print(json.dumps({{"at_torch": at_torch, "after": {{k: os.environ.get(k) for k i
     expected = {**DEFAULTS, "THP_MEM_ALLOC_ENABLE": "0"}
     assert seen["after"] == expected
     assert seen["at_torch"] in ({}, expected)
+
+
+def _rank_view(ctx, probe: str) -> dict:
+    """What a DDP rank sees: its environment, who forked it, its SIGTERM disposition and mask."""
+    import signal
+
+    return {
+        "env": dict(os.environ),
+        "ppid": os.getppid(),
+        "cwd": os.getcwd(),
+        "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+        "sigterm_blocked": signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []),
+        "probe": probe,
+    }
+
+
+@pytest.mark.slow
+def test_ddp_ranks_see_the_parents_environment_of_each_launch(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """The ranks fork from a server that started at the first launch; each launch hands them this process's
+    environment of that moment. A SIGTERM to the server (a scheduler signals every process of a job) leaves it
+    serving, and the ranks take SIGTERM by default."""
+    import signal
+
+    from gaitgraph.engine.distributed import spawn
+
+    added = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"}
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    for value in ("first", "second"):
+        monkeypatch.setenv("GAITGRAPH_TEST_PROBE", value)
+        monkeypatch.delenv("GAITGRAPH_TEST_GONE", raising=False)
+        view = spawn(_rank_view, 2, "cpu", (value,), tmp_path)
+        assert {k: v for k, v in view["env"].items() if k not in added} == dict(os.environ)
+        assert view["cwd"] == str(tmp_path) and view["sigterm_default"] and not view["sigterm_blocked"]
+        assert view["ppid"] != os.getpid()  # forked by the server, not by this process
+        seen.append(view["ppid"])
+        os.kill(view["ppid"], signal.SIGTERM)
+        monkeypatch.setenv("GAITGRAPH_TEST_GONE", "set after the server started")
+    assert seen[0] == seen[1]  # one server for both launches, and the SIGTERM did not end it
+
+
+@pytest.mark.slow
+def test_the_fork_servers_imports_run_no_tensor_op_and_touch_no_cuda():
+    """DDP ranks fork from a server that imported ``distributed.PRELOAD``: a thread pool started there (an OpenMP
+    parallel region) can hang a forked child, and CUDA queried there cannot be used in one. The check itself is
+    checked: a tensor op afterwards does start threads."""
+    seen = _python(
+        """
+import importlib, json, os
+import torch
+calls = []
+def watch(owner, name):
+    original = getattr(owner, name)
+    setattr(owner, name, lambda *a, **k: (calls.append(name), original(*a, **k))[1])
+for name in ("is_available", "device_count", "init", "_lazy_init", "current_device"):
+    watch(torch.cuda, name)
+if hasattr(torch._C, "_cuda_getDeviceCount"):
+    watch(torch._C, "_cuda_getDeviceCount")
+threads = lambda: len(os.listdir("/proc/self/task"))
+before = threads()
+from gaitgraph.engine.distributed import PRELOAD
+for name in PRELOAD:
+    importlib.import_module(name)
+after = threads()
+torch.set_num_threads(2)
+torch.ones(2**23).mul_(2)
+print(json.dumps({"before": before, "after": after, "op": threads(), "calls": calls}))
+""",
+        OMP_NUM_THREADS="2",
+    )
+    assert seen["calls"] == [] and seen["after"] == seen["before"] < seen["op"]

@@ -9,7 +9,9 @@ device of a rank is ``cuda:$LOCAL_RANK`` (never the global rank, which exceeds t
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,28 @@ from gaitgraph.models.base import ModelOutput
 log = logging.getLogger(__name__)
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+#: What the fork server of spawned ranks imports once, so that each rank forks with torch and the run's modules
+#: already loaded (with the module of the launched function, see :func:`spawn`). gaitgraph.process_env comes first:
+#: the server's torch reads the variables it sets (OMP_WAIT_POLICY, THP_MEM_ALLOC_ENABLE) when it loads, and a
+#: rank forked from the server keeps what its libraries read then. Importing these runs no tensor op (no OpenMP
+#: thread pool, which a forked child could hang on) and no CUDA call (a forked child cannot use CUDA initialised
+#: before the fork): tests/test_process_env.py checks both.
+PRELOAD = (
+    "gaitgraph.process_env",
+    "torch",
+    "torch.distributed",
+    "torch._dynamo",  # a rank's first nn.init call imports it (torch._refs' compile guard): 1 CPU-s a rank
+    "gaitgraph.engine.build",
+    "gaitgraph.engine.results",
+    "gaitgraph.evaluation.evaluator",
+    "gaitgraph.loggers",
+    "gaitgraph.engine.fork_server",
+)
+#: Prefixes of the variables a process reads as it starts or loads torch's libraries: forked ranks get the values
+#: the server started with, so a launch under other values spawns fresh interpreters instead (see start_method).
+LOAD_TIME_PREFIXES = ("PYTHON", "LD_", "GLIBC_", "MALLOC_", "OMP_", "GOMP_", "KMP_", "MKL_", "THP_")
+_server_env: dict[str, str] | None = None  # those variables as the fork server of this process started with them
 
 
 @dataclass(frozen=True)
@@ -139,25 +163,31 @@ def launch(fn: Callable[..., Any], devices: int, device_name: str, args: tuple, 
 
 
 def spawn(fn: Callable[..., Any], world_size: int, device_name: str, args: tuple, run_dir: Path) -> Any:
-    """Run ``fn(ctx, *args)`` in ``world_size`` fresh processes; returns rank 0's return value.
+    """Run ``fn(ctx, *args)`` in ``world_size`` new processes; returns rank 0's return value.
 
-    ``fn`` must be importable (module level) and ``args`` picklable: the children are spawned, not forked.
-    A platform error (:class:`~gaitgraph.errors.GaitGraphError`) raised on rank 0 is raised again here, so
-    the entry point reports it as if it had happened in this process.
+    The ranks are forked from a server process that has imported :data:`PRELOAD` (started at this process's first
+    launch, reused by the later ones: sweep trials), not spawned as fresh interpreters that import torch each. They
+    still see this process's environment, working directory and ``sys.path`` as of this call, as spawned children
+    would. ``fn`` must be importable (module level) and ``args`` picklable. A platform error
+    (:class:`~gaitgraph.errors.GaitGraphError`) raised on rank 0 is raised again here, so the entry point reports
+    it as if it had happened in this process.
     """
     if backend_for(device_name) == "nccl" and world_size > torch.cuda.device_count():
         raise ConfigError("trainer.devices", world_size, f"at most {torch.cuda.device_count()} (the visible GPUs)")
+    method = start_method(fn)
     port = free_port()
-    results = mp.get_context("spawn").SimpleQueue()
+    results = mp.get_context(method).SimpleQueue()
     try:
         ranks = mp.start_processes(
             _spawned,
-            args=(world_size, port, device_name, fn, args, run_dir, results),
+            args=(world_size, port, device_name, fn, args, run_dir, results, dict(os.environ)),
             nprocs=world_size,
             join=False,
-            start_method="spawn",
+            start_method=method,
         )
-        with forward_signals(ranks.pids()):  # SIGTERM/Ctrl-C: every rank saves and stops after the same step
+        # SIGTERM/Ctrl-C: every rank saves and stops after the same step. The pids are the ranks' own, whichever
+        # process forked them.
+        with forward_signals(ranks.pids()):
             while not ranks.join():
                 pass
     except mp.ProcessExitedException:
@@ -171,6 +201,24 @@ def spawn(fn: Callable[..., Any], world_size: int, device_name: str, args: tuple
     return value
 
 
+def start_method(fn: Callable[..., Any]) -> str:
+    """``forkserver`` for the ranks of a launch, or ``spawn`` where forked ranks would differ from spawned ones: the
+    variables of :data:`LOAD_TIME_PREFIXES` changed since the server started (or there is no fork server here).
+
+    The first call sets the server's preload (:data:`PRELOAD` and the module of ``fn``); the server starts with the
+    launch, in this process's environment of that moment.
+    """
+    global _server_env
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    env = {k: v for k, v in os.environ.items() if k.startswith(LOAD_TIME_PREFIXES)}
+    if _server_env is None:
+        _server_env = env
+        extra = () if fn.__module__ == "__main__" else (fn.__module__,)  # the child re-runs __main__ as spawn does
+        multiprocessing.set_forkserver_preload([*PRELOAD, *extra])
+    return "forkserver" if env == _server_env else "spawn"
+
+
 def _spawned(
     rank: int,
     world_size: int,
@@ -180,7 +228,13 @@ def _spawned(
     args: tuple,
     run_dir: Path,
     results: Any,
+    environ: dict[str, str],
 ) -> None:
+    # A rank forked from the server has the server's environment and blocks SIGTERM (gaitgraph/engine/fork_server.py):
+    # it takes the parent's environment of the launch and the default SIGTERM before anything else.
+    os.environ.clear()
+    os.environ.update(environ)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     _worker_logging(rank, run_dir)
     os.environ.update(
         MASTER_ADDR="127.0.0.1",

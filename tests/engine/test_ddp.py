@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ from torch import nn
 
 from gaitgraph.data.batches import WindowBatches
 from gaitgraph.engine.checkpoint import Checkpointer
-from gaitgraph.engine.distributed import DistContext, shard, spawn
+from gaitgraph.engine.distributed import DistContext, shard, spawn, start_method
 from gaitgraph.engine.state import TrainState
 from gaitgraph.engine.trainer import Trainer
+from gaitgraph.errors import ConfigError
 from gaitgraph.models.base import GaitModel, ModelOutput
 from gaitgraph.models.losses import SupConLoss
 from gaitgraph.models.resgcn import ResGCN
@@ -100,8 +102,8 @@ def _both(ctx: DistContext, out_dir: Path) -> float:
 
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path: Path):
+    loss_single = _both(DistContext(), tmp_path)  # this process trains first: the ranks fork from the server, not it
     loss_ddp = spawn(_both, 2, "cpu", (tmp_path,), tmp_path)
-    loss_single = _both(DistContext(), tmp_path)
     assert loss_ddp == pytest.approx(loss_single, rel=1e-4)
     for name in ("linear", "resgcn"):
         rank0, rank1 = _all(tmp_path, name, 2)
@@ -140,3 +142,36 @@ def test_entry_point_spawns_two_ranks(tmp_path: Path, shared_cache: Path):
     # Selection ran on rank 0 under DDP: the objective is the validation score of the selected (best) epoch.
     assert metrics["metric_name"] == "val/rank1"
     assert metrics["metric"] == pytest.approx(max(r["val/rank1"] for r in metrics["history"] if "val/rank1" in r))
+
+
+def _fail(ctx: DistContext, how: str) -> None:
+    if how == "config":
+        raise ConfigError("trainer.devices", 2, "a value the test refuses")
+    raise SystemExit(3)
+
+
+@pytest.mark.slow
+def test_what_rank_0_raises_comes_back_and_a_failed_rank_is_seen(tmp_path: Path):
+    """After this process ran a parallel region on two OpenMP threads (a forked child of it could hang in libgomp;
+    the ranks fork from the server instead): a platform error on rank 0 is raised here, a rank that exits without a
+    result is ProcessExitedException with its exit status."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.ones(2**22).mul_(2)
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ConfigError, match="a value the test refuses"):
+        spawn(_fail, 2, "cpu", ("config",), tmp_path)
+    with pytest.raises(torch.multiprocessing.ProcessExitedException) as exited:
+        spawn(_fail, 2, "cpu", ("exit",), tmp_path)
+    assert exited.value.exit_code == 3
+
+
+def test_ranks_are_spawned_afresh_when_a_variable_read_at_load_time_changed(monkeypatch: pytest.MonkeyPatch):
+    """Forked ranks keep what the server's libraries read when it started (OMP_*, THP_MEM_ALLOC_ENABLE, ...)."""
+    assert start_method(_fail) == "forkserver"
+    monkeypatch.setenv("GAITGRAPH_TEST_UNRELATED", "1")
+    assert start_method(_fail) == "forkserver"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE" if os.environ.get("OMP_WAIT_POLICY") != "ACTIVE" else "PASSIVE")
+    assert start_method(_fail) == "spawn"
