@@ -1,6 +1,6 @@
 """Precision and compilation benchmark: GaitGraph2's CASIA-B recipe (n21-r8, T=60, SupCon, AdamW + OneCycle,
-the full data side) in float32, bf16 autocast (``trainer.amp``) and bf16 under ``torch.compile``
-(``trainer.compile``), through the platform's own Trainer (``benchmarks/train.py``'s ``train_steps``).
+the full data side) in float32 and bf16 autocast (``trainer.amp``), each plain and under ``torch.compile``
+(``trainer.compile``), through the platform's own Trainer (``benchmarks/train.py``'s ``train_step_times``).
 
 All variants run in one fresh process, interleaved round by round (fp32, bf16, bf16+compile, fp32, ...), so a
 machine whose load changes during the run slows each variant alike: compare the ratios, not the absolute
@@ -21,7 +21,7 @@ import gaitgraph.process_env  # noqa: F401 - the environment a command runs with
 from gaitgraph.utils import write_json
 
 #: name -> (trainer.amp, trainer.compile)
-VARIANTS = {"fp32": (False, False), "bf16": (True, False), "bf16+compile": (True, True)}
+VARIANTS = {"fp32": (False, False), "fp32+compile": (False, True), "bf16": (True, False), "bf16+compile": (True, True)}
 RECIPE = {"batch_size": 128, "sequence_length": 60, "rounds": 3, "steps": 4}
 
 
@@ -41,22 +41,25 @@ def measure(recipe: dict) -> None:
     """All variants in this process, round by round; prints one JSON line."""
     import torch
 
-    from benchmarks.train import train_steps
+    from benchmarks.train import train_step_times
     from gaitgraph.engine.cpu import cpu_has_bf16
 
     steps: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     first: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(recipe["rounds"]):
         for name, (amp, compiled) in VARIANTS.items():
             n = 1 + recipe["steps"]
-            times = train_steps("cpu", False, recipe["batch_size"], recipe["sequence_length"], n, amp, compiled)
-            first[name].append(round(times[0], 2))
-            steps[name].extend(times[1:])
+            times = train_step_times("cpu", False, recipe["batch_size"], recipe["sequence_length"], n, amp, compiled)
+            first[name].append(round(times["wall"][0], 2))
+            steps[name].extend(times["wall"][1:])
+            cpu[name].extend(times["cpu"][1:])
     base = statistics.median(steps["fp32"])
     results = {
         name: {
             "samples_per_s": round(recipe["batch_size"] / statistics.median(times), 1),
             "median_step_s": round(statistics.median(times), 3),
+            "median_step_cpu_s": round(statistics.median(cpu[name]), 3),
             "speedup_vs_fp32": round(base / statistics.median(times), 2),
             "first_step_s_per_round": first[name],
         }
