@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gaitgraph import CONF_DIR
-from gaitgraph.evaluation import pipeline
+from gaitgraph.evaluation import pipeline, plots, report
 from gaitgraph.train import train
 
 from .conftest import compose_train, config_options
@@ -54,10 +54,18 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_png(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Figures are built but not rendered (PNG encoding is most of a tiny run's time); the default recipe renders
-    its own, and tests/evaluation/test_eval_plots.py checks the pictures."""
-    if request.node.name != f"test_experiment[{FAST_RUN}]":
-        monkeypatch.setattr(Figure, "savefig", lambda self, fname, **kwargs: Path(fname).write_bytes(b""))
+    """Figures are built but not drawn (drawing and PNG encoding are most of a tiny run's time); the default recipe
+    draws its own, and tests/evaluation/test_eval_plots.py checks the pictures. The heatmap and the curves are drawn
+    by ``plots.write_png`` (report.py holds the name too), retrieval's CMC plot by ``Figure.savefig``."""
+    if request.node.name == f"test_experiment[{FAST_RUN}]":
+        return
+
+    def empty_png(figure: Figure, path: str | Path, *args, **kwargs) -> None:
+        Path(path).write_bytes(b"")
+
+    monkeypatch.setattr(plots, "write_png", empty_png)
+    monkeypatch.setattr(report, "write_png", empty_png)
+    monkeypatch.setattr(Figure, "savefig", empty_png)
 
 
 def compose_fitted(overrides: list[str], trees: Path, cache_dir: Path, run_dir: Path) -> DictConfig:
