@@ -72,3 +72,21 @@ def test_preflight_of_every_recipe_passes():
     """Every experiment's composed config passes (the runs themselves: tests/test_options.py)."""
     for option in config_options("experiment"):
         preflight(compose_train([f"experiment={option}"]))
+
+
+def test_the_same_config_is_built_once_and_a_changed_one_again(monkeypatch: pytest.MonkeyPatch):
+    """A single run is checked by its Hydra callback and again by train(): the second check of equal content builds
+    nothing; a config that differs anywhere (Hydra's own node aside) is checked in full, and a failed one again."""
+    from gaitgraph.engine import preflight as module
+
+    real, built = module._build_all, []
+    monkeypatch.setattr(module, "_build_all", lambda cfg: (built.append(cfg), real(cfg)))
+    monkeypatch.setattr(module, "_passed", None)
+    preflight(compose_train(["debug=fdr"], return_hydra_config=True))
+    preflight(compose_train(["debug=fdr"]))  # the task's config: the same content, without Hydra's node
+    assert len(built) == 1
+    bad = compose_train(["debug=fdr", "dataset.preprocess.normalize=zscore"])
+    for attempt in (2, 3):  # a failed check is not remembered as passed
+        with pytest.raises(ConfigError, match="dataset.preprocess.normalize"):
+            preflight(bad)
+        assert len(built) == attempt

@@ -12,6 +12,7 @@ seconds, not a traceback after the data has loaded.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,10 +36,30 @@ NOMINAL_STEPS = 1000
 HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 #: Keys of a group's ``_target_`` nodes that the platform reads instead of the class (a callback's switch).
 PLATFORM_KEYS = {"callbacks": ("enabled",)}
+#: The content of the last config that passed: a single run is checked by its Hydra callback (before Hydra writes
+#: into the run folder) and again by ``train()`` (which API callers and sweep trials reach directly); the second
+#: check of the same content would build everything again for nothing.
+_passed: str | None = None
 
 
 def preflight(cfg: DictConfig) -> None:
     """Build every part of ``cfg`` once, on nothing; raise :class:`ConfigError` naming the first wrong key."""
+    global _passed
+    content = _content(cfg)
+    if content == _passed:
+        return
+    _build_all(cfg)
+    _passed = content
+
+
+def _content(cfg: DictConfig) -> str:
+    """``cfg`` without Hydra's own node, unresolved, as text: equal text, equal check."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    plain.pop("hydra", None)
+    return json.dumps(plain, sort_keys=True, default=str)
+
+
+def _build_all(cfg: DictConfig) -> None:
     for key, node in target_nodes(cfg):
         check_arguments(key, node)
     skeleton = checked(cfg, "keypoints", lambda: build(cfg.keypoints))
