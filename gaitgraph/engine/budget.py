@@ -89,6 +89,19 @@ def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> Memor
     return MemoryEstimate(params * (2 + OPTIMIZER_STATES), kept[0], recomputed)
 
 
+#: This process's estimates by what built their network (:func:`estimate_once`).
+_estimates: dict[str, MemoryEstimate] = {}
+
+
+def estimate_once(key: str, network: GaitModel, batch_size: int, sequence_length: int) -> MemoryEstimate:
+    """:func:`estimate`, once per ``key`` in this process. ``key`` must name everything the network and the step
+    were built from (the model's config, the joint layout, the batch shape): the forward pass on ``meta`` costs
+    tenths of a second in Python, and sweep trials that change no architecture would repeat it for the same bytes."""
+    if key not in _estimates:
+        _estimates[key] = estimate(network, batch_size, sequence_length)
+    return _estimates[key]
+
+
 def _meta_copy(network: nn.Module) -> nn.Module:
     """A copy of ``network`` whose parameters and buffers are on the ``meta`` device, as ``deepcopy(...).to("meta")``
     gives, without copying their values first (that copy was most of the copy's time)."""

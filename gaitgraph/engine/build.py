@@ -4,6 +4,7 @@ TrainState (restored when resuming) and the Trainer with its callbacks."""
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,7 +114,9 @@ def build_network(
     recompute = setting is True
     memory = cfg.trainer.memory
     if memory.guard:
-        estimate = budget.estimate(network, batch_per_rank, cfg.dataset.sequence_length)
+        estimate = budget.estimate_once(
+            _architecture(cfg, batch_per_rank), network, batch_per_rank, cfg.dataset.sequence_length
+        )
         limit = memory.limit_gb
         room = int(limit * 1e9) if limit is not None else budget.available_bytes(device) // local_ranks
         what = (
@@ -129,6 +132,13 @@ def build_network(
             type(network).__name__,
         )
     return network
+
+
+def _architecture(cfg: DictConfig, batch_per_rank: int) -> str:
+    """What one training step's memory depends on: the model's config, the joint layout and the batch shape."""
+    parts = [cfg.model, cfg.keypoints, batch_per_rank, cfg.dataset.sequence_length]
+    plain = [OmegaConf.to_container(p, resolve=True) if isinstance(p, DictConfig) else p for p in parts]
+    return json.dumps(plain, sort_keys=True, default=str)
 
 
 def build_optimization(cfg: DictConfig, network: GaitModel, steps_per_epoch: int) -> tuple[Any, Any]:

@@ -48,6 +48,29 @@ def test_the_choice_between_plain_recomputed_and_refused():
         choose_recompute("auto", est, recomputed, False, "x")
 
 
+def test_an_estimate_is_made_once_per_architecture_and_batch_shape(monkeypatch: pytest.MonkeyPatch):
+    """Sweep trials that change no architecture reuse the estimate; anything the step's memory depends on (the
+    model, the joint layout, the batch, the window) makes a new one."""
+    from gaitgraph.engine import budget, build
+
+    made = []
+    monkeypatch.setattr(budget, "_estimates", {})
+    monkeypatch.setattr(budget, "estimate", lambda network, b, t: made.append((b, t)) or MemoryEstimate(1, 2, 3))
+    same = {build._architecture(compose_train(o), 16) for o in ([], ["optimizer.optimizer.lr=0.1", "trainer.seed=3"])}
+    assert len(same) == 1
+    cases = (
+        (["model=resgcn_n39_r8"], 16),
+        (["keypoints=openpose"], 16),
+        ([], 32),
+        (["dataset.sequence_length=40"], 16),
+    )
+    others = [build._architecture(compose_train(o), b) for o, b in cases]
+    assert len({*same, *others}) == 5
+    for key in [*same, *others, *others, *same]:
+        assert budget.estimate_once(key, None, 16, 30) == MemoryEstimate(1, 2, 3)
+    assert len(made) == 5
+
+
 @pytest.mark.slow
 def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_path: Path, shared_cache: Path, caplog):
     overrides = [
