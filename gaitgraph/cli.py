@@ -35,6 +35,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.syntax import Syntax
+from rich.text import Text
 from rich.tree import Tree
 
 import gaitgraph.conf  # noqa: F401 - the configs' resolvers and schema, in every process a command runs in
@@ -185,11 +186,14 @@ def config_choices() -> dict[str, str]:
 
 def print_config_tree(cfg: DictConfig, run_dir: Path) -> None:
     """Print the composed config as a tree (one branch per group) and save it as ``<run dir>/config_tree.txt``."""
+    console = Console()
     tree = Tree("config", guide_style="dim")
     for key, node in cfg.items():
-        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else f"{node!r}\n"
-        tree.add(f"[bold]{key}[/bold]").add(Syntax(text.rstrip(), "yaml", background_color="default"))
-    Console().print(tree)
+        text = (OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else f"{node!r}\n").rstrip()
+        # Highlighting is only seen in a terminal; without colours the plain text renders the same characters.
+        leaf = Syntax(text, "yaml", background_color="default") if console.is_terminal else Text(text)
+        tree.add(f"[bold]{key}[/bold]").add(leaf)
+    console.print(tree)
     buffer = io.StringIO()
     Console(file=buffer, width=120, color_system=None).print(tree)
     atomic_write(run_dir / "config_tree.txt", lambda tmp: tmp.write_text(buffer.getvalue()))
