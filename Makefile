@@ -42,10 +42,13 @@ train: install ## Train ResGCN on the embedded PsyMo-10 subset and print the per
 # pose cache are shared by all of them. The kernel- and clock-dependent `system` tests run afterwards on their own,
 # so no other test's load skews them. `make test` prints the 25 slowest tests.
 XDIST := -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
+# The second pass collects only the files that mark `system` tests (any file that says pytest.mark.system): importing
+# every test module again cost ~10 s. Paths or options in PYTEST_ARGS are passed on instead.
+SYSTEM_FILES = $(if $(PYTEST_ARGS),,$(shell grep -rlE 'pytest\.mark\.system' tests --include='*.py'))
 
 test: install lint ## Lint, then every test (slow end-to-end and system tests included), the 25 slowest listed
 	$(BIN)/python -m pytest -q $(XDIST) -m "not system" --durations=25 $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -q -m system $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m system $(PYTEST_ARGS) $(SYSTEM_FILES)
 
 test-fast: install ## The inner loop: unit tests and in-process debug=fdr-sized runs (not `slow`, not `system`)
 	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not system" $(PYTEST_ARGS)
