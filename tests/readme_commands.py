@@ -8,8 +8,10 @@ that a dedicated test runs as written at its own budget (:data:`RUN_BY`); a few 
 
 A plain command of an entry point (``gaitgraph-train ...``, ``python -m gaitgraph.evaluate ...``: no shell syntax)
 runs its Hydra app in this process (tests/conftest.py run_app) with the words the shell would pass, and a plain
-``python scripts/<name>.py ...`` its script (run_script); everything else (make, torchrun, shell syntax) runs in
-bash. The console scripts themselves start in their smoke tests.
+``python scripts/<name>.py ...`` its script (run_script); a ``make`` command runs the recipe make prints for it
+(``make -n``: the Makefile, the target, its prerequisites and ARGS as make reads them), each line like a README
+command; everything else (torchrun, shell syntax) runs in bash. The console scripts themselves start in their smoke
+tests, and make itself in tests/test_makefile.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from gaitgraph import ROOT
 
-from .conftest import CONSOLE_SCRIPTS, run_app, run_script
+from .conftest import CONSOLE_SCRIPTS, AppResult, run_app, run_script
 
 FAST = [
     "trainer.epochs=1",
@@ -103,17 +105,56 @@ class Workspace:
         return command
 
     def run(self, command: str):
-        """Run ``command`` from the workspace root (make from the checkout); a CompletedProcess or AppResult."""
+        """Run ``command`` from the workspace root (a make target from the checkout, :meth:`make`); a
+        CompletedProcess or AppResult."""
+        if command.startswith("make "):
+            return self.make(command)
+        return self._run(command, self.root)
+
+    def make(self, command: str) -> AppResult:
+        """Run the recipe that ``make <target> ...`` would run, as make prints it (``make -n``, from the checkout),
+        line after line until one fails, as make does; a line that starts this interpreter (``.venv/bin/python``)
+        runs as ``python ...``, so a plain entry point or script runs in this process instead of a new one."""
+        plan = subprocess.run(
+            ["make", "--no-print-directory", "-n", *shlex.split(command)[1:]],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if plan.returncode:
+            return AppResult(plan.returncode, plan.stdout, plan.stderr)
+        this_python = os.path.abspath(sys.executable)
+        done, out, err = AppResult(0, "", ""), [], []
+        for line in plan.stdout.splitlines():
+            first, _, rest = line.partition(" ")
+            if os.path.abspath(ROOT / first) == this_python:
+                line = f"python {rest}"
+            done = self._run(line, ROOT, flags=MAKE_SHELL_FLAGS)
+            out.append(done.stdout)
+            err.append(done.stderr)
+            if done.returncode:
+                break
+        return AppResult(done.returncode, "".join(out), "".join(err))
+
+    def _run(self, command: str, cwd: Path, flags: tuple[str, ...] = ()):
+        """Run one command from ``cwd``: in this process when :func:`in_process` allows it, else ``bash flags -c``."""
         entry = in_process(command)
         if entry is not None:
             module, args = entry
             if module.endswith(".py"):
-                return run_script(self.root / module, args, env=self.env, cwd=self.root)
-            return run_app(module, args, env=self.env, cwd=self.root)
-        cwd = ROOT if command.startswith("make ") else self.root
+                return run_script(cwd / module, args, env=self.env, cwd=cwd)
+            return run_app(module, args, env=self.env, cwd=cwd)
         return subprocess.run(
-            ["bash", "-c", command], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=600
+            ["bash", *flags, "-c", command], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=600
         )
+
+
+#: How make runs each recipe line: the Makefile's .SHELLFLAGS, less the final ``-c``.
+MAKE_SHELL_FLAGS = tuple(
+    shlex.split(re.search(r"^\.SHELLFLAGS := (.*) -c$", (ROOT / "Makefile").read_text(), flags=re.M)[1])
+)
 
 
 #: What makes a command need the shell: expansions, pipes, lists, redirections, subshells, globs (outside '...').
