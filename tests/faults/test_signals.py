@@ -2,8 +2,9 @@
 finished and saved, one line says what was saved and how to resume, the exit status is 143 / 130 with no traceback,
 and the printed command resumes to weights bit-identical to an uninterrupted run. Under DDP a signal that reaches one
 rank stops all of them after the same step. Each signal is sent by a test callback (tests/faults/hooks.py) to its
-own process, right after a chosen step: the signalled runs are processes of their own, the uninterrupted and the
-resumed runs run their command lines in this process (tests/conftest.py run_app)."""
+own process, right after a chosen step: the signalled runs are processes of their own, forked from this one
+(tests/forked.py; the DDP run a new interpreter, whose ranks fork from the platform's own fork server), the
+uninterrupted and the resumed runs run their command lines in this process (tests/conftest.py run_app)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from gaitgraph.cli import exit_on_error, resume_command
 from gaitgraph.engine.interrupt import StopSignals
 from gaitgraph.errors import NonFiniteError
 from tests.conftest import compose_train, run_app
+from tests.forked import Exited, fork_app
 
 # PsyMo-10: 192 training sequences, 4 batches of 16 a run (limit_batches); the signal comes after step 2, mid-epoch.
 TINY = [
@@ -45,9 +47,9 @@ def _args(run_dir: Path, cache: Path, *extra: str) -> list[str]:
     return [*TINY, f"hydra.run.dir={run_dir}", f"paths.cache_dir={cache}", *extra]
 
 
-def _train(run_dir: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
-    """``python -m gaitgraph.train`` in a process of its own: the one a test callback signals."""
-    return _run([sys.executable, "-m", "gaitgraph.train", *_args(run_dir, cache, *extra)])
+def _train(run_dir: Path, cache: Path, *extra: str) -> Exited:
+    """``python -m gaitgraph.train`` in a process of its own (forked): the one a test callback signals."""
+    return fork_app("gaitgraph.train", _args(run_dir, cache, *extra), run_dir.parent / "logs")
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -107,7 +109,8 @@ def test_signal_saves_the_step_then_the_printed_command_resumes_bit_exactly(
 def test_a_signal_on_one_ddp_rank_stops_every_rank_after_the_same_step(straight: tuple[Path, Path], tmp_path: Path):
     _, cache = straight
     run_dir = tmp_path / "ddp"
-    stopped = _train(run_dir, cache, "trainer.devices=2", *_signal_at(STEP, "SIGTERM", rank=1))
+    args = _args(run_dir, cache, "trainer.devices=2", *_signal_at(STEP, "SIGTERM", rank=1))
+    stopped = _run([sys.executable, "-m", "gaitgraph.train", *args])
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert "Traceback" not in stopped.stderr
     assert f"SIGTERM after step {STEP} (epoch 1, batch {STEP} of 4)" in stopped.stderr
@@ -127,7 +130,7 @@ def test_ctrl_c_in_a_sweep_fails_the_trial_and_ends_the_sweep_in_one_line(straig
         f"paths.cache_dir={cache}",
         *[o for o in TINY if not o.startswith("trainer.checkpoint_every_steps")],
     ]
-    stopped = _run([sys.executable, "-m", "gaitgraph.train", *sweep, *_signal_at(1, "SIGINT")])
+    stopped = fork_app("gaitgraph.train", [*sweep, *_signal_at(1, "SIGINT")], tmp_path / "logs")
     assert stopped.returncode == 130, stopped.stderr[-3000:]
     assert "Traceback" not in stopped.stderr and "Error executing job" not in stopped.stderr
     lines = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
