@@ -22,7 +22,8 @@ from gaitgraph.engine.callbacks import Callback
 from gaitgraph.engine.guard import TrainGuard
 from gaitgraph.errors import RunDirInUseError
 from gaitgraph.utils import TEMP_NAME, atomic_write, host_tag, process_start
-from tests.conftest import compose_train, on_cpu
+from tests.conftest import compose_train
+from tests.forked import Forked
 
 HOST = socket.gethostname()
 
@@ -178,32 +179,28 @@ def test_atomic_write_names_its_temp_file_after_this_process(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
-def _train(run_dir: Path, seed: int, cwd: Path, cache: Path) -> subprocess.Popen:
-    overrides = on_cpu(
-        [
-            "debug=fdr",
-            "logger=none",
-            "baseline=false",
-            "trainer.num_threads=1",
-            f"trainer.seed={seed}",
-            f"hydra.run.dir={run_dir}",
-            f"paths.output_root={cwd}",
-            f"paths.cache_dir={cache}",
-            "+callbacks.pause._target_=tests.faults.test_run_folder.Pause",
-            "+callbacks.pause.seconds=8",
-        ]
-    )
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[2])}
-    cmd = [sys.executable, "-m", "gaitgraph.train", *overrides]
-    log = cwd / f"{seed}.log"  # a file, not a pipe: a full pipe would stall the run that is not being read
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+def _train(run_dir: Path, seed: int, cwd: Path, cache: Path) -> Forked:
+    """A ``debug=fdr`` run into ``run_dir``, in a process of its own (forked, tests/forked.py), that holds the folder
+    for 8 s before its first step; its output goes to ``<cwd>/<seed>/stdout.txt``."""
+    overrides = [
+        "debug=fdr",
+        "logger=none",
+        "baseline=false",
+        f"trainer.seed={seed}",
+        f"hydra.run.dir={run_dir}",
+        f"paths.output_root={cwd}",
+        f"paths.cache_dir={cache}",
+        "+callbacks.pause._target_=tests.faults.test_run_folder.Pause",
+        "+callbacks.pause.seconds=8",
+    ]
+    return Forked("gaitgraph.train", overrides, cwd / str(seed), cwd=cwd, merged=True)
 
 
 @pytest.mark.slow
 def test_two_runs_started_together_into_one_folder_one_refuses(tmp_path: Path, shared_cache: Path) -> None:
     run_dir = tmp_path / "run"
     procs = {seed: _train(run_dir, seed, tmp_path, shared_cache) for seed in (5318008, 7)}
-    done = {seed: (p.wait(timeout=600), (tmp_path / f"{seed}.log").read_text()) for seed, p in procs.items()}
+    done = {seed: ((ended := p.wait(timeout=600)).returncode, ended.stdout) for seed, p in procs.items()}
     codes = sorted(code for code, _ in done.values())
     assert codes == [0, 2], {s: (c, out[-2000:]) for s, (c, out) in done.items()}
     winner = next(seed for seed, (code, _) in done.items() if code == 0)
