@@ -1,23 +1,21 @@
 """Exact resume: a run killed mid-epoch (at a chosen step, by a callback) and resumed ends with the same weights,
-the same epoch losses and the same history as an uninterrupted run. The killed run is a process of its own (SIGKILL);
-the uninterrupted and the resumed one run their command lines in this process (tests/conftest.py run_app)."""
+the same epoch losses and the same history as an uninterrupted run. The killed run is a process of its own (SIGKILL),
+forked from this one (tests/forked.py); the uninterrupted and the resumed one run their command lines in this process
+(tests/conftest.py run_app)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from gaitgraph import ROOT
 from gaitgraph.engine.checkpoint import resume_path
 from gaitgraph.errors import CheckpointError
 
 from ..conftest import run_app
+from ..forked import Exited, fork_app
 
 # 192 PsyMo-10 training sequences in batches of 32, the first 4 of each epoch's shuffled batches (the rest of the
 # epoch adds compute, not resume state); a mid-epoch checkpoint every 2 steps.
@@ -43,11 +41,9 @@ def _args(run_dir: Path, cache: Path, extra: list[str]) -> list[str]:
     return [*TINY, *where, *extra]
 
 
-def _killed(run_dir: Path, cache: Path, extra: list[str]) -> subprocess.CompletedProcess:
-    """``python -m gaitgraph.train`` in a new process (the callback SIGKILLs it)."""
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "gaitgraph.train", *_args(run_dir, cache, extra)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+def _killed(run_dir: Path, cache: Path, extra: list[str]) -> Exited:
+    """``python -m gaitgraph.train`` in a process of its own, forked (the callback SIGKILLs it)."""
+    return fork_app("gaitgraph.train", _args(run_dir, cache, extra), run_dir.parent / "killed")
 
 
 def test_resume_path(tmp_path: Path):
