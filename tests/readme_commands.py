@@ -3,7 +3,7 @@
 Training commands get a fast tail (1 epoch of 2 small batches) appended, sweeps one trial; placeholders
 (``ckpt_path=...``, ``outputs/<date>/<time>``) become the files the earlier commands wrote. A command whose
 comment says ``needs:`` (data or services this machine does not have) is only composed (``--cfg job``), as is one
-that a dedicated test runs as written at its own budget (:data:`RUN_BY`); a few lines that are not runs
+that a dedicated test runs at its own budget of steps and epochs (:data:`RUN_BY`); a few lines that are not runs
 (``make test`` itself, activating the venv, uploads, a TensorBoard server) are skipped.
 
 A plain command of an entry point (``gaitgraph-train ...``, ``python -m gaitgraph.evaluate ...``: no shell syntax)
@@ -40,7 +40,7 @@ SWEEP = ["hydra.sweeper.n_trials=1"]
 #: Lines that are not runs of the platform on this machine.
 NOT_RUNS = ("make test", "source ", "conda ", "wandb sync", "tensorboard ", "WANDB_API_KEY=", "make reproduce-")
 TRAINING = ("gaitgraph-train", "python -m gaitgraph.train", "torchrun ")
-#: README commands that a dedicated test runs as written at their own budget, a stronger check than the fast tail
+#: README commands that a dedicated test runs at their own steps and epochs, a stronger check than the fast tail
 #: here: the README tests only compose them, so the suite runs each once (tests/test_readme.py checks the names).
 RUN_BY = {
     f"gaitgraph-train debug={option}": "tests/test_debug.py::test_each_debug_config_runs_and_keeps_its_promise"
