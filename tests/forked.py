@@ -39,8 +39,9 @@ class Exited:
 class Forked:
     """``python -m <module> args`` in a forked child, started by the constructor; :meth:`wait` collects it.
 
-    The child runs from ``cwd`` with ``env`` added to the environment, its stdout and stderr (``merged`` into one)
-    written to files in ``logs``, and Python's own SIGINT and SIGTERM handling, as a new interpreter has them."""
+    The child runs from ``cwd`` with ``env`` added to the environment (a None value removes the name), its stdout
+    and stderr (``merged`` into one) written to files in ``logs``, and Python's own SIGINT and SIGTERM handling, as
+    a new interpreter has them."""
 
     def __init__(
         self, module: str, args: list[str], logs: Path, cwd: Path = ROOT, env: dict | None = None, merged: bool = False
@@ -49,7 +50,7 @@ class Forked:
             args = one_thread(on_cpu(list(args)))
         logs.mkdir(parents=True, exist_ok=True)
         self.out, self.err = logs / "stdout.txt", logs / ("stdout.txt" if merged else "stderr.txt")
-        environ = {"WANDB_MODE": "offline", "PYTHONPATH": str(ROOT), **(env or {})}
+        environ: dict[str, str | None] = {"WANDB_MODE": "offline", "PYTHONPATH": str(ROOT), **(env or {})}
         sys.stdout.flush()
         sys.stderr.flush()
         self.pid = os.fork()
@@ -103,7 +104,11 @@ def _child(module: str, argv: list[str], cwd: Path, environ: dict, out: Path, er
 
 def _main(module: str, argv: list[str], cwd: Path, environ: dict, out: Path, err: Path) -> int:
     os.chdir(cwd)
-    os.environ.update(environ)
+    for name, value in environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     for fd, path in ((1, out), (2, err)):
         opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         os.dup2(opened, fd)

@@ -1,13 +1,11 @@
 """What a run writes when its output goes to a file (nohup, SLURM, ``> log 2>&1``): whole lines only, progress as
 occasional lines with an ETA, the results table once; and what its trackers hold afterwards. One real training run
-in a subprocess, since whether stderr is a terminal is the point."""
+in a process of its own (forked, tests/forked.py) writing to a file, since whether stderr is a terminal is the
+point."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gaitgraph.errors import ConfigError
 from gaitgraph.progress import LineProgress, duration, every, mode
+
+from .forked import fork_app
 
 #: A log record's start, as Hydra's console handler writes it.
 RECORD = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\]\[[\w.]+\]\[[A-Z]+\] - ")
@@ -31,17 +31,12 @@ def piped(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> tuple
     file, a progress line at every update (``GAITGRAPH_PROGRESS_EVERY=0``)."""
     root = tmp_path_factory.mktemp("piped")
     run_dir = root / "run"
-    env = {**os.environ, "GAITGRAPH_PROGRESS_EVERY": "0", "WANDB_MODE": "offline"}
-    env.pop("GAITGRAPH_PROGRESS", None)
+    env = {"GAITGRAPH_PROGRESS_EVERY": "0", "GAITGRAPH_PROGRESS": None}
     args = ["debug=fdr", "logger=[csv,tensorboard]", "trainer.device=cpu", "model=resgcn_n21_r8"]
     args += [f"hydra.run.dir={run_dir}", f"paths.cache_dir={shared_cache}"]
-    with (root / "log.txt").open("w") as log:
-        done = subprocess.run(
-            [sys.executable, "-m", "gaitgraph.train", *args], stdout=log, stderr=subprocess.STDOUT, env=env, timeout=300
-        )
-    text = (root / "log.txt").read_text()
-    assert done.returncode == 0, text[-3000:]
-    return text, run_dir
+    done = fork_app("gaitgraph.train", args, root / "log", env=env, merged=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout, run_dir
 
 
 @pytest.mark.slow
