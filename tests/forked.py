@@ -80,9 +80,10 @@ def one_thread(overrides: list[str]) -> list[str]:
     return overrides if chosen else [*overrides, "trainer.num_threads=1"]
 
 
-def fork_app(module: str, args: list[str], logs: Path, **kwargs) -> Exited:
-    """Run ``python -m <module> args`` in a forked child and wait for it (:class:`Forked`)."""
-    return Forked(module, args, logs, **kwargs).wait()
+def fork_app(module: str, args: list[str], logs: Path, timeout: float = 300, **kwargs) -> Exited:
+    """Run ``python -m <module> args`` in a forked child and wait for it, at most ``timeout`` seconds
+    (:class:`Forked`)."""
+    return Forked(module, args, logs, **kwargs).wait(timeout)
 
 
 def _child(module: str, argv: list[str], cwd: Path, environ: dict, out: Path, err: Path) -> None:

@@ -2,7 +2,8 @@
 that names the file, never a traceback, a hang or a silent loss (issue 20: readers, cache build, splits, batches).
 
 Small synthetic trees in the public formats (gaitgraph/data/synthetic.py), read in this process; the FIFO runs the
-cache command in a subprocess, since a regression would block for ever and only a timeout can say so.
+cache command in a process of its own (forked, tests/forked.py), since a regression would block for ever and only a
+timeout can say so.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from gaitgraph.engine.build import Splits, build_trainer
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.errors import ConfigError, DatasetFormatError, MemoryBudgetError, NotWritableError
 from gaitgraph.utils import atomic_write, check_writable
-from tests.conftest import compose_train, run_module, skeleton
+from tests.conftest import compose_train, skeleton
+from tests.forked import fork_app
 
 CSV = "casia-b_pose_coco.csv"
 PKL_LAYOUT = r"(?P<subject>\d{3})/(?P<condition>[a-z]+)-(?P<seq>\d{2})/(?P<view>\d{3})"
@@ -149,18 +151,14 @@ def test_fifo_in_the_tree_does_not_block_the_cache_build(tmp_path: Path):
         for walk in sorted((PSYMO10 / subject).glob("*_00_0_*.json")):
             (root / "skeletons" / subject / walk.name).write_bytes(walk.read_bytes())
     os.mkfifo(root / "skeletons" / "1" / "001_45_1_0_nm.json")
-    result = run_module(
-        [
-            "gaitgraph.data.cache",
-            "build",
-            "dataset=psymo10",
-            f"dataset.reader.root={root}",
-            f"paths.output_root={tmp_path / 'out'}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-        ],
-        cwd=tmp_path,
-        timeout=120,
-    )
+    args = [
+        "build",
+        "dataset=psymo10",
+        f"dataset.reader.root={root}",
+        f"paths.output_root={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    result = fork_app("gaitgraph.data.cache", args, tmp_path / "logs", cwd=tmp_path, timeout=120)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert f"skipped 1 entries that are not regular files or lead out of the dataset root {root}" in out
