@@ -4,7 +4,7 @@ bad configuration is refused before any work, and every mistake ends in one para
 
 The Hydra apps run in this process (:func:`tests.conftest.run_app`: the same main, exit status and output); a
 new interpreter starts only where the process boundary is what is tested (a file-size limit and ``os._exit`` after
-a full disk, and the ``gaitgraph-cache`` console script)."""
+a full disk)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from gaitgraph import ROOT
 from gaitgraph.data.cache import load_poses
 from gaitgraph.engine.checkpoint import non_finite_keys
 
-from .conftest import AppResult, TrainedRun, compose_train, run_app, run_console
+from .conftest import AppResult, TrainedRun, compose_train, run_app
 from .payload import CodePayload
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch.
@@ -239,9 +239,6 @@ def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp
     # The checkpoint's turn: the session's cache, built here unless a test already did, is only read.
     cfg = compose_train([f"paths.cache_dir={shared_cache}"])
     load_poses(cfg.dataset, instantiate(cfg.keypoints), shared_cache)
-    # gaitgraph-cache in a new process: the smoke test of the console script.
-    shown = run_console("gaitgraph-cache", ["info", f"paths.cache_dir={shared_cache}"], tmp_path)
-    assert shown.returncode == 0 and "cache: psymo10" in shown.stdout, shown.stderr[-2000:]
     # The first checkpoint comes after the first step.
     first = train_args(tmp_path, "run", "trainer.checkpoint_every_steps=1", cache=shared_cache)
     result = gaitgraph("train", first, tmp_path, limit_file_bytes=1_200_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from gaitgraph.data.poseset import PoseSet
 from gaitgraph.errors import ConfigError
 from gaitgraph.skeletons import Skeleton
 
-from ..conftest import compose_train
+from ..conftest import compose_train, run_console
 
 BUILD_LOG = "builds.log"
 
@@ -140,7 +141,7 @@ def _worker(root: str, queue) -> None:
 
 
 def test_concurrent_workers_build_once(source: Path):
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")  # processes of their own, without a new interpreter's imports each
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(str(source), queue)) for _ in range(3)]
     for p in procs:
@@ -215,22 +216,20 @@ def test_unknown_or_unfit_cache_key(source: Path):
         cache.cache_paths(OmegaConf.merge(_dataset_cfg(source), {"cache_key": "manifest"}), source / "cache")
 
 
-def test_cache_info_writes_nothing(tmp_path: Path):
-    """``gaitgraph-cache info`` reads a cache and prints it: no run folder, no .hydra/, no log file anywhere."""
-    from ..conftest import run_module
-
-    cfg = compose_train([f"paths.cache_dir={tmp_path / 'cache'}"])
-    cache.load_poses(cfg.dataset, instantiate(cfg.keypoints), cfg.paths.cache_dir)
+def test_cache_info_writes_nothing(tmp_path: Path, shared_cache: Path):
+    """``gaitgraph-cache info`` reads a cache and prints it: no run folder, no .hydra/, no log file anywhere. The
+    console script in a new process: its smoke test."""
+    cfg, skeleton = compose_train([]), _skeleton()
+    cache.load_poses(cfg.dataset, skeleton, shared_cache)  # the session's, built here unless a test already did
+    (tmp_path / "cache").mkdir()
+    for built in cache.cache_paths(cfg.dataset, shared_cache, skeleton)[:2]:
+        shutil.copy2(built, tmp_path / "cache")
     work, before = tmp_path / "work", sorted(tmp_path.rglob("*"))
     work.mkdir()
-    result = run_module(
-        [
-            "gaitgraph.data.cache",
-            "info",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"paths.output_root={tmp_path / 'o'}",
-        ],
-        cwd=work,
+    result = run_console(
+        "gaitgraph-cache",
+        ["info", f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_root={tmp_path / 'o'}"],
+        work,
     )
     assert result.returncode == 0, result.stderr
     assert "cache: psymo10" in result.stdout and "sequences" in result.stdout
