@@ -27,11 +27,13 @@ from gaitgraph import ROOT
 
 from .conftest import CONSOLE_SCRIPTS, AppResult, run_app, run_script
 
+#: The tail of a training command: one epoch of two batches of 8 windows of 8 frames (8 from PsyMo-10's 4 training
+#: subjects: SupCon, which sees the global batch under DDP, always has positive pairs).
 FAST = [
     "trainer.epochs=1",
     "trainer.limit_batches=2",
-    "trainer.batch_size=16",
-    "dataset.sequence_length=16",
+    "trainer.batch_size=8",
+    "dataset.sequence_length=8",
     "trainer.device=cpu",
     "baseline=false",
     "trainer.checkpoint_every_steps=1",
