@@ -130,13 +130,14 @@ def test_ctrl_c_in_a_sweep_fails_the_trial_and_ends_the_sweep_in_one_line(straig
         f"paths.cache_dir={cache}",
         *[o for o in TINY if not o.startswith("trainer.checkpoint_every_steps")],
     ]
+    # Only this test needs optuna (about 2 s to import): imported before the fork, the child has it too.
+    import optuna
+
     stopped = fork_app("gaitgraph.train", [*sweep, *_signal_at(1, "SIGINT")], tmp_path / "logs")
     assert stopped.returncode == 130, stopped.stderr[-3000:]
     assert "Traceback" not in stopped.stderr and "Error executing job" not in stopped.stderr
     lines = [line for line in stopped.stderr.splitlines() if line.startswith("interrupted:")]
     assert len(lines) == 1 and "SIGINT after step 1" in lines[0], stopped.stderr[-3000:]
-    import optuna  # only this test needs it (about 2 s to import)
-
     (summary,) = optuna.get_all_study_summaries(storage)
     trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]  # the second trial never started
