@@ -6,6 +6,8 @@ import os
 import signal
 from typing import Any
 
+import torch
+
 from gaitgraph.engine.callbacks import Callback
 
 
@@ -34,3 +36,16 @@ class ExplodeGradientsAtStep(Callback):
     def on_train_batch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         if trainer.state.step == self.step:
             next(trainer.network.parameters()).register_hook(lambda grad: grad * self.factor)
+
+
+class SaveWeightsAtStep(Callback):
+    """Save the network's weights to ``path`` right after optimisation step ``step`` (after the run's own checkpoint
+    of that step, before the callbacks added after this one): what the run held at that step."""
+
+    def __init__(self, step: int, path: str) -> None:
+        self.step = step
+        self.path = path
+
+    def on_train_batch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if trainer.state.step == self.step:
+            torch.save(trainer.network.state_dict(), self.path)
