@@ -3,16 +3,15 @@ finished and saved, one line says what was saved and how to resume, the exit sta
 and the printed command resumes to weights bit-identical to an uninterrupted run. Under DDP a signal that reaches one
 rank stops all of them after the same step. Each signal is sent by a test callback (tests/faults/hooks.py) to its
 own process, right after a chosen step: the signalled runs are processes of their own, forked from this one
-(tests/forked.py; the DDP run a new interpreter, whose ranks fork from the platform's own fork server), the
-uninterrupted and the resumed runs run their command lines in this process (tests/conftest.py run_app)."""
+(tests/forked.py; under DDP the signalled rank, forked from the platform's own fork server), the uninterrupted and
+the resumed runs, and the DDP run's launching process, run their command lines in this process (tests/conftest.py
+run_app)."""
 
 from __future__ import annotations
 
 import os
 import shlex
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from gaitgraph import ROOT
 from gaitgraph.cli import exit_on_error, resume_command
 from gaitgraph.engine.interrupt import StopSignals
 from gaitgraph.errors import NonFiniteError
@@ -50,11 +48,6 @@ def _args(run_dir: Path, cache: Path, *extra: str) -> list[str]:
 def _train(run_dir: Path, cache: Path, *extra: str) -> Exited:
     """``python -m gaitgraph.train`` in a process of its own (forked): the one a test callback signals."""
     return fork_app("gaitgraph.train", _args(run_dir, cache, *extra), run_dir.parent / "logs")
-
-
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
 
 
 def _signal_at(step: int, name: str, rank: int = 0) -> list[str]:
@@ -109,8 +102,10 @@ def test_signal_saves_the_step_then_the_printed_command_resumes_bit_exactly(
 def test_a_signal_on_one_ddp_rank_stops_every_rank_after_the_same_step(straight: tuple[Path, Path], tmp_path: Path):
     _, cache = straight
     run_dir = tmp_path / "ddp"
-    args = _args(run_dir, cache, "trainer.devices=2", *_signal_at(STEP, "SIGTERM", rank=1))
-    stopped = _run([sys.executable, "-m", "gaitgraph.train", *args])
+    # The signalled process is rank 1, forked from the platform's fork server; the launching process runs in this one.
+    stopped = run_app(
+        "gaitgraph.train", _args(run_dir, cache, "trainer.devices=2", *_signal_at(STEP, "SIGTERM", rank=1))
+    )
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert "Traceback" not in stopped.stderr
     assert f"SIGTERM after step {STEP} (epoch 1, batch {STEP} of 4)" in stopped.stderr
