@@ -1,8 +1,8 @@
 """An entry point's command line in a process of its own, forked from the test process instead of started as a new
 interpreter: the child has torch and the platform already imported, and is still a process of its own, so what only
 a process boundary shows stays shown: a signal sent to it, a SIGKILL, the exit status the parent reads, two processes
-racing for one folder. Measured (tests/faults/test_signals.py, one pytest process): a signalled 2-step run cost 6-8
-CPU-s as ``python -m gaitgraph.train``, 1.1-1.5 forked.
+racing for one folder. Measured (tests/faults/test_signals.py, in one pytest process with the other fault tests): a
+signalled 2-step run costs 5.4-5.8 CPU-s as ``python -m gaitgraph.train``, 1.4-1.7 forked.
 
 What a fork does not show, a new interpreter's start and end (the ``__main__`` module, imports, finalisers at exit,
 ``os._exit`` before them), stays with the tests that start one: the console script smoke tests
@@ -104,6 +104,7 @@ def _child(module: str, argv: list[str], cwd: Path, environ: dict, out: Path, er
 
 
 def _main(module: str, argv: list[str], cwd: Path, environ: dict, out: Path, err: Path) -> int:
+    """Set up the child as a new interpreter would be and run the entry point; its exit status."""
     os.chdir(cwd)
     for name, value in environ.items():
         if value is None:
