@@ -17,12 +17,12 @@ from gaitgraph.errors import CheckpointError
 from ..conftest import run_app
 from ..forked import Exited, fork_app
 
-# 192 PsyMo-10 training sequences in batches of 32, the first 4 of each epoch's shuffled batches (the rest of the
-# epoch adds compute, not resume state); a mid-epoch checkpoint every 2 steps.
+# 192 PsyMo-10 training sequences in batches of 32, the first 2 of each epoch's shuffled batches (the rest of the
+# epoch adds compute, not resume state); a checkpoint after every step.
 TINY = [
     "dataset.sequence_length=16",
     "trainer.batch_size=32",
-    "trainer.limit_batches=4",
+    "trainer.limit_batches=2",
     "model=resgcn_n21_r8",
     "trainer.deterministic=true",
     "trainer.num_threads=1",
@@ -30,10 +30,10 @@ TINY = [
     "baseline=false",
     "trainer.epochs=2",
     "trainer.device=cpu",
-    "trainer.checkpoint_every_steps=2",
+    "trainer.checkpoint_every_steps=1",
 ]
-#: Step 6 = epoch 2, batch 2 of 4: its checkpoint is written, then the process is killed.
-KILL = ["+callbacks.kill._target_=tests.engine.hooks.KillAtStep", "+callbacks.kill.step=6"]
+#: Step 3 = epoch 2, batch 1 of 2: its checkpoint is written, then the process is killed.
+KILL = ["+callbacks.kill._target_=tests.engine.hooks.KillAtStep", "+callbacks.kill.step=3"]
 
 
 def _args(run_dir: Path, cache: Path, extra: list[str]) -> list[str]:
@@ -68,7 +68,7 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path: Path, sha
     killed = _killed(resumed, cache, ["trainer.resume=auto", *KILL])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     saved = torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)
-    assert (saved["step"], saved["epoch"], saved["batches"]["position"]) == (6, 1, 2)
+    assert (saved["step"], saved["epoch"], saved["batches"]["position"]) == (3, 1, 1)
 
     again = run_app("gaitgraph.train", _args(resumed, cache, ["trainer.resume=auto"]))  # callbacks: no recipe change
     assert again.returncode == 0, again.stderr[-3000:]
@@ -78,7 +78,7 @@ def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path: Path, sha
     b = torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)
     different = [k for k in a["model"] if not torch.equal(a["model"][k], b["model"][k])]
     assert not different, f"tensors differ: {different[:5]}"
-    # The resumed epoch's loss covers the whole epoch (its first two batches ran before the kill).
+    # The resumed epoch's loss covers the whole epoch (its first batch ran before the kill).
     timing = ("train/samples_per_s", "train/epoch_seconds")
     history = [[{k: v for k, v in r.items() if k not in timing} for r in ckpt["history"]] for ckpt in (a, b)]
     assert history[0] == history[1] and [set(r) >= {"train/loss_epoch", "train/lr"} for r in history[0]]
