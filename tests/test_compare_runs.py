@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -26,6 +24,9 @@ from gaitgraph.sweep.compare import (
 )
 from gaitgraph.sweep.plots import expected_size
 from gaitgraph.sweep.study import STUDY_FILE
+
+from .conftest import run_script
+from .no_drawing import skip_drawing
 
 # job -> (lr, model, metric or None for a failed job)
 JOBS = {
@@ -139,6 +140,7 @@ def test_compare_ranks_writes_csv_and_plots_of_swept_parameters(tmp_path: Path, 
 
 def test_chance_and_baseline_lines_from_metrics_json(tmp_path: Path, monkeypatch, capsys):
     figures = _Figures(monkeypatch)
+    skip_drawing(monkeypatch)  # the figures are read, not their pictures
     # the keys of a real run's metrics.json (gaitgraph/evaluation/metrics_file.py): the baseline scored like the metric
     extra = {
         "chance": 0.25,
@@ -269,7 +271,8 @@ def test_study_importances_with_trial_count_history_and_slice(tmp_path: Path, mo
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_the_sweep_folders_study_record_wins_over_the_job_config(tmp_path: Path):
+def test_the_sweep_folders_study_record_wins_over_the_job_config(tmp_path: Path, monkeypatch):
+    skip_drawing(monkeypatch)
     db = _study(tmp_path)
     # The job config's sqlite path is relative (as ${paths.*} may resolve elsewhere at compare time): wrong here.
     config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": "optuna/s.db"}}
@@ -281,7 +284,8 @@ def test_the_sweep_folders_study_record_wins_over_the_job_config(tmp_path: Path)
     assert "optuna_history" in compare(root)
 
 
-def test_missing_study_storage_is_skipped_with_a_note(tmp_path: Path, capsys):
+def test_missing_study_storage_is_skipped_with_a_note(tmp_path: Path, capsys, monkeypatch):
+    skip_drawing(monkeypatch)
     config = {"hparams_search": {"study_name": "s", "storage": None, "sqlite_path": str(tmp_path / "none.db")}}
     root = _make_multirun(tmp_path / "multirun", config)
     written = compare(root)
@@ -299,18 +303,17 @@ def test_correlation_importances_find_the_parameter_that_matters():
 
 
 def test_script_fails_clearly_on_a_folder_without_jobs(tmp_path: Path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # The command line, run in this process (conftest.run_script: the same exit status and stderr).
+    result = run_script(ROOT / "scripts" / "compare_runs.py", [str(tmp_path)])
     assert result.returncode == 1
     assert "no job folders" in result.stderr and str(tmp_path) in result.stderr
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_pruned_trials_are_shown_as_pruned_and_test_rank1_beside_the_validation_metric(tmp_path: Path, capsys):
+def test_pruned_trials_are_shown_as_pruned_and_test_rank1_beside_the_validation_metric(
+    tmp_path: Path, capsys, monkeypatch
+):
+    skip_drawing(monkeypatch)
     db = tmp_path / "s.db"
     study = optuna.create_study(study_name="s", storage=f"sqlite:///{db}", direction="maximize")
     space = {"optimizer.optimizer.lr": optuna.distributions.LogUniformDistribution(1e-5, 1e-1)}

@@ -1,0 +1,22 @@
+"""Runs that build their figures but do not draw them, for tests that never look at a run's pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+
+from gaitgraph.evaluation import plots, report
+
+
+def skip_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figures are built but written as empty PNG files: a run's heatmap and training curves (drawing and encoding
+    them is about a third of a tiny run's CPU time; tests/evaluation/test_eval_plots.py checks them) and
+    scripts/compare_runs.py's plots (tests/test_compare_runs.py opens some)."""
+
+    def empty_png(figure: Figure, path: str | Path, *args, **kwargs) -> None:
+        Path(path).write_bytes(b"")
+
+    monkeypatch.setattr(plots, "write_png", empty_png)
+    monkeypatch.setattr(report, "write_png", empty_png)  # report imported the name
