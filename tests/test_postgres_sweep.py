@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from glob import glob
 from pathlib import Path
@@ -16,7 +15,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from .conftest import on_cpu, run_app
+from .conftest import run_app
+from .forked import Forked
+from .no_drawing import skip_drawing
 from .test_sweep import TINY
 
 STUDY = "shared"
@@ -78,6 +79,7 @@ def _worker(name: str, n_trials: int, url: str, out: Path, cache: Path) -> list[
         "-m",
         "hparams_search=optuna_small",
         *TINY,
+        "trainer.limit_batches=1",  # one step a trial: what is shared is the study, not the training
         "logger=none",
         f"paths.output_root={out}",
         f"paths.cache_dir={cache}",
@@ -89,26 +91,21 @@ def _worker(name: str, n_trials: int, url: str, out: Path, cache: Path) -> list[
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study(postgres_url: str, tmp_path: Path, shared_cache: Path):
-    """Worker a is a process of its own (another machine); worker b runs in this process (run_app) meanwhile.
-    Worker a runs two trials, so that its trials span worker b's one."""
+def test_two_workers_share_one_study(postgres_url: str, tmp_path: Path, shared_cache: Path, monkeypatch):
+    """Worker a is a process of its own (another machine), forked from this one (tests/forked.py: the platform
+    already imported); worker b runs in this process (run_app) meanwhile. Worker a runs two trials, so that its
+    trials span worker b's one. No run's figures are drawn (:func:`skip_drawing`, inherited by the fork)."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    skip_drawing(monkeypatch)
     # Create the study once first: workers racing to create it is a known failure.
     optuna.create_study(study_name=STUDY, storage=postgres_url, direction="maximize", load_if_exists=True)
-    log = tmp_path / "a.log"
-    with log.open("w") as output:  # a file, not a pipe: nobody reads a pipe while worker b runs
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "gaitgraph.train", *on_cpu(_worker("a", 2, postgres_url, tmp_path, shared_cache))],
-            cwd=tmp_path,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "WANDB_MODE": "offline"},
-        )
-        try:
-            result = run_app("gaitgraph.train", _worker("b", 1, postgres_url, tmp_path, shared_cache), cwd=tmp_path)
-        finally:
-            worker.wait(timeout=400)
-    assert worker.returncode == 0, log.read_text()[-4000:]
+    logs = tmp_path / "logs"
+    worker = Forked("gaitgraph.train", _worker("a", 2, postgres_url, tmp_path, shared_cache), logs, cwd=tmp_path)
+    try:
+        result = run_app("gaitgraph.train", _worker("b", 1, postgres_url, tmp_path, shared_cache), cwd=tmp_path)
+    finally:
+        done = worker.wait(timeout=400)
+    assert done.returncode == 0, done.stderr[-4000:]
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
     trials = optuna.load_study(study_name=STUDY, storage=postgres_url).trials
