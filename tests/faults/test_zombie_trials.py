@@ -17,7 +17,8 @@ import pytest
 
 from gaitgraph.sweep.liveness import OWNER, Heartbeat, fail_dead_trials, owner, owner_dead, storage_with_heartbeat
 
-from ..conftest import on_cpu
+from ..forked import Forked
+from ..no_drawing import skip_drawing
 from ..test_sweep import TINY, _log, _sweep
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -59,6 +60,11 @@ def test_open_fails_dead_local_trials_and_stale_remote_ones_and_names_them(tmp_p
     assert "0 (its sweep process no longer runs on this host)" in line and "2 (no heartbeat for over 1 s)" in line
 
 
+def _runs(pid: int) -> bool:
+    """Whether child ``pid`` still runs, without collecting it if it ended (:meth:`Forked.wait` does)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+
+
 def _running_trial(db: Path) -> int | None:
     """The number of a RUNNING trial in the sweep's sqlite file, read without Optuna (no lock held)."""
     if not db.is_file():
@@ -73,40 +79,37 @@ def _running_trial(db: Path) -> int | None:
 
 @pytest.mark.slow
 def test_a_sweep_killed_mid_trial_leaves_a_failed_trial_and_the_rerun_completes_its_budget(
-    tmp_path: Path, shared_cache: Path
+    tmp_path: Path, shared_cache: Path, monkeypatch
 ):
     # The session's pose cache: a build killed with its sweep leaves only a temp file, which the next build removes.
     out, cache = tmp_path / "outputs", shared_cache
-    # A fixed learning rate: no trial may fail for its own reasons (a diverging draw), only the killed one.
-    fixed = ["trainer.epochs=3", "optimizer.optimizer.lr=0.001", "logger=none"]
+    # A fixed learning rate: no trial may fail for its own reasons (a diverging draw), only the killed one. Three
+    # one-step epochs: the killed trial still has seconds to run when its job has started.
+    fixed = ["trainer.epochs=3", "trainer.limit_batches=1", "optimizer.optimizer.lr=0.001", "logger=none"]
     # A budget of one trial: the zombie the rerun marks FAIL does not take it, the rerun still completes one trial.
     args = ["hparams_search=optuna_small", *TINY, *fixed, "hydra.sweeper.n_trials=1"]
     args += [f"paths.output_root={out}", f"paths.cache_dir={cache}"]
-    sweep = subprocess.Popen(
-        [sys.executable, "-m", "gaitgraph.train", "-m", *on_cpu(args)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
+    # The sweep is a process of its own, forked from this one (tests/forked.py: the platform already imported).
+    sweep = Forked("gaitgraph.train", ["-m", *args], tmp_path / "logs", cwd=tmp_path)
     db = out / "optuna" / "studies.db"
     deadline = time.monotonic() + 240
     try:
         # Kill once trial 0 is RUNNING and its job has started (the run's config tree is written as it begins).
         while not (_running_trial(db) == 0 and list(out.glob("multirun/*/*/0/config_tree.txt"))):
-            assert sweep.poll() is None, "the sweep ended before it could be killed"
+            assert _runs(sweep.pid), f"the sweep ended before it could be killed:\n{sweep.err.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "trial 0 never started"
             time.sleep(0.2)
-        os.killpg(sweep.pid, signal.SIGKILL)
     finally:
-        sweep.wait(timeout=60)
+        os.kill(sweep.pid, signal.SIGKILL)  # until wait() collects it, the child's pid cannot be another process's
+        killed = sweep.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     (summary,) = optuna.get_all_study_summaries(f"sqlite:///{db}")
     name = summary.study_name
     assert [t.state for t in optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials] == [
         optuna.trial.TrialState.RUNNING
     ], "kill -9 leaves the trial RUNNING: nothing could tell it"
 
+    skip_drawing(monkeypatch)  # the rerun's pictures are not looked at
     result, _ = _sweep(out, cache, *fixed, "hydra.sweeper.n_trials=1")
     assert result.returncode == 0, _log(result)
     trials = optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials
