@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,10 +14,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from gaitgraph import ROOT
 from gaitgraph.engine.distributed import free_port
 from gaitgraph.sweep.dashboard import main, storage_of
 from gaitgraph.sweep.study import STUDY_FILE
+
+from .forked import Forked
 
 STUDY = "sweep_small-psymo10-0123456789ab"
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -61,20 +62,20 @@ def test_the_dashboard_shows_the_sweeps_study_and_its_trials_in_a_real_browser(t
     sweep.mkdir()
     (sweep / STUDY_FILE).write_text(json.dumps({STUDY: f"sqlite:///{db}"}))
     port = free_port()
-    env = {**os.environ, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
-    command = [sys.executable, str(ROOT / "scripts" / "dashboard.py"), str(sweep), "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # The script's command line in a process of its own, forked from this one (tests/forked.py: optuna already
+    # imported); the browser is a process of its own too.
+    env = {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    server = Forked("scripts.dashboard", [str(sweep), "--port", str(port)], tmp_path / "logs", env=env, merged=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         while True:
-            assert server.poll() is None, server.stdout.read()
             try:
                 studies = json.load(opener.open(f"{base}/api/studies", timeout=5))
                 break
             except OSError:
-                assert time.monotonic() < deadline, "the dashboard never answered"
+                assert time.monotonic() < deadline, f"the dashboard never answered:\n{server.out.read_text()[-3000:]}"
                 time.sleep(0.5)
         assert [s["study_name"] for s in studies["study_summaries"]] == [STUDY]
         assert STUDY in _page(f"{base}/dashboard/", "--dump-dom")
@@ -88,5 +89,5 @@ def test_the_dashboard_shows_the_sweeps_study_and_its_trials_in_a_real_browser(t
         _page(f"{base}/dashboard/studies/1", "--window-size=1400,900", f"--screenshot={shot}")
         assert shot.stat().st_size > 20_000, "a drawn page, not a blank one"
     finally:
-        server.terminate()
+        os.kill(server.pid, signal.SIGTERM)  # until wait() collects it, the child's pid cannot be another process's
         server.wait(timeout=30)

@@ -57,8 +57,8 @@ def serve(target: str, port: int) -> None:
     run_server(url, host=HOST, port=port)
 
 
-def main(argv: list[str]) -> int:
-    """Entry point; returns the exit status."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``argv``: the command line's arguments when None); returns the exit status."""
     parser = argparse.ArgumentParser(prog="dashboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", help="a sweep folder (holding studies.json) or an RDB storage URL")
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
