@@ -16,6 +16,7 @@ from gaitgraph.errors import CheckpointError
 
 from ..conftest import run_app
 from ..forked import Exited, fork_app
+from ..no_drawing import skip_drawing
 
 # 192 PsyMo-10 training sequences in batches of 32, the first 2 of each epoch's shuffled batches (the rest of the
 # epoch adds compute, not resume state); a checkpoint after every step.
@@ -58,7 +59,10 @@ def test_resume_path(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_killed_mid_epoch_then_resumed_matches_uninterrupted(tmp_path: Path, shared_cache: Path):
+def test_killed_mid_epoch_then_resumed_matches_uninterrupted(
+    tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    skip_drawing(monkeypatch)  # no run here looks at its pictures (tests/no_drawing.py)
     cache = shared_cache
     straight = tmp_path / "straight"
     done = run_app("gaitgraph.train", _args(straight, cache, []))

@@ -19,6 +19,7 @@ from gaitgraph.engine.state import CHECKPOINT_FORMAT
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.schema import validate
 from tests.conftest import compose_train, run_app
+from tests.no_drawing import skip_drawing
 
 LR = "optimizer.optimizer.lr"
 
@@ -147,9 +148,10 @@ EXPLODE = [
 
 @pytest.mark.slow
 def test_an_exploding_gradient_is_not_applied_and_the_printed_command_continues_the_run(
-    tmp_path: Path, shared_cache: Path
+    tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """Both command lines run in this process (tests/conftest.py run_app: the same main, exit status and output)."""
+    skip_drawing(monkeypatch)  # neither looks at its pictures (tests/no_drawing.py)
     run_dir = tmp_path / "run"
     where = [f"hydra.run.dir={run_dir}", f"paths.cache_dir={shared_cache}"]
     failed = run_app("gaitgraph.train", [*TINY, *EXPLODE, *where])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from gaitgraph.engine.interrupt import StopSignals
 from gaitgraph.errors import NonFiniteError
 from tests.conftest import compose_train, run_app
 from tests.forked import Exited, fork_app
+from tests.no_drawing import skip_drawing
 
 # PsyMo-10: 192 training sequences, 4 batches of 16 a run (limit_batches); the signal comes after step 2, mid-epoch.
 TINY = [
@@ -62,6 +64,14 @@ def _signal_at(step: int, name: str, rank: int = 0) -> list[str]:
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_pictures() -> Iterator[None]:
+    """No run here looks at its pictures (tests/no_drawing.py); forked runs inherit the stub."""
+    with pytest.MonkeyPatch.context() as patch:
+        skip_drawing(patch)
+        yield
 
 
 @pytest.fixture(scope="module")
