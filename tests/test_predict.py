@@ -28,6 +28,7 @@ from gaitgraph.evaluation.protocols import Protocol, select
 from gaitgraph.predict import predict
 
 from .conftest import TrainedRun, compose_train, run_console
+from .no_drawing import skip_drawing
 
 CPU = ["trainer.device=cpu", "trainer.num_threads=1"]
 SKELETONS = ROOT / "data" / "psymo10" / "skeletons"
@@ -67,7 +68,8 @@ def _probe_meta(identities: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_identities_from_an_enrolled_view_match_evaluate_cells(tmp_path: Path, trained):
+def test_identities_from_an_enrolled_view_match_evaluate_cells(tmp_path: Path, trained, monkeypatch):
+    skip_drawing(monkeypatch)  # evaluate's heatmap is not looked at (tests/no_drawing.py)
     ckpt, cache = trained
     enrol = _copy_walks(tmp_path / "enrol", f"*_{VIEW}_0_nm.json")  # nm run 0 at view G: the gallery
     probes = _copy_walks(tmp_path / "probes", "*.json")

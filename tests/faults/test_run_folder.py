@@ -24,6 +24,7 @@ from gaitgraph.errors import RunDirInUseError
 from gaitgraph.utils import TEMP_NAME, atomic_write, host_tag, process_start
 from tests.conftest import compose_train
 from tests.forked import Forked
+from tests.no_drawing import skip_drawing
 
 HOST = socket.gethostname()
 
@@ -197,7 +198,10 @@ def _train(run_dir: Path, seed: int, cwd: Path, cache: Path) -> Forked:
 
 
 @pytest.mark.slow
-def test_two_runs_started_together_into_one_folder_one_refuses(tmp_path: Path, shared_cache: Path) -> None:
+def test_two_runs_started_together_into_one_folder_one_refuses(
+    tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skip_drawing(monkeypatch)  # the forked runs inherit it: no picture is looked at (tests/no_drawing.py)
     run_dir = tmp_path / "run"
     procs = {seed: _train(run_dir, seed, tmp_path, shared_cache) for seed in (5318008, 7)}
     done = {seed: ((ended := p.wait(timeout=600)).returncode, ended.stdout) for seed, p in procs.items()}
