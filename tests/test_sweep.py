@@ -3,7 +3,7 @@ this process (tests/conftest.py ``run_app``: Hydra's multirun, the sweeper plugi
 command line; submitit and DDP still start their own processes). The seed check's repeats, each a
 ``python -m gaitgraph.train`` process in the tool, run here too (:func:`_train_in_this_process`).
 
-Tiny trials (1 epoch, 2 training and 2 test subjects, 16-frame windows) keep each trial to a few seconds; runs whose
+Tiny trials (1 epoch, 2 training and 2 test subjects, 8-frame windows) keep each trial to a few seconds; runs whose
 pictures no test looks at build their figures without drawing them (tests/no_drawing.py).
 """
 
@@ -39,7 +39,7 @@ from .wandb_offline import read_offline_run
 TINY = [
     "trainer.epochs=1",
     "trainer.batch_size=64",
-    "dataset.sequence_length=16",
+    "dataset.sequence_length=8",
     "dataset.split.train_subjects=[0,1]",
     "dataset.split.test_subjects=[6,7]",
     "baseline=false",
