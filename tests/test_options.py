@@ -25,10 +25,11 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gaitgraph import CONF_DIR
-from gaitgraph.evaluation import pipeline, plots, report
+from gaitgraph.evaluation import pipeline, plots
 from gaitgraph.train import train
 
 from .conftest import compose_train, config_options
+from .no_drawing import skip_drawing
 from .synthetic_trees import fitting, narrow, write_trees
 
 #: What every case shares: two training steps, no tracker unless the logger is the option, no pose baseline, and
@@ -59,13 +60,8 @@ def no_png(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
     by ``plots.write_png`` (report.py holds the name too), retrieval's CMC plot by ``Figure.savefig``."""
     if request.node.name == f"test_experiment[{FAST_RUN}]":
         return
-
-    def empty_png(figure: Figure, path: str | Path, *args, **kwargs) -> None:
-        Path(path).write_bytes(b"")
-
-    monkeypatch.setattr(plots, "write_png", empty_png)
-    monkeypatch.setattr(report, "write_png", empty_png)
-    monkeypatch.setattr(Figure, "savefig", empty_png)
+    skip_drawing(monkeypatch)
+    monkeypatch.setattr(Figure, "savefig", plots.write_png)  # drawn by write_png, which skip_drawing emptied
 
 
 def compose_fitted(overrides: list[str], trees: Path, cache_dir: Path, run_dir: Path) -> DictConfig:
