@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from gaitgraph.loggers.base import NullTracker, Tracker
 from gaitgraph.loggers.csv import CsvLogger
 
 from .conftest import compose_train
-from .wandb_offline import read_offline_run
+from .wandb_offline import wait_offline_run
 
 # What a short run logs: per-step values, then an epoch record that adds keys at the same step.
 CALLS = [
@@ -61,15 +60,6 @@ def _tensorboard(run_dir: Path) -> EventAccumulator:
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     events.Reload()
     return events
-
-
-def _wandb_run(run_dir: Path):
-    found = sorted((run_dir / "wandb").glob("offline-run-*"))
-    assert len(found) == 1, found
-    deadline = time.monotonic() + 15
-    while (run := read_offline_run(found[0])).exit_code is None and time.monotonic() < deadline:
-        time.sleep(0.2)  # finish() returns before W&B's service wrote the exit record
-    return run
 
 
 def test_csv_rows_readable_mid_run_and_widened_by_new_keys(tmp_path: Path):
@@ -121,7 +111,7 @@ def test_many_loggers_write_the_same_keys_and_values(tmp_path: Path):
     text = events.Tensors("test/psymo10/table/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "| condition | 000 | mean |" in text and "| nm | 0.5 | 0.5 |" in text
 
-    run = _wandb_run(run_dir)
+    run = wait_offline_run(run_dir)
     assert {k for k in run.history_keys() if not k.startswith("_")} >= KEYS
     for key in KEYS:
         assert [(r["_step"], r[key]) for r in run.history if key in r] == _expected(key)
@@ -136,7 +126,7 @@ def test_wandb_names_job_types_and_summaries(tmp_path: Path):
         logger.log_metrics(metrics, step=step)
     logger.log_metrics({"test/mean_rank1": 0.4, "test/psymo10/heatmap_count": 1.0})
     logger.finish()
-    run = _wandb_run(tmp_path)
+    run = wait_offline_run(tmp_path)
     assert run.name == "study-x-trial7" and run.job_type == "eval" and run.group == "study-x"
     # Best rank-1 (50 % at step 3, here also the last) and lowest loss beside the last value; rank-1 in percent.
     assert run.summary["val/rank1"] == {"max": 50.0, "last": 50.0}
@@ -152,7 +142,7 @@ def test_wandb_run_outside_a_sweep_is_named_after_task_and_run_dir(tmp_path: Pat
     run_dir.mkdir()
     logger.start(run_dir, {"hparams_search": None}, name="train", tags=[])
     logger.finish()
-    run = _wandb_run(run_dir)
+    run = wait_offline_run(run_dir)
     assert run.name == "train-12-00-00-000001" and run.job_type == "train"
 
 

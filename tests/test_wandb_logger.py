@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 from gaitgraph.loggers.wandb import WandbLogger, run_group
 
-from .wandb_offline import read_offline_run
+from .wandb_offline import read_offline_run, wait_offline_run
 
 
 def _closed_port() -> int:
@@ -31,19 +32,6 @@ def no_wandb_account(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-
-
-def _offline_run(run_dir: Path, wait_s: float = 15.0):
-    """The one offline run under run_dir, once W&B's service has written its exit record.
-
-    ``finish()`` returns before the service process has flushed the file to disk.
-    """
-    found = sorted((run_dir / "wandb").glob("offline-run-*"))
-    assert len(found) == 1, f"expected one offline run under {run_dir}/wandb, found {found}"
-    deadline = time.monotonic() + wait_s
-    while (run := read_offline_run(found[0])).exit_code is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return run
 
 
 def test_offline_run_holds_metrics_table_image_artifact(tmp_path: Path):
@@ -67,7 +55,7 @@ def test_offline_run_holds_metrics_table_image_artifact(tmp_path: Path):
     logger.finish()
     logger.finish()  # safe twice
 
-    run = _offline_run(run_dir)
+    run = wait_offline_run(run_dir)
     assert run.group == "study-x"  # the sweep's study groups its trials
     assert set(run.tags) == {"fixed", "model:resgcn_n21_r8"}
     assert run.config["model"] == {"depth": 21} and len(run.config["note"]) == 40_000
@@ -90,7 +78,7 @@ def test_explicit_group_wins(tmp_path: Path):
     logger = WandbLogger(group="mine")
     logger.start(tmp_path, {"hparams_search": {"study_name": "s"}}, name="exp", tags=[])
     logger.finish(1)
-    run = _offline_run(tmp_path)
+    run = wait_offline_run(tmp_path)
     assert run.group == "mine" and run.exit_code == 1
 
 
@@ -104,7 +92,7 @@ def test_online_without_key_falls_back_to_offline(tmp_path: Path, no_wandb_accou
     logger.finish()
     assert time.perf_counter() - start < 30
     assert "W&B online start failed" in caplog.text and "wandb sync" in caplog.text
-    assert _offline_run(tmp_path).history_keys() >= {"train/loss"}
+    assert wait_offline_run(tmp_path).history_keys() >= {"train/loss"}
 
 
 @pytest.mark.system
@@ -117,7 +105,7 @@ def test_online_unreachable_server_times_out_to_offline(tmp_path: Path, no_wandb
     logger.finish()
     assert time.perf_counter() - start < 30  # not wandb's default 90 s
     assert "W&B online start failed" in caplog.text
-    assert _offline_run(tmp_path).exit_code == 0
+    assert wait_offline_run(tmp_path).exit_code == 0
 
 
 def test_reader_rejects_other_files(tmp_path: Path):
@@ -125,3 +113,26 @@ def test_reader_rejects_other_files(tmp_path: Path):
     bad.write_bytes(b"not a datastore")
     with pytest.raises(ValueError, match="W&B datastore"):
         read_offline_run(bad)
+
+
+def test_reader_stops_at_a_record_still_being_written(tmp_path: Path):
+    """A file read while W&B's service appends to it ends mid-chunk: the records before it are read, the partial
+    one is left for the next read (not a protobuf DecodeError)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    def chunk(record) -> bytes:
+        data = record.SerializeToString()
+        return struct.pack("<IHB", 0, len(data), 1) + data  # crc (unchecked), length, FULL
+
+    history = pb.Record()
+    history.history.item.add(key="train/loss", value_json="0.5")
+    exit_record = pb.Record()
+    exit_record.exit.exit_code = 0
+    exit_record.exit.runtime = 12345
+    whole = b":W&B" + b"\x00" * 3 + chunk(history) + chunk(exit_record)
+    path = tmp_path / "run-x.wandb"
+    path.write_bytes(whole[:-2])  # the exit record's chunk header is on disk, not all of its bytes
+    partial = read_offline_run(path)
+    assert partial.history == [{"train/loss": 0.5}] and partial.exit_code is None
+    path.write_bytes(whole)
+    assert read_offline_run(path).exit_code == 0

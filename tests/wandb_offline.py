@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ def _records(raw: bytes) -> list[bytes]:
             continue
         _, length, kind = struct.unpack("<IHB", raw[pos : pos + _CHUNK_HEADER])
         pos += _CHUNK_HEADER
+        if pos + length > len(raw):  # the writer is mid-chunk: that record is not on disk yet
+            break
         if kind == 0 and length == 0:  # zero padding at the end of a block
             pos += left - _CHUNK_HEADER
             continue
@@ -94,4 +97,15 @@ def read_offline_run(path: str | Path) -> OfflineRun:
             run.artifacts.append((record.artifact.name, record.artifact.type))
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
+    return run
+
+
+def wait_offline_run(run_dir: str | Path, wait_s: float = 15.0) -> OfflineRun:
+    """The one offline run under ``run_dir/wandb``, once W&B's service has written its exit record (or after
+    ``wait_s``): ``finish()`` returns before the service process has flushed the file."""
+    found = sorted((Path(run_dir) / "wandb").glob("offline-run-*"))
+    assert len(found) == 1, f"expected one offline run under {run_dir}/wandb, found {found}"
+    deadline = time.monotonic() + wait_s
+    while (run := read_offline_run(found[0])).exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     return run
