@@ -229,20 +229,41 @@ class TrainedRun:
         return dest
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> TrainedRun:
-    """The session's one trained PsyMo-10 run (:data:`TRAINED_RUN`), trained in this process by the first test
-    that asks, under a file lock the other workers wait on."""
+def _train_shared_run(tmp_path_factory: pytest.TempPathFactory, cache: Path, wait: bool) -> Path | None:
+    """Train :data:`TRAINED_RUN` once per session, under a file lock shared by the pytest-xdist workers; its
+    ``value.json``, or None where ``wait`` is False and another worker holds the lock (it is training)."""
+    from filelock import Timeout
+
     from gaitgraph.train import train
 
     folder = shared_dir(tmp_path_factory, "trained_run")
     run_dir, done = folder / "run", folder / "value.json"
-    with FileLock(str(folder / "train.lock")):
-        if not done.is_file():
-            shutil.rmtree(run_dir, ignore_errors=True)  # what a crashed first attempt left
-            cfg = TrainedRun(run_dir, shared_cache, tuple(TRAINED_RUN), 0.0).config()
-            done.write_text(json.dumps(train(cfg)))
-    return TrainedRun(run_dir, shared_cache, tuple(TRAINED_RUN), json.loads(done.read_text()))
+    try:
+        with FileLock(str(folder / "train.lock"), timeout=-1 if wait else 0):
+            if not done.is_file():
+                shutil.rmtree(run_dir, ignore_errors=True)  # what a crashed first attempt left
+                cfg = TrainedRun(run_dir, cache, tuple(TRAINED_RUN), 0.0).config()
+                done.write_text(json.dumps(train(cfg)))
+    except Timeout:
+        return None
+    return done
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_run_trained_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where a collected test needs :func:`trained_run`, the first worker to start trains it before its first
+    test, and the other goes on with its own tests: a worker waits for the run only if it needs it before it is
+    done (trained on first use instead, one worker sat idle ~30 s waiting for the other's training)."""
+    if any("trained_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        _train_shared_run(tmp_path_factory, request.getfixturevalue("shared_cache"), wait=False)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> TrainedRun:
+    """The session's one trained PsyMo-10 run (:data:`TRAINED_RUN`), trained in this process unless another
+    worker has trained it or is training it (then this waits for it)."""
+    done = _train_shared_run(tmp_path_factory, shared_cache, wait=True)
+    return TrainedRun(done.parent / "run", shared_cache, tuple(TRAINED_RUN), json.loads(done.read_text()))
 
 
 #: The test files that take longest (`make test` prints the slowest tests), longest first. pytest-xdist hands out
