@@ -115,8 +115,9 @@ class Checkpointer:
         self.folder = Path(folder)
         self.last_good: tuple[Path, int] | None = None  # (path, step) of the newest checkpoint written
 
-    def save(self, state: dict[str, Any], name: str) -> Path:
-        """Write ``state`` as ``name``; refuse a non-finite state (the files on disk stay as they were).
+    def save(self, state: dict[str, Any], name: str, *more: str) -> Path:
+        """Write ``state`` as ``name`` (and as each of ``more``, from the same serialisation); refuse a non-finite
+        state (the files on disk stay as they were). Returns the path of ``name``.
 
         The model, optimizer and scaler tensors are checked (the only parts that can turn non-finite);
         the history's NaN placeholders for "not measured" are allowed.
@@ -133,12 +134,17 @@ class Checkpointer:
                 f"{' ...' if len(bad) > 3 else ''}), so {name} was not written{kept}. Lower the learning rate "
                 "or set trainer.grad_clip, then resume from the last good checkpoint or start again."
             )
-        path = self.folder / name
         # Serialised in memory first: a full disk then fails in a plain file write (a clear OSError) instead of
         # inside torch's zip writer ("unexpected pos ...").
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        data = buffer.getbuffer()
+        for each in (name, *more):
+            self._write(buffer.getbuffer(), each)
+        self.last_good = (self.folder / name, int(state.get("step", 0)))
+        return self.folder / name
+
+    def _write(self, data: memoryview, name: str) -> None:
+        path = self.folder / name
 
         def write(tmp: Path) -> None:
             tmp.write_bytes(data)
@@ -146,8 +152,6 @@ class Checkpointer:
                 path.replace(self.folder / PREVIOUS)
 
         atomic_write(path, write)
-        self.last_good = (path, int(state.get("step", 0)))
-        return path
 
 
 def resume_path(resume: str | None, run_dir: str | Path) -> Path | None:

@@ -235,11 +235,12 @@ class Trainer:
         )
         raise Interrupted(f"{signal.Signals(signum).name} after {where}: saved {path}.", EXIT_CODES[signum])
 
-    def save_checkpoint(self, name: str) -> Path | None:
-        """Write the whole TrainState as ``checkpoints/<name>`` (rank 0 only; returns the path there)."""
+    def save_checkpoint(self, name: str, *more: str) -> Path | None:
+        """Write the whole TrainState as ``checkpoints/<name>`` and as each of ``more`` (serialised once; rank 0
+        only; returns the path of ``name`` there)."""
         if not self.ctx.is_main:
             return None
-        return self.checkpointer.save(self.state.state_dict(), name)
+        return self.checkpointer.save(self.state.state_dict(), name, *more)
 
     def training_inputs(self) -> Iterator[torch.Tensor]:
         """Model inputs of one pass over the training batches (augmented as in training), e.g. to recompute the

@@ -49,6 +49,19 @@ def test_a_non_finite_state_is_never_written_and_the_last_good_one_stays(tmp_pat
     assert _digest(tmp_path) == before
 
 
+def test_one_state_saved_under_two_names_is_serialised_once_and_keeps_previous(tmp_path: Path, monkeypatch):
+    writer = Checkpointer(tmp_path)
+    writer.save(_state(1, 1.0), "last.pt")
+    calls = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda *a, **k: calls.append(1) or real_save(*a, **k))
+    assert writer.save(_state(2, 2.0), "last.pt", "best.pt") == tmp_path / "last.pt"
+    assert len(calls) == 1
+    assert (tmp_path / "best.pt").read_bytes() == (tmp_path / "last.pt").read_bytes()
+    assert torch.load(tmp_path / "previous.pt", weights_only=True)["step"] == 1
+    assert writer.last_good == (tmp_path / "last.pt", 2)
+
+
 def test_the_finiteness_check_names_exactly_the_non_finite_values():
     state = {
         "big": torch.full((4,), 3e38),  # finite, though its sum overflows

@@ -33,6 +33,4 @@ class Checkpointing(Callback):
         trainer.save_checkpoint(LAST)
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        trainer.save_checkpoint(LAST)
-        if self.final_is_best:
-            trainer.save_checkpoint(BEST)
+        trainer.save_checkpoint(LAST, *([BEST] if self.final_is_best else []))
