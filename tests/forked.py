@@ -53,22 +53,32 @@ class Forked:
         environ: dict[str, str | None] = {"WANDB_MODE": "offline", "PYTHONPATH": str(ROOT), **(env or {})}
         sys.stdout.flush()
         sys.stderr.flush()
+        self.exited: Exited | None = None
         self.pid = os.fork()
         if self.pid == 0:  # the child: it never returns
             _child(module, [importlib.util.find_spec(module).origin, *args], cwd, environ, self.out, self.err)
 
+    def poll(self) -> Exited | None:
+        """What the child left if it has ended (collected by this or an earlier call), else None."""
+        if self.exited is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                return None
+            err = self.err.read_text()
+            out = self.out.read_text() if self.out != self.err else err
+            self.exited = Exited(os.waitstatus_to_exitcode(status), out, err)
+        return self.exited
+
     def wait(self, timeout: float = 300) -> Exited:
         """Wait for the child (killed after ``timeout`` seconds, a hang) and read what it wrote."""
         deadline = time.monotonic() + timeout
-        while (done := os.waitpid(self.pid, os.WNOHANG))[0] == 0:
+        while (done := self.poll()) is None:
             if time.monotonic() > deadline:
                 os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)
                 raise TimeoutError(f"{self.pid} still ran after {timeout} s: {self.err.read_text()[-3000:]}")
             time.sleep(0.05)
-        code = os.waitstatus_to_exitcode(done[1])
-        err = self.err.read_text()
-        return Exited(code, self.out.read_text() if self.out != self.err else err, err)
+        return done
 
 
 def one_thread(overrides: list[str]) -> list[str]:

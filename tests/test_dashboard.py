@@ -75,6 +75,8 @@ def test_the_dashboard_shows_the_sweeps_study_and_its_trials_in_a_real_browser(t
                 studies = json.load(opener.open(f"{base}/api/studies", timeout=5))
                 break
             except OSError:
+                ended = server.poll()
+                assert ended is None, f"the dashboard exited ({ended.returncode}):\n{ended.stdout[-3000:]}"
                 assert time.monotonic() < deadline, f"the dashboard never answered:\n{server.out.read_text()[-3000:]}"
                 time.sleep(0.5)
         assert [s["study_name"] for s in studies["study_summaries"]] == [STUDY]
@@ -89,5 +91,6 @@ def test_the_dashboard_shows_the_sweeps_study_and_its_trials_in_a_real_browser(t
         _page(f"{base}/dashboard/studies/1", "--window-size=1400,900", f"--screenshot={shot}")
         assert shot.stat().st_size > 20_000, "a drawn page, not a blank one"
     finally:
-        os.kill(server.pid, signal.SIGTERM)  # until wait() collects it, the child's pid cannot be another process's
+        if server.poll() is None:  # until it is collected, the child's pid cannot be another process's
+            os.kill(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
