@@ -3,8 +3,8 @@ nothing tunes on the test split, no run is lost or silently changed, weights loa
 bad configuration is refused before any work, and every mistake ends in one paragraph without a traceback.
 
 The Hydra apps run in this process (:func:`tests.conftest.run_app`: the same main, exit status and output); a
-new interpreter starts only where the process boundary is what is tested (a file-size limit and ``os._exit`` after
-a full disk)."""
+full disk is a file-size limit on a process of its own, which ends with ``os._exit``: a new interpreter where its
+exit after a failed HDF5 write is what is tested (the cache), a forked one (tests/forked.py) for the checkpoint."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from gaitgraph.data.cache import load_poses
 from gaitgraph.engine.checkpoint import non_finite_keys
 
 from .conftest import AppResult, TrainedRun, compose_train, run_app
+from .forked import Exited, fork_app
 from .payload import CodePayload
 
 # 192 PsyMo-10 training sequences / 32 = 6 steps per epoch.
@@ -61,6 +62,28 @@ def gaitgraph(
     )
 
 
+#: The file-size limit (bytes) of the child :func:`fork_with_file_limit` is forking, empty between its forks.
+_CHILD_FILE_LIMIT: list[int] = []
+
+
+def _limit_child_files() -> None:
+    if _CHILD_FILE_LIMIT:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (_CHILD_FILE_LIMIT[0], _CHILD_FILE_LIMIT[0]))
+
+
+os.register_at_fork(after_in_child=_limit_child_files)
+
+
+def fork_with_file_limit(module: str, args: list[str], tmp: Path, limit_file_bytes: int) -> Exited:
+    """:func:`gaitgraph` in a forked child (torch and the platform already imported, about 4 CPU-s less than a new
+    interpreter) whose file-size limit is set in the child only: this process's own writes are never limited."""
+    _CHILD_FILE_LIMIT.append(limit_file_bytes)
+    try:
+        return fork_app(f"gaitgraph.{module}", args, tmp / "logs", cwd=tmp, env={"HYDRA_FULL_ERROR": "0"})
+    finally:
+        _CHILD_FILE_LIMIT.clear()
+
+
 def train_args(tmp: Path, run: str, *extra: str, cache: Path | None = None) -> list[str]:
     cache = cache or tmp / "cache"
     return [*TINY, f"hydra.run.dir={tmp / run}", f"paths.output_root={tmp}", f"paths.cache_dir={cache}", *extra]
@@ -71,7 +94,7 @@ def train_app(args: list[str]) -> AppResult:
     return run_app("gaitgraph.train", args)
 
 
-def one_paragraph(result: subprocess.CompletedProcess | AppResult, kind: str, *phrases: str) -> str:
+def one_paragraph(result: subprocess.CompletedProcess | AppResult | Exited, kind: str, *phrases: str) -> str:
     """The run failed as a user mistake: exit 2, one short message of ``kind`` naming ``phrases``, no traceback."""
     text = result.stdout + result.stderr
     assert result.returncode == USAGE_EXIT, text[-3000:]
@@ -176,14 +199,15 @@ def test_4_pretrained_weights_never_run_code(tmp_path: Path, shared_cache: Path)
 @pytest.mark.slow
 def test_5_resume_is_exact_or_refuses(trained_run: TrainedRun, tmp_path: Path):
     finished = trained_run.copy(tmp_path / "run")
-    for changed, key in (
-        ("trainer.batch_size=64", "trainer.batch_size: 32 -> 64"),
-        ("trainer.epochs=3", "trainer.epochs: 10 -> 3"),
-        ("model=resgcn_n39_r8", "model.structure"),
+    # The refusal names every changed key (two trainer keys in one resume: one run less); a model change, whose
+    # many keys would fill the message, on its own.
+    for changed, keys in (
+        (["trainer.batch_size=64", "trainer.epochs=3"], ["trainer.batch_size: 32 -> 64", "trainer.epochs: 10 -> 3"]),
+        (["model=resgcn_n39_r8"], ["model.structure"]),
     ):
         before = digest(finished / "checkpoints")
-        result = train_app(rerun_args(trained_run, finished, "trainer.resume=auto", changed))
-        one_paragraph(result, "checkpoint error", "cannot resume", key, "A finished run is not extended")
+        result = train_app(rerun_args(trained_run, finished, "trainer.resume=auto", *changed))
+        one_paragraph(result, "checkpoint error", "cannot resume", *keys, "A finished run is not extended")
         assert digest(finished / "checkpoints") == before
 
 
@@ -239,7 +263,7 @@ def test_9_a_full_disk_during_a_cache_build_or_a_checkpoint_is_one_paragraph(tmp
     load_poses(cfg.dataset, instantiate(cfg.keypoints), shared_cache)
     # The first checkpoint comes after the first step.
     first = train_args(tmp_path, "run", "trainer.checkpoint_every_steps=1", cache=shared_cache)
-    result = gaitgraph("train", first, tmp_path, limit_file_bytes=1_200_000)
+    result = fork_with_file_limit("train", first, tmp_path, limit_file_bytes=1_200_000)
     one_paragraph(result, "disk full", "checkpoints/", ".pt: the write failed for lack of space")
     assert not list((tmp_path / "run" / "checkpoints").glob("*.pt"))
 
