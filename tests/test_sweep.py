@@ -21,11 +21,14 @@ from types import SimpleNamespace
 import optuna
 import pytest
 import yaml
+from matplotlib.figure import Figure
+from PIL import Image
 from rich.console import Console
 
 import gaitgraph.sweep.seed_check as seed_check_module
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.errors import ConfigError
+from gaitgraph.evaluation import plots, report
 from gaitgraph.sweep.compare import load_sweep
 from gaitgraph.sweep.pruning import Pruning, TrialPruned
 from gaitgraph.sweep.seed_check import finished_trials, run_repeat, seed_check, verdict
@@ -82,6 +85,18 @@ def _study_name(sweep_dir: Path) -> str:
     return config["hparams_search"]["study_name"]
 
 
+def _one_pixel_pictures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figures built but not drawn, as tests/no_drawing.py does, each written as a 1-pixel PNG instead of an empty
+    file: W&B opens the heatmap file to log it (which key it is logged under is read here, the pictures are
+    tests/evaluation/test_eval_plots.py's). Drawing is about a fifth of a tiny trial's CPU time."""
+
+    def one_pixel(figure: Figure, path: str | Path, *args, **kwargs) -> None:
+        Image.new("RGB", (1, 1)).save(path, format="png")
+
+    monkeypatch.setattr(plots, "write_png", one_pixel)
+    monkeypatch.setattr(report, "write_png", one_pixel)
+
+
 @pytest.fixture(scope="module")
 def first_sweep(tmp_path_factory, shared_cache: Path):
     """A 2-trial sweep on sqlite with W&B offline: (outputs dir, cache dir, sweep dir). Two trials are what its
@@ -90,7 +105,11 @@ def first_sweep(tmp_path_factory, shared_cache: Path):
     sweeper, not of the recipe: the study's name stays the command's): the two learning rates, 0.0023 and 0.0031,
     are the same every time (unseeded, two such one-epoch trials sometimes scored alike: no worst to tell apart)."""
     out, cache = tmp_path_factory.mktemp("sweep") / "outputs", shared_cache
-    result, sweep_dir = _sweep(out, cache, "logger=wandb", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0")
+    with pytest.MonkeyPatch.context() as patch:
+        _one_pixel_pictures(patch)
+        result, sweep_dir = _sweep(
+            out, cache, "logger=wandb", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0"
+        )
     assert result.returncode == 0, _log(result)
     assert sweep_dir is not None
     return out, cache, sweep_dir
@@ -250,13 +269,17 @@ def test_sweep_configs_compose(option):
 
 
 @pytest.mark.slow
-def test_another_budget_is_another_study_and_a_named_study_refuses_another_space(first_sweep, monkeypatch):
+def test_another_budget_is_another_study_and_a_named_study_refuses_another_space(first_sweep):
     out, cache, sweep_dir = first_sweep
-    skip_drawing(monkeypatch)
-    result, other = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=1", "trainer.epochs=2")
-    assert result.returncode == 0, _log(result)
-    assert _study_name(other) != _study_name(sweep_dir), "another budget must not join the 1-epoch study"
     named = _study_name(sweep_dir)
+    # The sweeper names the study (and records it beside the jobs) before it asks for a trial: a sweep of no trial
+    # shows which study the command's trials would join, and ends as one that completed none.
+    result, other = _sweep(out, cache, "logger=none", "hydra.sweeper.n_trials=0", "trainer.epochs=2")
+    assert result.returncode == 2 and "Traceback" not in _log(result), _log(result)
+    assert "no trial has completed" in result.stderr
+    (other_name,) = json.loads((other / STUDY_FILE).read_text())
+    assert other_name.startswith("sweep_small-psymo10-")
+    assert other_name != named, "another budget must not join the 1-epoch study"
     result, _ = _sweep(
         out,
         cache,
