@@ -6,17 +6,19 @@ from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
+from PIL import Image
 
 from gaitgraph.evaluation import plots, report
 
 
 def skip_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Figures are built but written as empty PNG files: a run's heatmap and training curves (drawing and encoding
-    them is about a third of a tiny run's CPU time; tests/evaluation/test_eval_plots.py checks them) and
-    scripts/compare_runs.py's plots (tests/test_compare_runs.py opens some)."""
+    """Figures are built but written as 1-pixel PNG files (still pictures: W&B opens the heatmap file to log it): a
+    run's heatmap and training curves (drawing and encoding them is about a third of a tiny run's CPU time;
+    tests/evaluation/test_eval_plots.py checks them) and scripts/compare_runs.py's plots (tests/test_compare_runs.py
+    opens some)."""
 
-    def empty_png(figure: Figure, path: str | Path, *args, **kwargs) -> None:
-        Path(path).write_bytes(b"")
+    def one_pixel(figure: Figure, path: str | Path, *args, **kwargs) -> None:
+        Image.new("RGB", (1, 1)).save(path, format="png")
 
-    monkeypatch.setattr(plots, "write_png", empty_png)
-    monkeypatch.setattr(report, "write_png", empty_png)  # report imported the name
+    monkeypatch.setattr(plots, "write_png", one_pixel)
+    monkeypatch.setattr(report, "write_png", one_pixel)  # report imported the name

@@ -21,14 +21,11 @@ from types import SimpleNamespace
 import optuna
 import pytest
 import yaml
-from matplotlib.figure import Figure
-from PIL import Image
 from rich.console import Console
 
 import gaitgraph.sweep.seed_check as seed_check_module
 from gaitgraph.engine.distributed import DistContext
 from gaitgraph.errors import ConfigError
-from gaitgraph.evaluation import plots, report
 from gaitgraph.sweep.compare import load_sweep
 from gaitgraph.sweep.pruning import Pruning, TrialPruned
 from gaitgraph.sweep.seed_check import finished_trials, run_repeat, seed_check, verdict
@@ -85,18 +82,6 @@ def _study_name(sweep_dir: Path) -> str:
     return config["hparams_search"]["study_name"]
 
 
-def _one_pixel_pictures(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Figures built but not drawn, as tests/no_drawing.py does, each written as a 1-pixel PNG instead of an empty
-    file: W&B opens the heatmap file to log it (which key it is logged under is read here, the pictures are
-    tests/evaluation/test_eval_plots.py's). Drawing is about a fifth of a tiny trial's CPU time."""
-
-    def one_pixel(figure: Figure, path: str | Path, *args, **kwargs) -> None:
-        Image.new("RGB", (1, 1)).save(path, format="png")
-
-    monkeypatch.setattr(plots, "write_png", one_pixel)
-    monkeypatch.setattr(report, "write_png", one_pixel)
-
-
 @pytest.fixture(scope="module")
 def first_sweep(tmp_path_factory, shared_cache: Path):
     """A 2-trial sweep on sqlite with W&B offline: (outputs dir, cache dir, sweep dir). Two trials are what its
@@ -106,7 +91,7 @@ def first_sweep(tmp_path_factory, shared_cache: Path):
     are the same every time (unseeded, two such one-epoch trials sometimes scored alike: no worst to tell apart)."""
     out, cache = tmp_path_factory.mktemp("sweep") / "outputs", shared_cache
     with pytest.MonkeyPatch.context() as patch:
-        _one_pixel_pictures(patch)
+        skip_drawing(patch)  # W&B logs the heatmap's file; which key it is logged under is read here
         result, sweep_dir = _sweep(
             out, cache, "logger=wandb", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0"
         )
