@@ -6,7 +6,8 @@ signalled 2-step run costs 5.4-5.8 CPU-s as ``python -m gaitgraph.train``, 1.4-1
 
 What a fork does not show, a new interpreter's start and end (the ``__main__`` module, imports, finalisers at exit,
 ``os._exit`` before them), stays with the tests that start one: the console script smoke tests
-(tests/conftest.py ``run_console``) and the full-disk test (tests/test_integrity.py)."""
+(tests/conftest.py ``run_console``) and the full-disk cache build (tests/test_integrity.py; its checkpoint case is
+forked, with the file-size limit set in the child)."""
 
 from __future__ import annotations
 
