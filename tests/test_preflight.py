@@ -1,21 +1,20 @@
 """Preflight (gaitgraph/engine/preflight.py): a wrong key or value anywhere in the config is one ConfigError that
-names it, raised by train() before any data is read, and every option's full-size network builds on the meta
-device."""
+names it, raised by train() before any data is read; an unchanged config is checked once. That every recipe passes
+and every model option's full-size network builds on the meta device is in tests/test_config.py, beside the
+compositions of the same options."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
-from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from gaitgraph.engine.preflight import meta_model, preflight
+from gaitgraph.engine.preflight import preflight
 from gaitgraph.errors import ConfigError
 from gaitgraph.train import train
 
-from .conftest import compose_train, config_options
+from .conftest import compose_train
 
 #: (overrides, the start of the message: the key, then its value)
 BAD = [
@@ -55,23 +54,6 @@ def test_a_wrong_key_or_value_stops_train_before_any_data_is_read(overrides, mes
     assert str(caught.value).startswith(message), str(caught.value)
     assert len(str(caught.value).splitlines()) <= 2, "one paragraph: the message and at most a hint"
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists(), "data was read or a run written"
-
-
-@pytest.mark.parametrize("option", config_options("model"))
-def test_every_model_option_builds_full_size_on_the_meta_device(option: str):
-    """tests/test_options.py trains narrowed zoo models; here each option's own widths build, allocating nothing."""
-    layout = compose_train([f"model={option}"]).model.get("keypoints")
-    cfg = compose_train([f"model={option}", *(["keypoints=openpose"] if layout == "openpose18" else [])])
-    network = meta_model(cfg.model, instantiate(cfg.keypoints))
-    on_host = sum(p.numel() for p in network.parameters() if p.device != torch.device("meta"))
-    assert on_host * 10 < sum(p.numel() for p in network.parameters()), "only the graph's small constants allocate"
-    preflight(cfg)
-
-
-def test_preflight_of_every_recipe_passes():
-    """Every experiment's composed config passes (the runs themselves: tests/test_options.py)."""
-    for option in config_options("experiment"):
-        preflight(compose_train([f"experiment={option}"]))
 
 
 def test_the_same_config_is_built_once_and_a_changed_one_again(monkeypatch: pytest.MonkeyPatch):
