@@ -17,14 +17,21 @@ from gaitgraph.engine.checkpoint import recipe_differences
 from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.train import train
 
+from ..composed import Composed
 from ..conftest import compose_train
+from ..no_drawing import skip_drawing
 from .hooks import Stopped
 
 SELECT, TEST = object(), object()  # stand-ins for the selection (val) and test splits: only their identity counts
 BUILT_INS = ["averaging", "selection", "logging", "checkpointing", "progress", "profiling"]
-#: Two epochs of two batches of 16 PsyMo-10 windows of 16 frames, one thread: seconds.
+#: Two epochs of two batches of 16 PsyMo-10 windows of 8 frames from two subjects, validated and tested on one
+#: subject each, one thread: about two CPU-seconds a run.
 TINY = [
     "debug=fdr",
+    "dataset.sequence_length=8",
+    "dataset.split.train_subjects=[0,1]",
+    "dataset.split.val_subjects=[4]",
+    "dataset.split.test_subjects=[6]",
     "trainer.epochs=2",
     "trainer.val_every=1",
     "trainer.num_threads=1",
@@ -76,34 +83,41 @@ class NotACallback:
     """Has none of the hooks the Trainer calls."""
 
 
-def _callbacks(overrides: list[str], selection: object | None = SELECT) -> dict[str, Callback]:
+@pytest.fixture(scope="module")
+def composed() -> Composed:
+    """The module's configs, each composed once (``debug=fdr`` alone is asked for by five tests)."""
+    return Composed()
+
+
+def _callbacks(composed: Composed, overrides: list[str], selection: object | None = SELECT) -> dict[str, Callback]:
     """``build_callbacks`` of a composed config, with a tiny network and stand-in splits, tracker and scores."""
-    cfg = compose_train(["debug=fdr", *overrides])
+    cfg = composed(["debug=fdr", *overrides])
     network = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
     splits = Splits(train=None, val=selection, test=TEST, selection=selection, selection_key="val/rank1")
     return build_callbacks(cfg, splits, optimizer, network, logger=None, score=lambda net, split, name: 0.5)
 
 
-def test_the_group_lists_every_built_in_in_call_order():
-    assert list(compose_train([]).callbacks) == BUILT_INS
+def test_the_group_lists_every_built_in_in_call_order(composed: Composed):
+    assert list(composed([]).callbacks) == BUILT_INS
     # averaging follows trainer.swa.enabled and profiling is idle unless switched on: four run by default
-    assert list(_callbacks([])) == ["selection", "logging", "checkpointing", "progress"]
-    assert list(_callbacks(["trainer.swa.enabled=true", "callbacks.profiling.enabled=true"])) == BUILT_INS
-    assert compose_train(["debug=profiler"]).callbacks.profiling.enabled  # the group's node, switched on
+    assert list(_callbacks(composed, [])) == ["selection", "logging", "checkpointing", "progress"]
+    assert list(_callbacks(composed, ["trainer.swa.enabled=true", "callbacks.profiling.enabled=true"])) == BUILT_INS
+    assert composed(["debug=profiler"]).callbacks.profiling.enabled  # the group's node, switched on
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
-def test_each_built_in_switches_off_from_the_command_line(name: str):
+def test_each_built_in_switches_off_from_the_command_line(composed: Composed, name: str):
     # averaging on too, except without checkpointing (its best.pt would be missing: a test below)
     on = ["callbacks.profiling.enabled=true"] + ([] if name == "checkpointing" else ["trainer.swa.enabled=true"])
-    running = list(_callbacks(on))
+    running = list(_callbacks(composed, on))
     assert name in running
-    assert list(_callbacks([*on, f"callbacks.{name}=null"])) == [n for n in running if n != name]
+    assert list(_callbacks(composed, [*on, f"callbacks.{name}=null"])) == [n for n in running if n != name]
 
 
-def test_built_ins_take_their_settings_from_the_command_line_and_from_trainer_keys():
+def test_built_ins_take_their_settings_from_the_command_line_and_from_trainer_keys(composed: Composed):
     built = _callbacks(
+        composed,
         [
             "callbacks.checkpointing.every_steps=50",
             "callbacks.selection.every=3",
@@ -112,7 +126,7 @@ def test_built_ins_take_their_settings_from_the_command_line_and_from_trainer_ke
             "trainer.swa.enabled=true",
             "trainer.epochs=10",
             "callbacks.averaging.start_fraction=0.5",
-        ]
+        ],
     )
     checkpointing, selection, profiling = built["checkpointing"], built["selection"], built["profiling"]
     assert isinstance(checkpointing, Checkpointing) and checkpointing.every_steps == 50
@@ -120,20 +134,23 @@ def test_built_ins_take_their_settings_from_the_command_line_and_from_trainer_ke
     assert isinstance(profiling, Profiling) and profiling.steps == 1 + 1 + 5
     assert built["averaging"].averaging.start_epoch == 5
     # the trainer.* keys recipes and the README name still set them
-    legacy = _callbacks(["trainer.checkpoint_every_steps=7", "trainer.val_every=2", "trainer.swa.enabled=true"])
+    legacy = _callbacks(
+        composed, ["trainer.checkpoint_every_steps=7", "trainer.val_every=2", "trainer.swa.enabled=true"]
+    )
     assert legacy["checkpointing"].every_steps == 7 and legacy["selection"].every == 2
     assert legacy["averaging"].averaging.start_epoch == 0  # debug=fdr: 1 epoch x 0.8
 
 
-def test_the_run_decides_what_selection_and_checkpointing_save():
-    plain = _callbacks([])
+def test_the_run_decides_what_selection_and_checkpointing_save(composed: Composed):
+    plain = _callbacks(composed, [])
     assert plain["selection"].save_best and not plain["checkpointing"].final_is_best
-    averaged = _callbacks(["trainer.swa.enabled=true"])
+    averaged = _callbacks(composed, ["trainer.swa.enabled=true"])
     assert not averaged["selection"].save_best and averaged["checkpointing"].final_is_best
-    assert _callbacks(["callbacks.selection=null"])["checkpointing"].final_is_best
-    no_val = _callbacks([], selection=None)  # nothing to select on: no selection, the final weights are best.pt
+    assert _callbacks(composed, ["callbacks.selection=null"])["checkpointing"].final_is_best
+    # nothing to select on: no selection, the final weights are best.pt
+    no_val = _callbacks(composed, [], selection=None)
     assert "selection" not in no_val and no_val["checkpointing"].final_is_best
-    assert list(_callbacks(["callbacks.checkpointing=null"])) == ["selection", "logging", "progress"]
+    assert list(_callbacks(composed, ["callbacks.checkpointing=null"])) == ["selection", "logging", "progress"]
 
 
 @pytest.mark.parametrize(
@@ -149,15 +166,17 @@ def test_the_run_decides_what_selection_and_checkpointing_save():
         ),
     ],
 )
-def test_a_callback_that_cannot_work_is_a_config_error(overrides: list[str], key: str, allowed: str):
+def test_a_callback_that_cannot_work_is_a_config_error(
+    composed: Composed, overrides: list[str], key: str, allowed: str
+):
     with pytest.raises(ConfigError, match=allowed) as err:
-        _callbacks(overrides)
+        _callbacks(composed, overrides)
     assert err.value.key == key
 
 
-def test_progress_logging_profiling_and_added_callbacks_are_operational_the_others_recipe():
-    stored = compose_train(["debug=fdr"])
-    current = compose_train(
+def test_progress_logging_profiling_and_added_callbacks_are_operational_the_others_recipe(composed: Composed):
+    stored = composed(["debug=fdr"])
+    current = composed(
         [
             "debug=profiler",
             "callbacks.progress=null",
@@ -175,14 +194,14 @@ def test_progress_logging_profiling_and_added_callbacks_are_operational_the_othe
         ("callbacks.averaging.enabled=true", "callbacks.averaging.enabled"),
         ("callbacks.checkpointing=null", "callbacks.checkpointing"),
     ]:
-        changed = _plain(compose_train(["debug=fdr", override]))
+        changed = _plain(composed(["debug=fdr", override]))
         assert [k for k, _, _ in recipe_differences(_plain(stored), changed)][0].startswith(key)
 
 
-def test_a_checkpoint_from_before_the_callbacks_group_still_resumes():
-    stored = _plain(compose_train(["debug=fdr"]))
+def test_a_checkpoint_from_before_the_callbacks_group_still_resumes(composed: Composed):
+    stored = _plain(composed(["debug=fdr"]))
     stored["callbacks"] = {"kill": {"_target_": "tests.engine.hooks.KillAtStep", "step": 8}}  # no built-in nodes
-    assert recipe_differences(stored, _plain(compose_train(["debug=fdr"]))) == []
+    assert recipe_differences(stored, _plain(composed(["debug=fdr"]))) == []
 
 
 def _plain(cfg: DictConfig) -> dict[str, Any]:
@@ -197,7 +216,10 @@ def _run_config(run_dir: Path, cache: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def test_a_callback_of_ones_own_gets_every_hook_in_order(tmp_path: Path, shared_cache: Path):
+def test_a_callback_of_ones_own_gets_every_hook_in_order(
+    tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    skip_drawing(monkeypatch)  # the run's pictures are not looked at (tests/no_drawing.py)
     EVENTS.clear()
     overrides = [
         "callbacks.progress=null",
@@ -220,7 +242,10 @@ def test_a_callback_of_ones_own_gets_every_hook_in_order(tmp_path: Path, shared_
 
 
 @pytest.mark.slow
-def test_resume_with_operational_callbacks_switched_otherwise(tmp_path: Path, shared_cache: Path):
+def test_resume_with_operational_callbacks_switched_otherwise(
+    tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    skip_drawing(monkeypatch)
     run_dir = tmp_path / "run"
     stop = ["+callbacks.stop._target_=tests.engine.hooks.StopAtStep", "+callbacks.stop.step=3"]
     with pytest.raises(Stopped):
