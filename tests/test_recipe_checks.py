@@ -3,14 +3,17 @@ recipe that a tree cannot hold is refused before the pose cache is built, in one
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph import CONF_DIR
-from gaitgraph.data import recipe_check
+from gaitgraph.data import recipe_check, synthetic
 from gaitgraph.data.recipe_check import check_recipe
 from gaitgraph.data.synthetic import generate_gait3d, generate_grew, generate_oumvlp
 from gaitgraph.engine.build import load_splits
@@ -18,6 +21,7 @@ from gaitgraph.engine.distributed import DistContext
 from gaitgraph.errors import ConfigError
 
 from .conftest import compose_train, skeleton
+from .memory_dir import scratch_in_memory
 
 
 def _check(*overrides: str) -> None:
@@ -36,9 +40,13 @@ def _refusal(*overrides: str) -> tuple[str, list[str]]:
     return message, fits.group(1).split()
 
 
-def _synthetic_defaults():
+@functools.cache
+def _synthetic_defaults() -> DictConfig:
+    """conf/synthetic.yaml as ``gaitgraph-synthetic`` composes it (read-only: shared by two tests)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("synthetic")
+        cfg = compose("synthetic")
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
 
 
 # --- (a) the default trees of gaitgraph-synthetic hold the recipes -------------------------------------------------
@@ -62,10 +70,21 @@ def test_default_gait3d_and_grew_trees_hold_their_recipes(tmp_path: Path):
         _check(*sweep, *fits)
 
 
+@pytest.fixture
+def oumvlp_default_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The data folder of gaitgraph-synthetic's default OUMVLP-Pose tree (~26,000 files, in memory where there is
+    room: tests/memory_dir.py). Its frames list no poses: the recipe check counts frame files and reads none, the
+    listing is the default tree's (same names, same ID_list.csv), and writing ~26,000 poses as JSON is two thirds
+    of the generation's CPU time."""
+    monkeypatch.setattr(synthetic, "_person", lambda pose: None)
+    with scratch_in_memory(tmp_path) as data_dir:
+        generate_oumvlp(data_dir / "oumvlp", **_synthetic_defaults().oumvlp)
+        yield data_dir
+
+
 @pytest.mark.slow
-def test_default_oumvlp_tree_holds_its_recipes_with_the_overrides_its_config_names(tmp_path: Path):
-    generate_oumvlp(tmp_path / "oumvlp", **_synthetic_defaults().oumvlp)
-    data = f"paths.data_dir={tmp_path}"
+def test_default_oumvlp_tree_holds_its_recipes_with_the_overrides_its_config_names(oumvlp_default_tree: Path):
+    data = f"paths.data_dir={oumvlp_default_tree}"
     named = (CONF_DIR / "synthetic.yaml").read_text()
     for recipe in ("gaitgraph2_oumvlp_openpose", "gaittr_oumvlp", "gpgait_oumvlp", "gaitgraph1_oumvlp"):
         _, fits = _refusal(f"experiment={recipe}", data)
