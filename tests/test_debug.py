@@ -3,7 +3,7 @@
 The cases come from ``conf/debug/``, so a new debug config runs here without anyone adding a line (this is the
 ``debug=`` group's build-and-run test; tests/test_options.py covers the other groups). A config with a promise below
 runs at its own budget of steps and epochs (on smaller windows, :data:`SMALL`) and is checked against it; any other
-runs cut to two short epochs.
+runs cut to two short epochs. No run draws its pictures (tests/no_drawing.py: nothing here opens one).
 """
 
 from __future__ import annotations
@@ -24,18 +24,27 @@ from gaitgraph.evaluation import pipeline
 from gaitgraph.train import train
 
 from .conftest import compose_train, config_options
+from .no_drawing import skip_drawing
 
 #: The budget of a debug config without a promise of its own (``debug=default`` sets none).
 CUT = ["trainer.epochs=2", "trainer.limit_batches=2", "trainer.batch_size=8", "dataset.sequence_length=8"]
 #: limit, overfit and profiler promise steps, epochs, a loss floor and files, not a size: they run on 8-frame windows
-#: (limit on batches of 8 too; overfit keeps its P x K batch, which its floor depends on), and the profiler records
-#: one step after its wait and warm-up instead of three, its table sorting a third of the events. Measured (CPU-s,
+#: (limit and the profiler on batches of 8 too; overfit keeps its P x K batch, which its floor depends on), and the
+#: profiler records one step after its wait and warm-up instead of three, its table sorting a third of the events.
+#: overfit and the profiler write no checkpoints: their promises read none (overfit wrote last.pt 15 times), and
+#: fdr's and limit's, which read last.pt, keep theirs. Measured (CPU-s,
 #: warm process): limit 3.6 -> 2.4, overfit 9 -> 5.7 (its loss ends within 0.2 % of the way to the floor at seeds
 #: 0-3, against 0.4 % at 16 frames; the test allows 5 %), profiler 6.1 -> 3.5; debug=limit took 23 at 32 x 30 frames.
 SMALL = {
     "limit": ["trainer.batch_size=8", "dataset.sequence_length=8"],
-    "overfit": ["dataset.sequence_length=8"],
-    "profiler": ["dataset.sequence_length=8", "callbacks.profiling.active=1", "trainer.limit_batches=3"],
+    "overfit": ["dataset.sequence_length=8", "callbacks.checkpointing=null"],
+    "profiler": [
+        "dataset.sequence_length=8",
+        "callbacks.profiling.active=1",
+        "trainer.limit_batches=3",
+        "trainer.batch_size=8",
+        "callbacks.checkpointing=null",
+    ],
 }
 
 
@@ -115,6 +124,7 @@ def test_each_debug_config_runs_and_keeps_its_promise(
     option: str, tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls = _counted(monkeypatch)
+    skip_drawing(monkeypatch)
     budget = SMALL.get(option, []) if option in PROMISES else CUT
     cfg = compose_train([f"debug={option}", *budget, f"paths.cache_dir={shared_cache}"])
     with open_dict(cfg):
