@@ -1,6 +1,7 @@
 """The product's headline commands on every dataset source, through the real train(): files generated in the
 public formats (CASIA-B CSV, OUMVLP-Pose JSON folders with ID_list.csv, GREW and Gait3D pose pickles with their
-split files) since the real sets cannot ship."""
+split files) since the real sets cannot ship. Short walks and 8-frame windows: the assertions count sequences, cells and
+protocols, which the walks' length does not change; no run's pictures are drawn (tests/no_drawing.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gaitgraph.data.synthetic import generate_casia_b, generate_gait3d, generate
 from gaitgraph.train import train
 
 from .conftest import compose_train
+from .no_drawing import skip_drawing
 
 # Batches of 16: the smallest training split here (OUMVLP: 3 subjects x 3 views x 2 walks = 18) holds a whole one; a
 # batch larger than the split is a config error. One torch thread: trainer.num_threads=auto would give each test
@@ -25,13 +27,29 @@ TINY = [
     "logger=none",
     "baseline=false",
     "trainer.device=cpu",
+    "dataset.sequence_length=8",
 ]
+#: Mean walk length of the generated trees: more than a window (+-20 %), short enough to write and read in no time.
+FRAMES = 12
 
 
-def _run(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
-    cfg = compose_train(
-        [*TINY, f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}", *overrides]
-    )
+@pytest.fixture(autouse=True)
+def _no_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
+    skip_drawing(monkeypatch)  # no test here opens a run's heatmap or training curves
+
+
+@pytest.fixture(scope="module")
+def oumvlp_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One OUMVLP-Pose tree (both sources) for both keypoint sources' runs: 10 subjects, ID_list.csv gives 5 train /
+    5 test ids."""
+    data = tmp_path_factory.mktemp("oumvlp") / "data"
+    generate_oumvlp(data / "oumvlp", n_subjects=10, n_views=3, frames=FRAMES, seed=3)
+    return data
+
+
+def _run(tmp_path: Path, overrides: list[str], data: Path | None = None) -> tuple[float, dict]:
+    data = data or tmp_path / "data"
+    cfg = compose_train([*TINY, f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     value = train(cfg)
@@ -40,9 +58,8 @@ def _run(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["openpose", "alphapose"])
-def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source: str):
-    # 10 subjects: ID_list.csv gives 5 train / 5 test ids; the 2 highest training ids become validation.
-    generate_oumvlp(tmp_path / "data" / "oumvlp", n_subjects=10, n_views=3, frames=16, seed=3)
+def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, oumvlp_tree: Path, source: str):
+    # The 2 highest of the 5 training ids become validation.
     value, metrics = _run(
         tmp_path,
         [
@@ -51,9 +68,9 @@ def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source
             "model=resgcn_n51_r4",
             "dataset.reader.workers=0",
             "optimizer=adam_onecycle",
-            "dataset.sequence_length=16",
             "dataset.split.val_count=2",
         ],
+        oumvlp_tree,
     )
     assert set(metrics["test"]) == {"gaitgraph2", "opengait"}, "OUMVLP must report both protocols"
     assert metrics["metric_protocol"] == "gaitgraph2" and metrics["chance"] == 0.5  # two validation subjects
@@ -68,12 +85,11 @@ def test_oumvlp_with_its_id_list_split_and_both_protocols(tmp_path: Path, source
 
 @pytest.mark.slow
 def test_casia_b_csv(tmp_path: Path):
-    generate_casia_b(tmp_path / "data" / "casia-b" / "casia-b_pose_coco.csv", n_subjects=6, n_views=3, frames=40)
+    generate_casia_b(tmp_path / "data" / "casia-b" / "casia-b_pose_coco.csv", n_subjects=6, n_views=3, frames=FRAMES)
     value, metrics = _run(
         tmp_path,
         [
             "dataset=casia_b",
-            "dataset.sequence_length=30",
             "dataset.split.train_subjects=[1,2,3]",
             "dataset.split.val_subjects=[4]",
             "dataset.split.test_subjects=[5,6]",
@@ -89,10 +105,10 @@ def test_casia_b_csv(tmp_path: Path):
 
 @pytest.mark.slow
 def test_grew_scores_its_protocol_validates_on_training_ids_and_writes_the_submission(tmp_path: Path):
-    root = generate_grew(tmp_path / "data" / "grew", n_train=10, n_test=5)
+    root = generate_grew(tmp_path / "data" / "grew", n_train=10, n_test=5, frames=FRAMES)
     value, metrics = _run(
         tmp_path,
-        ["dataset=grew", "dataset.split.val_count=3", "dataset.reader.workers=0", "dataset.sequence_length=30"],
+        ["dataset=grew", "dataset.split.val_count=3", "dataset.reader.workers=0"],
     )
     test = metrics["test"]
     assert set(test) == {"grew", "grew_submission"} and metrics["metric_protocol"] == "grew"
@@ -107,10 +123,10 @@ def test_grew_scores_its_protocol_validates_on_training_ids_and_writes_the_submi
 
 @pytest.mark.slow
 def test_gait3d_scores_rank_map_and_minp(tmp_path: Path):
-    generate_gait3d(tmp_path / "data" / "gait3d", n_subjects=16, test_fraction=0.25)
+    generate_gait3d(tmp_path / "data" / "gait3d", n_subjects=16, test_fraction=0.25, frames=FRAMES)
     value, metrics = _run(
         tmp_path,
-        ["dataset=gait3d", "dataset.split.val_count=2", "dataset.reader.workers=0", "dataset.sequence_length=30"],
+        ["dataset=gait3d", "dataset.split.val_count=2", "dataset.reader.workers=0"],
     )
     result = metrics["test"]["gait3d"]
     assert set(result["ranks"]) == {"1", "5", "10"} and result["n_probes"] == 4
