@@ -25,10 +25,10 @@ from gaitgraph.errors import CheckpointError, ConfigError
 from gaitgraph.evaluate import evaluate
 from gaitgraph.evaluation.embedding_store import read_embeddings, write_embeddings
 from gaitgraph.evaluation.protocols import Protocol, select
-from gaitgraph.predict import predict
 
 from .conftest import TrainedRun, compose_train, run_console
 from .no_drawing import skip_drawing
+from .predict_runs import run_predict
 
 CPU = ["trainer.device=cpu", "trainer.num_threads=1"]
 SKELETONS = ROOT / "data" / "psymo10" / "skeletons"
@@ -42,16 +42,16 @@ def trained(trained_run: TrainedRun) -> tuple[Path, Path]:
     return trained_run.ckpt, trained_run.cache
 
 
-def _run(app, config: str, run_dir: Path, overrides: list[str]):
+def _evaluate(run_dir: Path, overrides: list[str]) -> float:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config, overrides=overrides)
+        cfg = compose("evaluate", overrides=overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
-    return app(cfg, overrides)
+    return evaluate(cfg, overrides)
 
 
 def _predict(run_dir: Path, ckpt: Path, cache: Path, *extra: str) -> dict[str, Path]:
-    return _run(predict, "predict", run_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *CPU, *extra])
+    return run_predict(run_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *CPU], *extra)
 
 
 def _copy_walks(dest: Path, pattern: str) -> Path:
@@ -83,7 +83,7 @@ def test_identities_from_an_enrolled_view_match_evaluate_cells(tmp_path: Path, t
     assert (np.diff(identities[[f"distance_{r}" for r in range(1, 5)]].to_numpy(), axis=1) >= 0).all()
 
     eval_dir = tmp_path / "evaluate"
-    metric = _run(evaluate, "evaluate", eval_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *CPU, "logger=csv"])
+    metric = _evaluate(eval_dir, [f"ckpt_path={ckpt}", f"paths.cache_dir={cache}", *CPU, "logger=csv"])
     cells = pd.DataFrame(json.loads((eval_dir / "eval" / "results.json").read_text())["cells"])
     protocol = Protocol.from_config("psymo10", compose_train([]).dataset.protocols.psymo10)
     meta = _probe_meta(identities)
@@ -112,7 +112,7 @@ def test_split_gallery_equals_the_enrolled_gallery_files(tmp_path: Path, trained
     """Embedding a dataset split (through the cache) and the same files (through the reader) agree."""
     ckpt, cache = trained
     enrol = _copy_walks(tmp_path / "enrol", "*_0_nm.json")  # nm run 0 at every view: the protocol's gallery
-    probes = _copy_walks(tmp_path / "probes", "*_1_*.json")  # every run-1 walk
+    probes = _copy_walks(tmp_path / "probes", "*_00_1_*.json")  # the 8 walks at view 00_1 (all 7 conditions)
     gallery = _predict(tmp_path / "enrolled", ckpt, cache, f"input={enrol}")["embeddings"]
     from_files = _predict(tmp_path / "files", ckpt, cache, f"input={probes}", f"gallery={gallery}")
     from_split = _predict(tmp_path / "split", ckpt, cache, f"input={probes}", "gallery=split:gallery")
@@ -133,11 +133,11 @@ def test_errors_name_the_problem(tmp_path: Path, trained):
     ckpt, cache = trained
     walk = next((SKELETONS / "6").glob("*.json"))
     with pytest.raises(ConfigError, match=r"ckpt_path=None: expected a checkpoint file"):
-        _run(predict, "predict", tmp_path / "a", [f"input={walk}"])
+        run_predict(tmp_path / "a", [], f"input={walk}")
     bogus = tmp_path / "notes.pt"
     bogus.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        _run(predict, "predict", tmp_path / "b", [f"ckpt_path={bogus}", f"input={walk}"])
+        run_predict(tmp_path / "b", [], f"ckpt_path={bogus}", f"input={walk}")
     with pytest.raises(ConfigError, match=r"input=None: expected pose files or folders"):
         _predict(tmp_path / "c", ckpt, cache)
     # A gallery embedded by another model (other weights) is refused.

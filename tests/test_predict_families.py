@@ -13,20 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from gaitgraph import CONF_DIR, ROOT
+from gaitgraph import ROOT
 from gaitgraph.data.formats import FORMATS, detect_format
 from gaitgraph.engine.checkpoint import Checkpointer
 from gaitgraph.errors import ConfigError, DatasetFormatError
 from gaitgraph.evaluation.embedding_store import read_embeddings
 from gaitgraph.models import build_model
-from gaitgraph.predict import predict
 
 from . import toys
 from .conftest import compose_train, skeleton
+from .predict_runs import run_predict
 
 SKELETONS = ROOT / "data" / "psymo10" / "skeletons"
 #: model option -> overrides that make it tiny (the family's structure, fewer and narrower layers).
@@ -62,12 +61,7 @@ def _walks(dest: Path, subjects: tuple[int, ...], count: int = 4) -> list[str]:
 
 
 def _predict(run_dir: Path, ckpt: Path, *overrides: str) -> dict[str, Path]:
-    args = [f"ckpt_path={ckpt}", "trainer.device=cpu", "trainer.num_threads=1", *overrides]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("predict", overrides=args)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    return predict(cfg, args)
+    return run_predict(run_dir, [f"ckpt_path={ckpt}", "trainer.device=cpu", "trainer.num_threads=1"], *overrides)
 
 
 @pytest.fixture(scope="module")
