@@ -34,6 +34,8 @@ import gaitgraph.conf  # noqa: F401 - the resolvers and schema compose_train's c
 from gaitgraph import CONF_DIR
 from gaitgraph.skeletons import Skeleton
 
+from . import yaml_memo
+
 # optuna 2.10 on SQLAlchemy 1.4 warns about 2.0 on every storage call.
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -46,6 +48,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(1)
 
+yaml_memo.install()
 
 #: Entry points whose config has a trainer group: tests run them on the CPU unless they test devices.
 DEVICE_ENTRIES = ("gaitgraph.train", "gaitgraph.evaluate", "gaitgraph.visualize", "gaitgraph.predict")
