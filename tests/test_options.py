@@ -2,10 +2,11 @@
 in process, on tiny synthetic data in the option's own format, evaluation included (every protocol is scored).
 
 The cases come from the files in ``conf/<group>/``, so a new option that does not build or run fails here without
-anyone adding a line. Each group's option runs on the base recipe with only that group changed, on a dataset of the
-option's layout; what the tiny trees cannot hold (subject lists, held-out counts, P x K) is fitted by
-:func:`tests.synthetic_trees.fitting`. Each option runs once: a model option an experiment chooses runs in that
-experiment's case, and the ``debug=`` group runs at its own budgets in tests/test_debug.py.
+anyone adding a line. Each option runs once: an option an experiment chooses (model, dataset, loss, augmentation,
+optimizer) runs in that experiment's case; every other one runs in a case on the base recipe, on a dataset of the
+option's layout (the data-independent groups' options dealt out over the dataset cases); the ``debug=`` group runs
+at its own budgets in tests/test_debug.py. What the tiny trees cannot hold (subject lists,
+held-out counts, P x K) is fitted by :func:`tests.synthetic_trees.fitting`.
 
 Tiers: every run case is ``slow`` (``make test`` runs them) except the default recipe's, :data:`FAST_RUN`, so
 ``make test-fast`` still trains a whole recipe in process; the checks that only compose configs are fast.
@@ -17,6 +18,7 @@ import functools
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,10 +36,16 @@ from .synthetic_trees import fitting, narrow, write_trees
 
 #: What every case shares: two training steps, no tracker unless the logger is the option, no pose baseline, and
 #: one torch thread (``num_threads=auto`` would take every core: the OpenMP pools of parallel test workers then
-#: wait on each other and spin).
-FDR = ["debug=fdr", "baseline=false", "trainer.num_threads=1"]
+#: wait on each other and spin). Checkpoints at epoch ends only: fdr's mid-epoch ``last.pt`` serialises the same
+#: state a step earlier (tests/test_debug.py runs fdr as written).
+FDR = ["debug=fdr", "baseline=false", "trainer.num_threads=1", "trainer.checkpoint_every_steps=null"]
+#: 8-frame training windows (fdr's 16 halve every step and every evaluation that has no eval length of its own):
+#: each network, augmentation and loss runs the same code on shorter walks.
+WINDOW = ["dataset.sequence_length=8"]
 #: The one run case of the fast tier: the default recipe (``make train``), spelt out.
 FAST_RUN = "gaitgraph2_psymo10"
+#: The experiment that keeps fdr's 16-frame windows: its case checks that it trains on 16 and evaluates 17.
+FULL_WINDOWS = "gaitgraph1_oumvlp"
 #: The keypoints option that reads each joint layout a dataset declares.
 KEYPOINTS = {"coco17": "coco17", "openpose18": "openpose"}
 
@@ -64,10 +72,17 @@ def no_png(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(Figure, "savefig", plots.write_png)  # drawn by write_png, which skip_drawing emptied
 
 
-def compose_fitted(overrides: list[str], trees: Path, cache_dir: Path, run_dir: Path) -> DictConfig:
-    """``overrides`` composed, then fitted to the tiny tree of the dataset they choose (zoo models narrowed),
-    writing into ``run_dir``."""
-    cfg = compose_train(overrides)
+def compose_in_layout(overrides: Callable[[str], list[str]], layout: Callable[[DictConfig], str]) -> DictConfig:
+    """``overrides(<joint layout>)`` composed for the layout the composed config declares (``layout(cfg)``): COCO-17
+    first, composed again only for a config that declares another (one compose, not two, for most cases)."""
+    cfg = compose_train(overrides("coco17"))
+    declared = layout(cfg)
+    return cfg if declared == "coco17" else compose_train(overrides(declared))
+
+
+def fit_to_trees(cfg: DictConfig, trees: Path, cache_dir: Path, run_dir: Path) -> DictConfig:
+    """The composed ``cfg`` fitted to the tiny tree of the dataset it chooses (zoo models narrowed), writing into
+    ``run_dir``."""
     fitted = [*fitting(cfg.dataset.name, trees), f"paths.cache_dir={cache_dir}", f"paths.output_root={run_dir.parent}"]
     fitted += narrow(cfg.model)
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(fitted))
@@ -76,10 +91,10 @@ def compose_fitted(overrides: list[str], trees: Path, cache_dir: Path, run_dir: 
     return cfg
 
 
-def run_recipe(overrides: list[str], trees: Path, cache_dir: Path, run_dir: Path) -> tuple[DictConfig, dict]:
-    """Train ``overrides`` fitted to the tiny trees; return the config and the run's metrics.json, after checking
-    that every protocol of the dataset was scored on the test split and that the objective is finite."""
-    cfg = compose_fitted(overrides, trees, cache_dir, run_dir)
+def run_recipe(composed: DictConfig, trees: Path, cache_dir: Path, run_dir: Path) -> tuple[DictConfig, dict]:
+    """Train the ``composed`` config fitted to the tiny trees; return the config and the run's metrics.json, after
+    checking that every protocol of the dataset was scored on the test split and that the objective is finite."""
+    cfg = fit_to_trees(composed, trees, cache_dir, run_dir)
     value = train(cfg)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert sorted(metrics["test"]) == sorted(cfg.dataset.protocols), "a protocol was not scored"
@@ -102,68 +117,74 @@ def test_experiment(option: str, trees: Path, cache_dir: Path, tmp_path: Path, m
     monkeypatch.setattr(pipeline, "embed_poseset", lambda *a, **k: windows.append(a[3]) or embed(*a, **k))
     # GPGait's three-phase OneCycle (pct_start 0.5) has a zero-step phase in a 2-step run: 3 steps.
     steps = ["trainer.limit_batches=3"] if option.startswith("gpgait") else []
-    cfg, _ = run_recipe([f"experiment={option}", *FDR, "logger=none", *steps], trees, cache_dir, tmp_path / "run")
+    window = [] if option == FULL_WINDOWS else WINDOW
+    composed = compose_train([f"experiment={option}", *FDR, *window, "logger=none", *steps])
+    cfg, _ = run_recipe(composed, trees, cache_dir, tmp_path / "run")
     assert set(windows) == {cfg.dataset.eval_sequence_length or cfg.dataset.sequence_length}
-    if option == "gaitgraph1_oumvlp":  # trains on 16-frame windows, evaluates the centre 17 (the reference's)
+    if option == FULL_WINDOWS:  # trains on 16-frame windows, evaluates the centre 17 (the reference's)
         assert cfg.dataset.sequence_length == 16 and windows and set(windows) == {17}
 
 
-# --- model= : every network on a dataset of its joint layout; part-based GPGait on the retrieval sets too ---------
+# --- which options the experiments train ---------------------------------------------------------------------------
 
 
 @functools.cache
-def recipe_models() -> frozenset[str]:
-    """The model options an experiment chooses (``override /model: ...`` in conf/experiment/): test_experiment
-    builds and runs those."""
+def recipe_choices(group: str) -> frozenset[str]:
+    """The options of ``group`` some experiment trains: the one its defaults name (``override /<group>: ...`` in
+    conf/experiment/), or train.yaml's default where it names none. test_experiment builds and runs those."""
+    key = f"override /{group}"
+    base = [
+        e[group] for e in OmegaConf.load(CONF_DIR / "train.yaml").defaults if isinstance(e, DictConfig) and group in e
+    ]
     chosen = set()
     for path in (CONF_DIR / "experiment").glob("*.yaml"):
-        for entry in OmegaConf.load(path).get("defaults", []):
-            if isinstance(entry, DictConfig) and "override /model" in entry:
-                chosen.add(entry["override /model"])
+        named = [e[key] for e in OmegaConf.load(path).get("defaults", []) if isinstance(e, DictConfig) and key in e]
+        chosen.update(named or base)
     return frozenset(chosen)
 
 
-def _model_cases() -> list[tuple[str, str]]:
-    """Every model option no experiment runs, on the default recipe; part-based GPGait under the Euclidean
-    retrieval of GREW and Gait3D."""
-    cases = [(m, "") for m in config_options("model") if m not in recipe_models()]
-    return cases + [("gpgait", "grew"), ("gpgait", "gait3d")]
+def unchosen(group: str) -> list[str]:
+    """The options of ``group`` no experiment trains: they get cases of their own below."""
+    return [o for o in config_options(group) if o not in recipe_choices(group)]
 
 
-def test_every_model_option_runs_in_a_recipe_or_on_its_own():
-    assert recipe_models() <= set(config_options("model")), "an experiment names a model option that does not exist"
-    assert {"gaitgraph1", "gaittr", "gpgait", "resgcn_n21_r8"} <= recipe_models()
-    assert {m for m, data in _model_cases() if not data} == set(config_options("model")) - recipe_models()
+# --- model= : every network no experiment trains, on a dataset of its joint layout --------------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("option", "dataset"), _model_cases(), ids=lambda v: v or "own")
-def test_model(option: str, dataset: str, trees: Path, cache_dir: Path, tmp_path: Path):
-    layout = compose_train([f"model={option}"]).model.get("keypoints") or "coco17"
-    data = dataset or ("oumvlp" if layout == "openpose18" else "casia_b")
-    overrides = [f"model={option}", f"dataset={data}", f"keypoints={KEYPOINTS[layout]}", *FDR, "logger=none"]
-    _, metrics = run_recipe(overrides, trees, cache_dir, tmp_path / "run")
-    if dataset:
-        result = metrics["test"][dataset]
-        assert result["kind"] == "retrieval" and result["distance"] == "euclidean" and result["n_scored"] > 0
+@pytest.mark.parametrize("option", unchosen("model"))
+def test_model(option: str, trees: Path, cache_dir: Path, tmp_path: Path):
+    def overrides(layout: str) -> list[str]:
+        data = "oumvlp" if layout == "openpose18" else "casia_b"
+        return [f"model={option}", f"dataset={data}", f"keypoints={KEYPOINTS[layout]}", *FDR, *WINDOW, "logger=none"]
+
+    composed = compose_in_layout(overrides, lambda cfg: cfg.model.get("keypoints") or "coco17")
+    run_recipe(composed, trees, cache_dir, tmp_path / "run")
 
 
-# --- dataset= (each with one option of loss=, augmentation=, optimizer=, logger=, so each of those runs too) --------
+# --- dataset= no experiment trains, and GPGait on the retrieval sets (each case with one option of loss=,
+# augmentation=, optimizer= no experiment trains, and of logger=, so each of those runs too) -------------------------
 
-#: The options of the groups that do not depend on the data, dealt out over the dataset cases (an option whose
-#: group has fewer options than there are datasets repeats), so every one of them trains once.
-COMPONENTS = ("loss", "augmentation", "optimizer", "logger")
+#: The groups whose options an experiment may choose; the options none chooses are dealt out over the dataset
+#: cases (an option whose group has fewer such options than there are cases repeats; a group with none keeps the
+#: base recipe's), so every one of them trains once.
+RECIPE_COMPONENTS = ("loss", "augmentation", "optimizer")
+#: No experiment case runs a tracker (they run logger=none): every logger option is dealt out.
+COMPONENTS = (*RECIPE_COMPONENTS, "logger")
+#: The retrieval sets on which part-based GPGait trains, scored by Euclidean retrieval (every other case trains the
+#: default model, or GPGait where the loss needs its classifier head).
+PART_RETRIEVAL = ("grew", "gait3d")
 
 
 def _dataset_cases() -> list[tuple[str, ...]]:
-    datasets = config_options("dataset")
-    rows = max(len(datasets), *(len(config_options(g)) for g in COMPONENTS))
-    deal = [[config_options(g)[i % len(config_options(g))] for g in COMPONENTS] for i in range(rows)]
-    return [(datasets[i % len(datasets)], *deal[i]) for i in range(rows)]
+    datasets = [d for d in unchosen("dataset") if d not in PART_RETRIEVAL] + list(PART_RETRIEVAL)
+    dealt = [unchosen(g) or [""] for g in RECIPE_COMPONENTS] + [config_options("logger")]
+    rows = max(len(datasets), *(len(options) for options in dealt))
+    return [(datasets[i % len(datasets)], *(options[i % len(options)] for options in dealt)) for i in range(rows)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("dataset", *COMPONENTS), _dataset_cases())
+@pytest.mark.parametrize(("dataset", *COMPONENTS), _dataset_cases(), ids=lambda v: v or "base")
 def test_dataset_and_components(
     dataset: str,
     loss: str,
@@ -177,18 +198,36 @@ def test_dataset_and_components(
     monkeypatch: pytest.MonkeyPatch,
 ):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    layout = compose_train([f"dataset={dataset}"]).dataset.layout
-    # cross-entropy needs a classifier head: triplet_ce trains GPGait (its recipe), every other loss the default
-    model = ["model=gpgait"] if loss == "triplet_ce" else []
-    chosen = [f"dataset={dataset}", f"loss={loss}", f"augmentation={augmentation}", f"optimizer={optimizer}"]
-    # GPGait is built on COCO-17: an OpenPose-18 set is converted on read (keypoints=openpose_coco17, its OUMVLP
-    # recipe's conversion).
-    keypoints = "openpose_coco17" if model and layout == "openpose18" else KEYPOINTS[layout]
-    overrides = [*chosen, f"logger={logger}", f"keypoints={keypoints}", *model, *FDR]
-    cfg, _ = run_recipe(overrides, trees, cache_dir, tmp_path / "run")
+    # cross-entropy needs a classifier head: triplet_ce trains GPGait (its recipe), as do the PART_RETRIEVAL sets
+    model = ["model=gpgait"] if loss == "triplet_ce" or dataset in PART_RETRIEVAL else []
+    dealt = zip(COMPONENTS, (loss, augmentation, optimizer, logger))
+    chosen = [f"dataset={dataset}", *(f"{group}={option}" for group, option in dealt if option)]
+
+    def overrides(layout: str) -> list[str]:
+        # GPGait is built on COCO-17: an OpenPose-18 set is converted on read (keypoints=openpose_coco17, its
+        # OUMVLP recipe's conversion).
+        keypoints = "openpose_coco17" if model and layout == "openpose18" else KEYPOINTS[layout]
+        return [*chosen, f"keypoints={keypoints}", *model, *FDR, *WINDOW]
+
+    composed = compose_in_layout(overrides, lambda cfg: cfg.dataset.layout)
+    cfg, metrics = run_recipe(composed, trees, cache_dir, tmp_path / "run")
+    if dataset in PART_RETRIEVAL:
+        result = metrics["test"][dataset]
+        assert result["kind"] == "retrieval" and result["distance"] == "euclidean" and result["n_scored"] > 0
     files = {"wandb": "wandb", "csv": "metrics.csv", "tensorboard": "tensorboard"}
     for name in cfg.logger or {}:
         assert (tmp_path / "run" / files[name]).exists(), f"logger {name} wrote nothing"
+
+
+def test_every_option_runs_in_a_recipe_or_in_a_case_of_its_own():
+    for group in ("model", *RECIPE_COMPONENTS, "dataset"):
+        assert recipe_choices(group) <= set(config_options(group)), f"an experiment names a {group} that does not exist"
+    assert {"gaitgraph1", "gaittr", "gpgait", "resgcn_n21_r8"} <= recipe_choices("model")
+    assert {"supcon", "triplet", "triplet_ce"} <= recipe_choices("loss")
+    dealt = list(zip(*_dataset_cases()))
+    assert set(dealt[0]) >= set(unchosen("dataset")) and set(dealt[-1]) == set(config_options("logger"))
+    for group, options in zip(RECIPE_COMPONENTS, dealt[1:-1]):
+        assert set(options) - {""} == set(unchosen(group)), group
 
 
 # --- debug= : each debug config runs at its own budget and keeps its promise in tests/test_debug.py --------------
@@ -226,7 +265,7 @@ def test_hparams_search(option: str, trees: Path, cache_dir: Path, tmp_path: Pat
     from gaitgraph.train import main
 
     # trainer.batch_size on the command line is fixed for the sweeper: its 256 would not fit the tiny trees
-    overrides = [f"hparams_search={option}", *FDR, "logger=none", "trainer.batch_size=16"]
+    overrides = [f"hparams_search={option}", *FDR, *WINDOW, "logger=none", "trainer.batch_size=16"]
     overrides.append("hydra.sweeper.sampler.seed=0")  # the same trial every time
     extra = SWEEP_EXTRA.get(option, [])
     fitted = fitting(compose_train([*overrides, *extra]).dataset.name, trees)
