@@ -1,18 +1,20 @@
-"""One composition per distinct overrides within a test module: composing conf/train.yaml costs ~0.2 CPU-s, and
-several tests of a module ask for the same config (``debug=fdr``, one option of a group)."""
+"""One composition per distinct overrides within a test module (or a process): composing conf/train.yaml costs
+~0.2 CPU-s, and several tests of a module ask for the same config (``debug=fdr``, one option of a group)."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from .conftest import compose_train
+from .conftest import compose_config
 
 
 class Composed:
-    """:func:`tests.conftest.compose_train`, memoized on the overrides. The configs are shared, so read-only: a
-    test that changes one works on a copy (``copy.deepcopy(cfg)``, then ``OmegaConf.set_readonly(copy, False)``)."""
+    """:func:`tests.conftest.compose_config` of conf/<name>.yaml, memoized on the overrides. The configs are shared,
+    so read-only: a test that changes one works on a copy (``copy.deepcopy(cfg)``, then
+    ``OmegaConf.set_readonly(copy, False)``)."""
 
-    def __init__(self, return_hydra_config: bool = False) -> None:
+    def __init__(self, name: str = "train", return_hydra_config: bool = False) -> None:
+        self.name = name
         self.return_hydra_config = return_hydra_config
         self._configs: dict[tuple[str, ...], DictConfig] = {}
 
@@ -20,7 +22,7 @@ class Composed:
         """The composed config of ``overrides`` (in this order), composed on first use."""
         key = tuple(overrides)
         if key not in self._configs:
-            cfg = compose_train(list(key), return_hydra_config=self.return_hydra_config)
+            cfg = compose_config(self.name, list(key), return_hydra_config=self.return_hydra_config)
             OmegaConf.set_readonly(cfg, True)
             self._configs[key] = cfg
         return self._configs[key]

@@ -60,10 +60,15 @@ def on_cpu(overrides: list[str]) -> list[str]:
     return overrides if chosen else [*overrides, "trainer.device=cpu"]
 
 
-def compose_train(overrides: list[str] | None = None, return_hydra_config: bool = False):
-    """Compose conf/train.yaml with overrides through Hydra's compose API (on the CPU, see :func:`on_cpu`)."""
+def compose_config(name: str, overrides: list[str] | None = None, return_hydra_config: bool = False):
+    """Compose conf/<name>.yaml with overrides through Hydra's compose API (on the CPU, see :func:`on_cpu`)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=on_cpu(overrides or []), return_hydra_config=return_hydra_config)
+        return compose(name, overrides=on_cpu(overrides or []), return_hydra_config=return_hydra_config)
+
+
+def compose_train(overrides: list[str] | None = None, return_hydra_config: bool = False):
+    """Compose conf/train.yaml with overrides (:func:`compose_config`)."""
+    return compose_config("train", overrides, return_hydra_config)
 
 
 @functools.cache

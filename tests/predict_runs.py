@@ -5,24 +5,17 @@ keys, which an override sets on the composed config as it would on a copy of it.
 from __future__ import annotations
 
 import copy
-import functools
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
-from gaitgraph import CONF_DIR
 from gaitgraph.predict import predict
 
+from .composed import Composed
 
-@functools.cache
-def _composed(fixed: tuple[str, ...]) -> DictConfig:
-    """conf/predict.yaml composed with ``fixed``, read-only: it is shared by every call with the same ``fixed``."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("predict", overrides=list(fixed))
-    OmegaConf.set_readonly(cfg, True)
-    return cfg
+#: conf/predict.yaml composed once per set of fixed overrides in this process.
+_COMPOSED = Composed("predict")
 
 
 def run_predict(run_dir: Path, fixed: list[str], *overrides: str) -> dict[str, Path]:
@@ -30,7 +23,7 @@ def run_predict(run_dir: Path, fixed: list[str], *overrides: str) -> dict[str, P
 
     ``fixed`` (the checkpoint, the device: the same for many calls) is composed once per process; ``overrides``
     set plain keys only (``input=[a,b]``, ``gallery=split:gallery``, ``top_k=4``), parsed by Hydra's own parser."""
-    cfg = copy.deepcopy(_composed(tuple(fixed)))
+    cfg = copy.deepcopy(_COMPOSED(fixed))
     OmegaConf.set_readonly(cfg, False)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
