@@ -1,10 +1,10 @@
 """The test processes' memo of parsed config files (tests/yaml_memo.py) composes exactly what Hydra composes
-without it, and parses a shipped file once."""
+without it, parses a shipped file once, and a composed config changed in place changes no later composition."""
 
 from __future__ import annotations
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from . import yaml_memo
 from .conftest import compose_train
@@ -13,7 +13,12 @@ OVERRIDES = ["experiment=gaitgraph2_grew", "model=gpgait", "logger=[csv,tensorbo
 
 
 def test_the_memo_composes_what_hydra_composes_and_parses_each_file_once(monkeypatch):
-    memoized = OmegaConf.to_container(compose_train(OVERRIDES), resolve=False)
+    first = compose_train(OVERRIDES)
+    memoized = OmegaConf.to_container(first, resolve=False)
+    with open_dict(first):  # nested dicts and lists of files the memo holds
+        first.model.clear()
+        first.dataset.protocols = {}
+        first.logger.csv.extra = [1]
     parses = []
     real_load = yaml.load
     monkeypatch.setattr(yaml, "load", lambda *a, **k: parses.append(1) or real_load(*a, **k))

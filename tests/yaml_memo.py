@@ -5,7 +5,6 @@ a file it has already parsed, unchanged (same path, inode, size and modification
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any
 
@@ -33,7 +32,7 @@ def install() -> None:
                 file_.seek(0)
                 return UNMEMOIZED(file_)
             parsed[key] = obj
-        obj = copy.deepcopy(parsed[key])  # OmegaConf.create may keep parts of what it is given
+        obj = parsed[key]  # shared safely: OmegaConf.create copies nested dicts and lists into its own nodes
         return OmegaConf.create() if obj is None else OmegaConf.create(obj)
 
     OmegaConf.load = staticmethod(memo_load)
