@@ -7,6 +7,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+EXTRAS := test,postgres,slurm,dev,dashboard
+UV_VERSION := 0.13.9
+PIP = $(BIN)/pip --quiet --disable-pip-version-check
+# This machine's pip config lists extra local indexes that may not exist: only those warnings are hidden.
+PIP_NOISE := is ignored: it is neither a file nor a directory
+# pip's find-links (its config or $$PIP_FIND_LINKS), passed on to uv.
+UV_FIND_LINKS = $(addprefix --find-links ,$(sort $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null; echo $${PIP_FIND_LINKS:-})))
 # Extra Hydra overrides, e.g. `make train ARGS="trainer.epochs=5"`.
 ARGS ?=
 PYTEST_ARGS ?=
@@ -28,10 +35,14 @@ install: $(STAMP) ## Create .venv and install the package editable with its exac
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	@# This machine's pip config lists extra local indexes that may not exist: hide only those warnings.
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e ".[test,postgres,slurm,dev,dashboard]" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
-	@# pip byte-compiles what it installs on one core (~50 CPU-s here); compileall spreads the same work over every
-	@# core. Like pip, it skips what this Python cannot compile (e.g. a torch test file in Python 3.12 syntax).
+	@# uv resolves, downloads and unpacks in parallel: the same pinned set in about 9 s where pip takes about 40 s.
+	@# It does not read pip's configuration, so it is handed pip's find-links (where this machine keeps the CPU
+	@# build of torch); if uv cannot be installed or fails, pip installs the same set (docs/pitfalls.md).
+	$(PIP) install --no-compile uv==$(UV_VERSION) 2>&1 | { grep -v "$(PIP_NOISE)" || true; } || echo "uv not installed: pip installs"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-compile $(UV_FIND_LINKS) -e ".[$(EXTRAS)]" \
+		|| $(PIP) install --no-compile -e ".[$(EXTRAS)]" 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	@# Byte-compiling while installing would use one core (~50 CPU-s here); compileall spreads the same work over
+	@# every core. Like pip, it skips what this Python cannot compile (e.g. a torch test file in Python 3.12 syntax).
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	$(BIN)/pip check
 	touch $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -70,7 +71,7 @@ def test_missing_dataset_fails_fast_with_the_path_and_how_to_get_it(target: str,
     result = _make(target, f"DATA_DIR={tmp_path}", timeout=30)
     assert result.returncode != 0
     # It stops before anything else runs: no install step, no training.
-    assert "pip install" not in result.stdout and "python -m venv" not in result.stdout
+    assert "-m venv" not in result.stdout and ".installed-stamp" not in result.stdout
     assert f"{tmp_path}/{missing}" in result.stderr
     how = {
         "casia": "GaitGraph release",
@@ -80,6 +81,25 @@ def test_missing_dataset_fails_fast_with_the_path_and_how_to_get_it(target: str,
     }
     assert next(text for key, text in how.items() if key in target) in result.stderr
     assert "gaitgraph.train" not in result.stdout, "training must not start"
+
+
+def test_install_hands_pips_find_links_to_uv_and_falls_back_to_pip(tmp_path: Path):
+    # -W: as if pyproject.toml had changed, so make prints the whole install recipe without running it.
+    env = {**os.environ, "PIP_FIND_LINKS": str(tmp_path)}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-W", "pyproject.toml", "install"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    uv = next(line for line in result.stdout.splitlines() if "/uv pip install" in line)
+    assert f"--find-links {tmp_path}" in uv and "--no-compile" in uv
+    # If uv fails, pip installs the same extras; either way compileall and pip check follow.
+    assert uv.rstrip().endswith("\\") and "|| .venv/bin/pip" in result.stdout
+    assert "compileall" in result.stdout and "pip check" in result.stdout
 
 
 def test_help_lists_the_new_targets():
