@@ -77,19 +77,30 @@ class PAGCN(nn.Module):
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        # The per-subset convolutions run as one wider convolution each (the reference's sum over subsets is
+        # the conv_d of the subsets' aggregations stacked along channels): the same arithmetic in fewer passes.
         n, c, t, v = x.shape
-        A = A + self.PA
-        flat = x.reshape(n, c * t, v)
-        y = None
-        for i in range(MAX_HOP + 1):
-            q = self.conv_a[i](x).permute(0, 3, 1, 2).reshape(n, v, -1)
-            k = self.conv_b[i](x).reshape(n, -1, v)
-            adjacency = torch.softmax(q @ k / q.shape[-1], dim=-2) + A[i]
-            if self.mask is not None:
-                adjacency = adjacency * self.mask
-            z = self.conv_d[i]((flat @ adjacency).view(n, c, t, v))
-            y = z if y is None else z + y
+        subsets = MAX_HOP + 1
+        query_key = F.conv2d(x, _stacked(self.conv_a, self.conv_b, dim=0), _stacked_bias(self.conv_a, self.conv_b))
+        q, k = query_key.view(n, 2, subsets, -1, t, v).unbind(1)  # each (n, subsets, width, t, v)
+        q = q.permute(0, 1, 4, 2, 3).reshape(n, subsets, v, -1)
+        k = k.reshape(n, subsets, -1, v)
+        adjacency = torch.softmax(q @ k / q.shape[-1], dim=-2) + (A + self.PA)
+        if self.mask is not None:
+            adjacency = adjacency * self.mask
+        aggregated = (x.reshape(n, 1, c * t, v) @ adjacency).view(n, subsets * c, t, v)
+        bias = torch.stack([conv.bias for conv in self.conv_d]).sum(0)
+        y = F.conv2d(aggregated, _stacked(self.conv_d, dim=1), bias)
         return self.relu(self.bn(y))
+
+
+def _stacked(*convs: nn.ModuleList, dim: int) -> torch.Tensor:
+    """The weights of every conv in ``convs`` concatenated along ``dim`` (0: outputs, 1: inputs)."""
+    return torch.cat([conv.weight for group in convs for conv in group], dim=dim)
+
+
+def _stacked_bias(*convs: nn.ModuleList) -> torch.Tensor:
+    return torch.cat([conv.bias for group in convs for conv in group])
 
 
 class PartAGCNResidual(nn.Module):
