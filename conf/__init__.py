@@ -18,11 +18,16 @@ import gaitgraph
 from gaitgraph.schema import TrainerSchema
 
 
+def user_conf_dir() -> Path:
+    """The user config folder: ``$GAITGRAPH_CONFIG_DIR``, else ``~/.config/gaitgraph``."""
+    return Path(os.environ.get("GAITGRAPH_CONFIG_DIR") or Path.home() / ".config" / "gaitgraph")
+
+
 def user_conf_searchpath() -> str:
-    """Hydra search-path entry of the user config folder (``$GAITGRAPH_CONFIG_DIR`` or ``~/.config/gaitgraph``),
-    where a wheel install keeps its ``local/default.yaml``; the packaged configs again when the folder does not
-    exist, since Hydra warns on every start about a missing search-path folder."""
-    folder = Path(os.environ.get("GAITGRAPH_CONFIG_DIR") or Path.home() / ".config" / "gaitgraph")
+    """Hydra search-path entry of the user config folder (:func:`user_conf_dir`), where a wheel install keeps its
+    ``local/default.yaml``; the packaged configs again when the folder does not exist, since Hydra warns on every
+    start about a missing search-path folder."""
+    folder = user_conf_dir()
     return f"file://{folder}" if folder.is_dir() else "pkg://gaitgraph.conf"
 
 

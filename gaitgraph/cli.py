@@ -39,7 +39,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 import gaitgraph.conf  # noqa: F401 - the configs' resolvers and schema, in every process a command runs in
-from gaitgraph import CONF_DIR, usage
+from gaitgraph import CONF_DIR, run_mode, usage
 from gaitgraph.errors import DiskFullError, GaitGraphError, Interrupted, readable
 from gaitgraph.utils import atomic_write, check_writable
 
@@ -81,7 +81,8 @@ def entry(config_name: str, examples: Sequence[str] = ()) -> Callable[[Callable[
                 name = module.__spec__.name if module.__spec__ else task.__module__
                 usage.show(usage.help_page(CONF_DIR, config_name, name, module.__doc__, examples))
                 return None
-            return hydra_main()
+            with run_mode.from_flags():  # one composition per command, not two
+                return hydra_main()
 
         return command
 
