@@ -24,7 +24,6 @@ from gaitgraph.evaluation.metrics import EvalResult
 from gaitgraph.evaluation.metrics_file import chance_level, tell_trackers, write_metrics
 from gaitgraph.evaluation.plots import plot_training_curves
 from gaitgraph.evaluation.report import save_results, table_text
-from gaitgraph.utils import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def finish(
     if not ctx.is_main:
         return None
     network = trainer.network
-    best = load_checkpoint(run_dir / "checkpoints" / BEST)
+    best = trainer.checkpointer.read(BEST)
     network.load_state_dict(best["model"])
     test = evaluator.results(network, splits.test, bool(cfg.tta), "test")
     val = evaluator.results(network, splits.val, False, "val") if splits.val is not None else None

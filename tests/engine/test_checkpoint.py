@@ -62,6 +62,24 @@ def test_one_state_saved_under_two_names_is_serialised_once_and_keeps_previous(t
     assert writer.last_good == (tmp_path / "last.pt", 2)
 
 
+def test_best_is_read_back_from_memory_while_the_file_is_what_was_written(tmp_path: Path, monkeypatch):
+    writer = Checkpointer(tmp_path)
+    state = _state(2, 2.0)
+    state["epoch"] = 7
+    writer.save(state, "last.pt", "best.pt")
+    state["model"]["w"].add_(1.0)  # training goes on in place: the copy keeps the values that were written
+    monkeypatch.setattr(ckpt, "load_checkpoint", lambda path: pytest.fail(f"{path} read from disk"))
+    best = writer.read("best.pt")
+    assert best["epoch"] == 7 and torch.equal(best["model"]["w"], load_checkpoint(tmp_path / "best.pt")["model"]["w"])
+    assert torch.equal(best["model"]["w"], torch.full((3,), 2.0))
+    monkeypatch.undo()
+    # Replaced by anything else (another writer, a copy): the file is read again.
+    Checkpointer(tmp_path / "other").save(_state(9, 9.0), "best.pt")
+    (tmp_path / "other" / "best.pt").replace(tmp_path / "best.pt")
+    assert torch.equal(writer.read("best.pt")["model"]["w"], torch.full((3,), 9.0))
+    assert Checkpointer(tmp_path).read("best.pt")["step"] == 9  # a checkpointer that wrote nothing reads the file
+
+
 def test_the_finiteness_check_names_exactly_the_non_finite_values():
     state = {
         "big": torch.full((4,), 3e38),  # finite, though its sum overflows
