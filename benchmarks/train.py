@@ -71,8 +71,11 @@ def run(out_json: str | Path | None = None, device: str = "cpu", variants: list[
 
 
 def default_malloc() -> dict:
-    """``trainer.host_malloc`` as conf/trainer/default.yaml sets it (the platform's default)."""
-    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml").host_malloc)
+    """``trainer.host_malloc`` as conf/trainer/default.yaml sets it for GaitGraph2 (the platform's default)."""
+    from gaitgraph.engine.host_malloc import resolve_host_malloc
+    from gaitgraph.models.resgcn import ResGCN
+
+    return resolve_host_malloc(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml").host_malloc, ResGCN)
 
 
 def _in_subprocess(device: str, recompute: bool, env_extra: dict[str, str], malloc: dict | None) -> dict:
@@ -130,11 +133,11 @@ def measure(
         resource.setrlimit(resource.RLIMIT_AS, (CPU_AS_LIMIT, CPU_AS_LIMIT))
     import torch
 
-    from gaitgraph.engine.host_malloc import configure_malloc
+    from gaitgraph.engine.host_malloc import configure_host_memory
 
     if threads is not None:
         torch.set_num_threads(threads)
-    configure_malloc(**(malloc or {}))
+    configure_host_memory(malloc)
     n_steps, warmup = recipe["warmup"] + recipe["steps"], recipe["warmup"]
     times = train_step_times(device, recompute, recipe["batch_size"], recipe["sequence_length"], n_steps, amp)
     summary = step_summary(recipe["batch_size"], times["wall"][warmup:], device, times["cpu"][warmup:])

@@ -4,7 +4,7 @@ Per model: its input features, forward, its recipe's loss, backward and an Adam 
 raw pixels, at the recipe's batch (GaitGraph1 128, GaitTR P x K = 4 x 64, GPGait 4 x 32) and 60-frame windows.
 GaitGraph1 is timed with the triplet loss (its SupCon is the engine's; a loss is well under 1% of a step) and on
 one view per sequence (FastPoseGait feeds two). Each model runs in a fresh subprocess so its peak RSS is its own;
-a few warm-up steps, then the median step time.
+a few warm-up steps, then the median step time (wall and CPU seconds).
 ``python -m benchmarks.zoo [out.json] [cpu|cuda]`` or ``python scripts/benchmark.py zoo``.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from itertools import pairwise
 from pathlib import Path
 
 from benchmarks import json_from_subprocess, step_summary
@@ -53,39 +52,57 @@ def run(out_json: str | Path | None = None, device: str = "cpu", models: list[st
 
 def measure(name: str, device: str = "cpu") -> None:
     """One model's training steps in this fresh process; prints one JSON line."""
+    out = training_steps(name, device)
+    print(json.dumps(out))
+
+
+def training_steps(
+    name: str,
+    device: str = "cpu",
+    recompute: bool = False,
+    warmup: int = WARMUP,
+    steps: int = STEPS,
+    shape: tuple[int, int] | None = None,
+) -> dict:
+    """``warmup`` then ``steps`` training steps of model option ``name`` at its recipe (or ``shape``: batch, frames)
+    in this process: the step summary (wall and CPU seconds, peak RSS), batch, loss and parameter count.
+    Each step is features, forward, loss, backward and the Adam step; the poses are drawn before its clock starts.
+    ``recompute``: as ``trainer.recompute=true``, the family's declared blocks."""
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from gaitgraph import CONF_DIR
+    from gaitgraph.engine.recompute import recompute_activations
     from gaitgraph.models import build_model
 
     loss_option, batch, subjects = RECIPES[name]
+    batch, frames = shape or (batch, SEQUENCE_LENGTH)
     torch.manual_seed(0)
     dev = torch.device(device)
     skeleton = instantiate(OmegaConf.load(CONF_DIR / "keypoints" / "coco17.yaml"))
     model = build_model(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"), skeleton).to(dev).train()
+    if recompute:
+        recompute_activations(model)
     loss_fn = instantiate(OmegaConf.load(CONF_DIR / "loss" / f"{loss_option}.yaml"))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scale = torch.tensor([320.0, 240.0, 1.0], device=dev)
-    labels = torch.arange(subjects, device=dev).repeat_interleave(batch // subjects)
-    stamps = []
-    for _ in range(WARMUP + STEPS):
-        poses = torch.rand(batch, SEQUENCE_LENGTH, skeleton.num_joints, 3, device=dev) * scale
+    labels = torch.arange(batch, device=dev) // max(2, batch // subjects)  # the recipe's P x K (K >= 2 when smaller)
+    wall, cpu = [], []
+    for _ in range(warmup + steps):
+        poses = torch.rand(batch, frames, skeleton.num_joints, 3, device=dev) * scale
+        start = time.perf_counter(), time.process_time()
         loss = loss_fn(model(model.input_features(poses)), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        stamps.append(time.perf_counter())
-    steps = [b - a for a, b in pairwise(stamps)][WARMUP - 1 :]
+        wall.append(time.perf_counter() - start[0])
+        cpu.append(time.process_time() - start[1])
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(
-        json.dumps(
-            {"batch_size": batch, "loss": loss_option, "parameters": parameters, **step_summary(batch, steps, dev)}
-        )
-    )
+    summary = step_summary(batch, wall[warmup:], dev, cpu[warmup:])
+    return {"batch_size": batch, "loss": loss_option, "parameters": parameters, **summary}
 
 
 if __name__ == "__main__":

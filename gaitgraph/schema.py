@@ -37,12 +37,6 @@ class SwaSchema:
 
 
 @dataclass
-class HostMallocSchema:
-    mmap_threshold_mb: int | None = MISSING
-    trim_threshold_mb: int | None = MISSING
-
-
-@dataclass
 class MemorySchema:
     guard: bool = MISSING  # estimate peak training memory before the first step and refuse what cannot fit
     limit_gb: float | None = MISSING  # the memory to plan for; null = what the machine (or GPU) has free
@@ -77,7 +71,7 @@ class TrainerSchema:
     selection: str = MISSING
     swa: SwaSchema = field(default_factory=SwaSchema)
     recompute: Any = MISSING  # true | false | auto (on only when the memory guard needs it)
-    host_malloc: HostMallocSchema = field(default_factory=HostMallocSchema)
+    host_malloc: Any = MISSING  # auto (the model family's policy) | null (glibc's own) | a mapping (host_malloc.KEYS)
     memory: MemorySchema = field(default_factory=MemorySchema)
     limit_batches: int | None = MISSING  # at most this many batches per epoch (debug=limit)
     overfit_batches: int | None = MISSING  # repeat the same first batches every epoch (debug=overfit)

@@ -10,9 +10,11 @@ answer, heavy imports), ``precision`` (fp32 / bf16 autocast / bf16 + torch.compi
 ``threads`` (one run alone and two at once, OpenMP wait policy and ``trainer.num_threads=auto``), ``reference``
 (the CASIA-B recipe's training step of the original GaitGraph2 code against the project's fp32 / bf16 / recompute
 steps, as ratios; needs a checkout of the original in ``GAITGRAPH2_REF``, checked before any section runs;
-``--scale small`` is its smoke size). The GPU benchmark is its own script, ``python -m benchmarks.gpu``.
-Each writes ``<DIR>/<section>.json`` (default DIR: outputs/benchmarks). Timings swing up to 2x on shared
-machines: compare ratios from one run.
+``--scale small`` is its smoke size), ``zoo_reference`` (GaitGraph1, GaitTR and GPGait training steps of
+FastPoseGait's own code against the project's under its host-memory variants, interleaved, as ratios; needs a
+FastPoseGait checkout in ``FASTPOSEGAIT_REF``, checked before any section runs; ``--scale small``: its smoke
+size). The GPU benchmark is its own script, ``python -m benchmarks.gpu``. Each writes ``<DIR>/<section>.json``
+(default DIR: outputs/benchmarks). Timings swing up to 2x on shared machines: compare ratios from one run.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks/ package lives beside gaitgraph/, not inside it
-SECTIONS = ("data", "train", "eval", "zoo", "memory", "startup", "precision", "threads", "reference")
+SECTIONS = ("data", "train", "eval", "zoo", "memory", "startup", "precision", "threads", "reference", "zoo_reference")
 #: Sections that take ``--scale``.
-SCALED = ("data", "reference")
+SCALED = ("data", "reference", "zoo_reference")
+#: Sections that import a reference implementation from a checkout, checked before the first section runs.
+NEEDS_CHECKOUT = ("reference", "zoo_reference")
 
 
 def main(argv: list[str]) -> None:
@@ -46,8 +50,9 @@ def main(argv: list[str]) -> None:
         else:
             raise SystemExit(f"unknown argument {arg!r}; usage: {__doc__.splitlines()[2].strip()}")
     chosen = chosen or list(SECTIONS)
-    if "reference" in chosen:
-        _check_reference()
+    for section in NEEDS_CHECKOUT:
+        if section in chosen:
+            _check_reference(section)
     for section in chosen:
         module = importlib.import_module(f"benchmarks.{section}")
         target = out / f"{section}.json"
@@ -57,13 +62,12 @@ def main(argv: list[str]) -> None:
         print(json.dumps(result, indent=2))
 
 
-def _check_reference() -> None:
-    """Stop before the first section, with the fix, when the reference section cannot run (exit status 2)."""
-    from benchmarks.reference import MissingReference, checkout
-
+def _check_reference(section: str) -> None:
+    """Stop before the first section, with the fix, when ``section`` cannot run (exit status 2)."""
+    module = importlib.import_module(f"benchmarks.{section}")
     try:
-        checkout()
-    except MissingReference as exc:
+        module.checkout()
+    except module.MissingReference as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from gaitgraph.data.batches import WindowBatches
@@ -24,7 +25,7 @@ from gaitgraph.engine.callbacks import Callback
 from gaitgraph.engine.checkpoint import Checkpointer, resume_checkpoint, resume_path
 from gaitgraph.engine.cpu import apply_threads, cpu_has_bf16
 from gaitgraph.engine.distributed import DistContext
-from gaitgraph.engine.host_malloc import configure_malloc
+from gaitgraph.engine.host_malloc import configure_host_memory, resolve_host_malloc
 from gaitgraph.engine.recompute import recompute_activations
 from gaitgraph.engine.state import TrainState
 from gaitgraph.engine.trainer import Precision, Trainer
@@ -39,11 +40,13 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def setup_process(ctx: DistContext, cfg: DictConfig) -> torch.device:
-    """Seeds, CPU threads (shared out between the ranks of one machine) and the allocator; returns the device."""
+    """Seeds, CPU threads (shared out between the ranks of one machine) and the host-memory policy
+    (``trainer.host_malloc``; ``auto``: the model family's own); returns the device."""
     seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
     apply_threads(cfg.trainer.num_threads, ctx.local_world_size)
-    malloc = cfg.trainer.host_malloc
-    configure_malloc(malloc.mmap_threshold_mb, malloc.trim_threshold_mb)
+    setting = cfg.trainer.host_malloc
+    plain = OmegaConf.to_container(setting, resolve=True) if isinstance(setting, DictConfig) else setting
+    configure_host_memory(resolve_host_malloc(plain, get_class(cfg.model._target_)))
     return ctx.device(cfg.trainer.device)
 
 

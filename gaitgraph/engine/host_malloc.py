@@ -6,6 +6,10 @@ the same memory again (most of a step's time at batch 768, docs/pitfalls.md). Ra
 mid-sized blocks in the heap for reuse, and a high trim threshold stops glibc from handing the heap's top back
 between steps. The largest blocks stay mappings: keeping those too is faster still, but the heap then
 fragments and peak RSS doubles (scripts/benchmark.py train measures both).
+
+That trade pays for GaitGraph2, not for every family: each model family declares the policy measured for it
+(:attr:`gaitgraph.models.base.GaitModel.host_malloc`), which ``trainer.host_malloc=auto`` applies
+(:func:`resolve_host_malloc`); scripts/benchmark.py zoo_reference measures the zoo's against FastPoseGait's code.
 """
 
 from __future__ import annotations
@@ -13,13 +17,21 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from gaitgraph.errors import ConfigError
+
+if TYPE_CHECKING:  # no torch import for the allocator's settings
+    from gaitgraph.models.base import GaitModel
 
 log = logging.getLogger(__name__)
 
 #: trainer.host_malloc key -> mallopt parameter number from glibc's <malloc.h>.
 MALLOPT_PARAMS = {"mmap_threshold_mb": -3, "trim_threshold_mb": -1}  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+#: The keys of a ``trainer.host_malloc`` mapping; ``auto`` takes the model family's own.
+KEYS = ("mmap_threshold_mb", "trim_threshold_mb", "huge_pages")
+AUTO = "auto"
 _MIB = 1 << 20
 #: mallopt takes the value in bytes as a C int.
 MAX_MB = (2**31 - 1) // _MIB
@@ -57,3 +69,42 @@ def _glibc() -> ctypes.CDLL | None:
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int
     return libc
+
+
+#: prctl option that stops the kernel from backing this process's memory with transparent huge pages (<linux/prctl.h>).
+PR_SET_THP_DISABLE = 41
+
+
+def configure_host_memory(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Apply ``trainer.host_malloc`` settings: glibc's thresholds (:func:`configure_malloc`) and, with
+    ``huge_pages: false``, no transparent huge pages for this process from now on; returns what was applied.
+
+    Huge pages for large tensors are chosen at process start (``THP_MEM_ALLOC_ENABLE``, gaitgraph/process_env.py:
+    torch reads it once); a run can only turn them off (``prctl(PR_SET_THP_DISABLE)``, every later page fault).
+    """
+    given = dict(settings or {})
+    huge_pages = given.pop("huge_pages", None)
+    applied: dict[str, Any] = configure_malloc(**given)
+    if huge_pages is False:
+        libc = _glibc()
+        if libc is not None and libc.prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0:
+            applied["huge_pages"] = False
+            log.info("transparent huge pages: off for this process")
+    return applied
+
+
+def resolve_host_malloc(setting: Any, family: type[GaitModel]) -> dict[str, Any]:
+    """``trainer.host_malloc`` for a run of model class ``family``: ``auto`` -> the family's declared policy
+    (:attr:`GaitModel.host_malloc`, measured per family); null -> nothing (glibc's own, huge pages as the process
+    started); a mapping of :data:`KEYS` -> those values. Raises :class:`ConfigError` for anything else."""
+    if setting is None:
+        return {}
+    if setting == AUTO:
+        return dict(family.host_malloc)
+    if isinstance(setting, Mapping) and set(setting) <= set(KEYS):
+        return dict(setting)
+    raise ConfigError(
+        "trainer.host_malloc",
+        setting,
+        f"'{AUTO}' (the model family's measured policy), null (glibc's own) or a mapping of {', '.join(KEYS)}",
+    )

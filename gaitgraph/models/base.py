@@ -23,7 +23,7 @@ What the engine needs beyond that, a family declares here instead of the engine 
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -31,6 +31,10 @@ from torch import nn
 from gaitgraph.errors import ConfigError
 from gaitgraph.models.features import FEATURES
 from gaitgraph.skeletons import Skeleton
+
+#: A host-memory policy (:attr:`GaitModel.host_malloc`) that changes nothing: glibc's own thresholds, huge pages
+#: for large tensors as every command starts (gaitgraph/process_env.py).
+AS_STARTED: dict[str, Any] = {"mmap_threshold_mb": None, "trim_threshold_mb": None, "huge_pages": True}
 
 
 class ModelOutput(NamedTuple):
@@ -55,6 +59,12 @@ class GaitModel(nn.Module):
     #: parameters and buffers; dropout is fine, its random state is replayed), and blocks must not contain one
     #: another. Empty: the family trains plainly only.
     recomputed: ClassVar[tuple[type[nn.Module], ...]] = ()
+    #: The host-memory policy this family trains with on the CPU when ``trainer.host_malloc`` is ``auto``
+    #: (:func:`gaitgraph.engine.host_malloc.resolve_host_malloc`): glibc's mmap and trim thresholds in MiB (None:
+    #: glibc's own) and ``huge_pages`` (True: as the process started, False: none for the run). A policy pays
+    #: for itself per family, measured both ways (speed and peak RSS): the default is GaitGraph2's
+    #: (scripts/benchmark.py train), the zoo families declare theirs (benchmarks/zoo_reference.py).
+    host_malloc: ClassVar[dict[str, Any]] = {"mmap_threshold_mb": 64, "trim_threshold_mb": 2047, "huge_pages": True}
 
     def __init__(self, skeleton: Skeleton, features: str) -> None:
         super().__init__()

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gaitgraph.errors import ConfigError
-from gaitgraph.models.base import GaitModel, ModelOutput
+from gaitgraph.models.base import AS_STARTED, GaitModel, ModelOutput
 from gaitgraph.models.graph import hop_adjacency
 from gaitgraph.models.resgcn import (
     MAX_HOP,
@@ -82,6 +82,9 @@ class GaitGraph1(GaitModel):
     """
 
     recomputed = (ResGCNModule,)
+    #: Measured at its recipe against FastPoseGait's step (benchmarks/zoo_reference.py): GaitGraph2's thresholds
+    #: keep freed blocks and peak 1.1x the reference's RSS; glibc's own peak at 0.64x and stay faster.
+    host_malloc = AS_STARTED
 
     def __init__(
         self,

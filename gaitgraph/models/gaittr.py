@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gaitgraph.errors import ConfigError
-from gaitgraph.models.base import GaitModel, ModelOutput
+from gaitgraph.models.base import AS_STARTED, GaitModel, ModelOutput
 from gaitgraph.models.resgcn import conv_bn
 from gaitgraph.models.zoo_features import LAYOUTS, require_layout
 from gaitgraph.models.zoo_layers import fastposegait_init, joint_batchnorm
@@ -104,6 +104,9 @@ class GaitTR(GaitModel):
     """
 
     recomputed = (TCNST,)
+    #: Measured at its recipe against FastPoseGait's step (benchmarks/zoo_reference.py): GaitGraph2's thresholds
+    #: peak at 1.37x the reference's RSS at no gain in speed; glibc's own peak at 0.85x.
+    host_malloc = AS_STARTED
 
     def __init__(self, skeleton: Skeleton, in_channels: list[int], embedding_size: int = 128, features: str = "gaittr"):
         super().__init__(skeleton, features)

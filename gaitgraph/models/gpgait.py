@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gaitgraph.errors import ConfigError
-from gaitgraph.models.base import GaitModel, ModelOutput
+from gaitgraph.models.base import AS_STARTED, GaitModel, ModelOutput
 from gaitgraph.models.graph import hop_adjacency
 from gaitgraph.models.resgcn import conv_bn
 from gaitgraph.models.zoo_features import require_layout
@@ -197,6 +197,9 @@ class GPGait(GaitModel):
     """
 
     recomputed = (PartAGCNResidual,)
+    #: Measured at its recipe against FastPoseGait's step (benchmarks/zoo_reference.py): glibc's own thresholds
+    #: are the fastest (huge pages keep the faults cheap) and peak lowest (0.90x the reference's RSS).
+    host_malloc = AS_STARTED
 
     def __init__(
         self, skeleton: Skeleton, in_channels: list[int], num_classes: int, share_num: int = 3, features: str = "gpgait"

@@ -1,4 +1,5 @@
-"""trainer.host_malloc: glibc keeps mid-sized freed blocks for reuse instead of re-faulting fresh mappings."""
+"""trainer.host_malloc: glibc keeps mid-sized freed blocks for reuse instead of re-faulting fresh mappings; each model
+family declares its own policy (``auto``), which the engine applies."""
 
 import json
 import os
@@ -6,8 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from hydra.utils import get_class
 
-from gaitgraph.engine.host_malloc import MAX_MB, configure_malloc
+from gaitgraph.engine import build
+from gaitgraph.engine.build import setup_process
+from gaitgraph.engine.distributed import DistContext
+from gaitgraph.engine.host_malloc import MAX_MB, configure_malloc, resolve_host_malloc
+from gaitgraph.models.resgcn import ResGCN
+
+from ..conftest import compose_train
 
 #: Allocate, touch and free a 40 MiB tensor: 5 warm-up rounds (glibc settles which free chunk it reuses),
 #: then report the minor page faults of 30 more.
@@ -60,3 +68,47 @@ def test_nothing_to_set_is_a_no_op_and_bad_values_name_the_option():
         configure_malloc(-1, None)
     with pytest.raises(ValueError, match="trainer.host_malloc.trim_threshold_mb"):
         configure_malloc(None, MAX_MB + 1)
+
+
+@pytest.mark.parametrize("option", ["resgcn_n21_r8", "gaitgraph1", "gaittr", "gpgait"])
+def test_setup_process_applies_the_model_familys_declared_policy(monkeypatch, option):
+    applied = []
+    monkeypatch.setattr(build, "configure_host_memory", applied.append)
+    cfg = compose_train(["trainer.device=cpu", "trainer.num_threads=1", f"model={option}"])
+    assert cfg.trainer.host_malloc == "auto"  # the default
+    setup_process(DistContext(), cfg)
+    assert applied == [get_class(cfg.model._target_).host_malloc]
+
+
+def test_a_given_policy_wins_and_null_applies_nothing(monkeypatch):
+    applied = []
+    monkeypatch.setattr(build, "configure_host_memory", applied.append)
+    given = "trainer.host_malloc={mmap_threshold_mb:16,huge_pages:false}"
+    setup_process(DistContext(), compose_train(["trainer.device=cpu", "trainer.num_threads=1", given]))
+    setup_process(
+        DistContext(), compose_train(["trainer.device=cpu", "trainer.num_threads=1", "trainer.host_malloc=null"])
+    )
+    assert applied == [{"mmap_threshold_mb": 16, "huge_pages": False}, {}]
+
+
+def test_gaitgraph2_keeps_the_measured_platform_default():
+    assert ResGCN.host_malloc == {"mmap_threshold_mb": 64, "trim_threshold_mb": 2047, "huge_pages": True}
+
+
+def test_an_unknown_policy_names_the_option_and_its_forms():
+    with pytest.raises(ValueError, match=r"trainer.host_malloc='fast': expected 'auto'.*null.*mmap_threshold_mb"):
+        resolve_host_malloc("fast", ResGCN)
+    with pytest.raises(ValueError, match="trainer.host_malloc"):
+        resolve_host_malloc({"mmap_mb": 1}, ResGCN)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl")
+def test_huge_pages_off_reaches_the_kernel():
+    code = (
+        "from gaitgraph.engine.host_malloc import configure_host_memory; "
+        "print(configure_host_memory({'huge_pages': False})); "
+        "print([l for l in open('/proc/self/status') if l.startswith('THP_enabled')])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "{'huge_pages': False}" in done.stdout
+    assert "THP_enabled:\\t0" in done.stdout or "THP_enabled" not in done.stdout  # kernels before 5.0 do not show it
