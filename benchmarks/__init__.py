@@ -1,6 +1,10 @@
 """Benchmarks of the platform's own steps (each step timed in a fresh process); run them with
 ``python scripts/benchmark.py``. They live beside the package, not in it: a wheel install carries no benchmark."""
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 #: The checkout root: benchmark subprocesses start here so that ``import benchmarks`` works in them.
@@ -8,6 +12,62 @@ ROOT_DIR = Path(__file__).resolve().parent.parent
 #: Address-space cap of a CPU training variant, so a variant that outgrows the machine fails alone instead of
 #: waking the OOM killer; recorded as an error.
 CPU_AS_LIMIT = 19 << 30
+
+
+class MissingReference(Exception):
+    """A reference implementation's checkout, or what it imports, is not there; the message says how to get it."""
+
+
+def reference_checkout(
+    given: str | Path | None, env_var: str, marker: str, what: str, repository: str, commit: str, needs: str = ""
+) -> Path:
+    """The checkout of a reference implementation a benchmark imports at run time: ``given``, else ``$env_var``,
+    which must hold the file ``marker``. Raises :class:`MissingReference` naming ``what`` runs from it and how to
+    get it (clone ``repository`` at ``commit``; ``needs``: what else to install, said with it)."""
+    import os
+
+    given = given or os.environ.get(env_var)
+    root = Path(given).expanduser().resolve() if given else None
+    if root is None or not (root / marker).is_file():
+        where = f"{root} holds no {marker}" if root else f"no --ref PATH, no ${env_var}"
+        clone = f"/tmp/{repository.rstrip('/').rsplit('/', 1)[-1]}"
+        raise MissingReference(
+            f"{what}, imported from a checkout of it ({where}). Get it with `git clone {repository} {clone} && "
+            f"git -C {clone} checkout {commit}` and pass it as `--ref {clone}` or `{env_var}={clone}`"
+            + (f"; it also needs `pip install {needs}`." if needs else ".")
+        )
+    return root
+
+
+def print_result(measure: Callable[[], dict]) -> None:
+    """Print what ``measure()`` returns as JSON; a :class:`MissingReference` is its one paragraph on stderr and exit
+    status 2, without a traceback."""
+    import json
+    import sys
+
+    try:
+        result = measure()
+    except MissingReference as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(result, indent=2))
+
+
+class StepClock:
+    """Wall and CPU seconds (this process, every thread) of each step timed with ``with clock.step(): ...``."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        import time
+
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.wall.append(time.perf_counter() - wall)
+        self.cpu.append(time.process_time() - cpu)
 
 
 def json_from_subprocess(code: str, env: dict[str, str] | None = None) -> dict:

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import json_from_subprocess
+from benchmarks import MissingReference, StepClock, json_from_subprocess, print_result, reference_checkout
 
 #: The original's commit this benchmark is written against (its last; 2022-04-19).
 COMMIT = "0c619f370574baf9b0fa62af583588375c896e7c"
@@ -64,23 +64,11 @@ PROJECT_VARIANTS = {
 TARGET = {"speed": 5.0, "peak_rss": 0.5}
 
 
-class MissingReference(Exception):
-    """The original's checkout or the packages it imports are not there; the message says how to get them."""
-
-
 def checkout(path: str | Path | None = None) -> Path:
     """The original's checkout: ``path``, else ``$GAITGRAPH2_REF``; checked to hold its model code and that its
     packages import. Raises :class:`MissingReference` with a one-paragraph fix."""
-    given = path or os.environ.get(ENV_VAR)
-    root = Path(given).expanduser().resolve() if given else None
-    if root is None or not (root / "GaitGraph" / "models" / "ResGCNv1" / "nets.py").is_file():
-        where = f"{root} holds no GaitGraph/models/ResGCNv1/nets.py" if root else f"no --ref PATH, no ${ENV_VAR}"
-        raise MissingReference(
-            f"The reference benchmark runs the original GaitGraph2 code, imported from a checkout of it ({where}). "
-            f"Get it with `git clone {REPOSITORY} /tmp/GaitGraph2 && git -C /tmp/GaitGraph2 checkout {COMMIT}` "
-            f"and pass it as `--ref /tmp/GaitGraph2` or `{ENV_VAR}=/tmp/GaitGraph2`; its training step also needs "
-            f"`pip install {' '.join(PACKAGES.values())}`."
-        )
+    what, packages = "The reference benchmark runs the original GaitGraph2 code", " ".join(PACKAGES.values())
+    root = reference_checkout(path, ENV_VAR, "GaitGraph/models/ResGCNv1/nets.py", what, REPOSITORY, COMMIT, packages)
     missing = [pip for name, pip in PACKAGES.items() if importlib.util.find_spec(name) is None]
     if missing:
         raise MissingReference(
@@ -267,19 +255,17 @@ def measure_original(root: str, data_root: str, recipe: dict) -> None:
     )
     model.train()
     batches = iter(loader)
-    wall, cpu = [], []
+    clock = StepClock()
     for _ in range(recipe["warmup"] + recipe["steps"]):
-        start = time.perf_counter(), time.process_time()
-        x, y, _ = next(batches)
-        loss = loss_fn(model(x)[0], y.squeeze())  # training_step: self(x) is backbone(x)[0]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        wall.append(time.perf_counter() - start[0])
-        cpu.append(time.process_time() - start[1])
+        with clock.step():
+            x, y, _ = next(batches)
+            loss = loss_fn(model(x)[0], y.squeeze())  # training_step: self(x) is backbone(x)[0]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
     warmup = recipe["warmup"]
-    print(json.dumps(step_summary(recipe["batch_size"], wall[warmup:], "cpu", cpu[warmup:])))
+    print(json.dumps(step_summary(recipe["batch_size"], clock.wall[warmup:], "cpu", clock.cpu[warmup:])))
 
 
 def _commit_of(root: Path) -> str:
@@ -306,12 +292,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--batch", type=int, help="batch size (default: the recipe's 768)")
     parser.add_argument("--threads", type=int, help="torch threads of every variant (default: the usable cores)")
     args = parser.parse_args(argv)
-    try:
-        result = run(args.out, args.ref, "small" if args.smoke else "full", args.batch, args.threads)
-    except MissingReference as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
-    print(json.dumps(result, indent=2))
+    print_result(lambda: run(args.out, args.ref, "small" if args.smoke else "full", args.batch, args.threads))
 
 
 if __name__ == "__main__":

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
-from benchmarks import json_from_subprocess, step_summary
+from benchmarks import StepClock, json_from_subprocess, step_summary
 from gaitgraph.utils import write_json
 
 #: model option -> (loss option, batch size, labels per batch); windows of SEQUENCE_LENGTH frames.
@@ -88,20 +87,18 @@ def training_steps(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scale = torch.tensor([320.0, 240.0, 1.0], device=dev)
     labels = torch.arange(batch, device=dev) // max(2, batch // subjects)  # the recipe's P x K (K >= 2 when smaller)
-    wall, cpu = [], []
+    clock = StepClock()
     for _ in range(warmup + steps):
         poses = torch.rand(batch, frames, skeleton.num_joints, 3, device=dev) * scale
-        start = time.perf_counter(), time.process_time()
-        loss = loss_fn(model(model.input_features(poses)), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        wall.append(time.perf_counter() - start[0])
-        cpu.append(time.process_time() - start[1])
+        with clock.step():
+            loss = loss_fn(model(model.input_features(poses)), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    summary = step_summary(batch, wall[warmup:], dev, cpu[warmup:])
+    summary = step_summary(batch, clock.wall[warmup:], dev, clock.cpu[warmup:])
     return {"batch_size": batch, "loss": loss_option, "parameters": parameters, **summary}
 
 

@@ -34,12 +34,18 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks import CPU_AS_LIMIT, json_from_subprocess, step_summary
+from benchmarks import (
+    CPU_AS_LIMIT,
+    StepClock,
+    json_from_subprocess,
+    print_result,
+    reference_checkout,
+    step_summary,
+)
 from benchmarks.zoo import RECIPES, SEQUENCE_LENGTH
 
 COMMIT = "94da9c82df72b94c342ca8c6366e90578ea8e1ae"
@@ -71,23 +77,11 @@ VARIANTS = {
 DEFAULT_VARIANTS = ("family",)
 
 
-class MissingReference(Exception):
-    """No FastPoseGait checkout; the message says how to get one."""
-
-
 def checkout(path: str | Path | None = None) -> Path:
     """The reference's checkout: ``path``, else ``$FASTPOSEGAIT_REF``, checked to hold its model code. Raises
     :class:`MissingReference` with a one-paragraph fix."""
-    given = path or os.environ.get(ENV_VAR)
-    root = Path(given).expanduser().resolve() if given else None
-    if root is None or not (root / "fastposegait" / "modeling" / "models" / "gpgait.py").is_file():
-        where = f"{root} holds no fastposegait/modeling/models/gpgait.py" if root else f"no --ref PATH, no ${ENV_VAR}"
-        raise MissingReference(
-            f"The zoo reference benchmark runs FastPoseGait's own networks, imported from a checkout of it ({where}). "
-            f"Get it with `git clone {REPOSITORY} /tmp/fpg && git -C /tmp/fpg checkout {COMMIT}` and pass it as "
-            f"`--ref /tmp/fpg` or `{ENV_VAR}=/tmp/fpg`."
-        )
-    return root
+    what = "The zoo reference benchmark runs FastPoseGait's own networks"
+    return reference_checkout(path, ENV_VAR, "fastposegait/modeling/models/gpgait.py", what, REPOSITORY, COMMIT)
 
 
 def run(
@@ -210,21 +204,19 @@ def measure_reference(root: str, family: str, size: dict) -> None:
     views = 2 if family == "gaitgraph1" else 1  # its two-view training: batch / 2 sequences of 2 x frames
     sequences = batch // views
     labels = torch.arange(sequences) % max(1, subjects // views)
-    wall, cpu = [], []
+    clock = StepClock()
     for _ in range(size["warmup"] + size["steps"]):
         poses = _raw_poses(sequences, frames * views)
-        start = time.perf_counter(), time.process_time()
-        x = torch.from_numpy(np.asarray([_apply(chain, seq) for seq in poses])).float().requires_grad_()
-        out = net(([x], labels, None, None, None))["training_feat"]
-        loss = sum(fn(**out[key]) for key, fn in loss_fn.items())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        wall.append(time.perf_counter() - start[0])
-        cpu.append(time.process_time() - start[1])
+        with clock.step():
+            x = torch.from_numpy(np.asarray([_apply(chain, seq) for seq in poses])).float().requires_grad_()
+            out = net(([x], labels, None, None, None))["training_feat"]
+            loss = sum(fn(**out[key]) for key, fn in loss_fn.items())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
     parameters = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    summary = step_summary(batch, wall[size["warmup"] :], "cpu", cpu[size["warmup"] :])
+    summary = step_summary(batch, clock.wall[size["warmup"] :], "cpu", clock.cpu[size["warmup"] :])
     print(json.dumps({"batch_size": batch, "parameters": parameters, **summary}))
 
 
@@ -290,12 +282,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help=f"batch {SMOKE['shape'][0]}, {SMOKE['shape'][1]} frames")
     args = parser.parse_args(argv)
-    try:
-        result = run(args.out, args.ref, "small" if args.smoke else "full", args.families, args.variants, args.rounds)
-    except MissingReference as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
-    print(json.dumps(result, indent=2))
+    print_result(
+        lambda: run(args.out, args.ref, "small" if args.smoke else "full", args.families, args.variants, args.rounds)
+    )
 
 
 if __name__ == "__main__":

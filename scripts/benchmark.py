@@ -64,10 +64,11 @@ def main(argv: list[str]) -> None:
 
 def _check_reference(section: str) -> None:
     """Stop before the first section, with the fix, when ``section`` cannot run (exit status 2)."""
-    module = importlib.import_module(f"benchmarks.{section}")
+    from benchmarks import MissingReference
+
     try:
-        module.checkout()
-    except module.MissingReference as exc:
+        importlib.import_module(f"benchmarks.{section}").checkout()
+    except MissingReference as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -1,5 +1,6 @@
 """The reference benchmark (benchmarks/reference.py) without the original's checkout: the missing-checkout
-paragraph and its exit status, and the ratios it reports. Nothing here runs the original or the network."""
+paragraph and its exit status, and the ratios it reports; scripts/benchmark.py checks its checkout and
+zoo_reference's before any section runs. Nothing here runs the original or the network."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from benchmarks import ROOT_DIR, reference
+from benchmarks import ROOT_DIR, MissingReference, reference, zoo_reference
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +18,7 @@ def _no_reference(monkeypatch):
 
 
 def test_missing_checkout_says_how_to_get_it():
-    with pytest.raises(reference.MissingReference) as caught:
+    with pytest.raises(MissingReference) as caught:
         reference.checkout()
     message = str(caught.value)
     assert reference.COMMIT in message and "git clone" in message and reference.ENV_VAR in message
@@ -26,7 +27,7 @@ def test_missing_checkout_says_how_to_get_it():
 
 def test_a_folder_without_the_original_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv(reference.ENV_VAR, str(tmp_path))
-    with pytest.raises(reference.MissingReference, match="holds no GaitGraph/models/ResGCNv1/nets.py"):
+    with pytest.raises(MissingReference, match="holds no GaitGraph/models/ResGCNv1/nets.py"):
         reference.checkout()
 
 
@@ -43,15 +44,17 @@ def test_the_command_exits_2_with_one_paragraph_and_no_traceback(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_scripts_benchmark_checks_the_checkout_before_any_section(tmp_path):
+@pytest.mark.parametrize("section", ["reference", "zoo_reference"])
+def test_scripts_benchmark_checks_the_checkout_before_any_section(section: str, tmp_path, monkeypatch):
+    monkeypatch.delenv(zoo_reference.ENV_VAR, raising=False)
     done = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "data", "reference", "--out", str(tmp_path)],
+        [sys.executable, "scripts/benchmark.py", "data", section, "--out", str(tmp_path)],
         cwd=ROOT_DIR,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == 2 and "git clone" in done.stderr
+    assert done.returncode == 2 and "git clone" in done.stderr and "Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())  # the data section never ran
 
 
