@@ -41,6 +41,9 @@ BAD = [
     (["dataset=grew", "~dataset.protocols.grew.val.probes"], "dataset.protocols.grew.val=['gallery', 'missing_"),
     (["dataset.eval_sequence_length=0"], "dataset.eval_sequence_length=0"),
     (["metric_protocol=casia_b"], "metric_protocol='casia_b': expected null or a protocol of the dataset"),
+    (["trainer.host_malloc=fast"], "trainer.host_malloc='fast': expected 'auto'"),
+    (["trainer.host_malloc={mmap_threshold_mb:abc}"], "trainer.host_malloc.mmap_threshold_mb='abc': expected null"),
+    (["trainer.host_malloc={huge_pages:maybe}"], "trainer.host_malloc.huge_pages='maybe': expected true"),
 ]
 
 

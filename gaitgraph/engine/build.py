@@ -25,7 +25,7 @@ from gaitgraph.engine.callbacks import Callback
 from gaitgraph.engine.checkpoint import Checkpointer, resume_checkpoint, resume_path
 from gaitgraph.engine.cpu import apply_threads, cpu_has_bf16
 from gaitgraph.engine.distributed import DistContext
-from gaitgraph.engine.host_malloc import configure_host_memory, resolve_host_malloc
+from gaitgraph.engine.host_malloc import configure_host_memory, host_memory_policy
 from gaitgraph.engine.recompute import recompute_activations
 from gaitgraph.engine.state import TrainState
 from gaitgraph.engine.trainer import Precision, Trainer
@@ -44,9 +44,7 @@ def setup_process(ctx: DistContext, cfg: DictConfig) -> torch.device:
     (``trainer.host_malloc``; ``auto``: the model family's own); returns the device."""
     seed_everything(cfg.trainer.seed, cfg.trainer.deterministic)
     apply_threads(cfg.trainer.num_threads, ctx.local_world_size)
-    setting = cfg.trainer.host_malloc
-    plain = OmegaConf.to_container(setting, resolve=True) if isinstance(setting, DictConfig) else setting
-    configure_host_memory(resolve_host_malloc(plain, get_class(cfg.model._target_)))
+    configure_host_memory(host_memory_policy(cfg.trainer, get_class(cfg.model._target_)))
     return ctx.device(cfg.trainer.device)
 
 

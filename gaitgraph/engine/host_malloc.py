@@ -20,6 +20,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from gaitgraph.errors import ConfigError
 
 if TYPE_CHECKING:  # no torch import for the allocator's settings
@@ -101,10 +103,25 @@ def resolve_host_malloc(setting: Any, family: type[GaitModel]) -> dict[str, Any]
         return {}
     if setting == AUTO:
         return dict(family.host_malloc)
-    if isinstance(setting, Mapping) and set(setting) <= set(KEYS):
-        return dict(setting)
-    raise ConfigError(
-        "trainer.host_malloc",
-        setting,
-        f"'{AUTO}' (the model family's measured policy), null (glibc's own) or a mapping of {', '.join(KEYS)}",
-    )
+    if not (isinstance(setting, Mapping) and set(setting) <= set(KEYS)):
+        raise ConfigError(
+            "trainer.host_malloc",
+            setting,
+            f"'{AUTO}' (the model family's measured policy), null (glibc's own) or a mapping of {', '.join(KEYS)}",
+        )
+    for name in MALLOPT_PARAMS:
+        value = setting.get(name)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_MB):
+            raise ConfigError(f"trainer.host_malloc.{name}", value, f"null or an integer 0..{MAX_MB} (MiB)")
+    if type(setting.get("huge_pages", True)) is not bool:
+        raise ConfigError(
+            "trainer.host_malloc.huge_pages", setting["huge_pages"], "true (as the process started) or false (none)"
+        )
+    return dict(setting)
+
+
+def host_memory_policy(trainer_cfg: DictConfig, family: type[GaitModel]) -> dict[str, Any]:
+    """:func:`resolve_host_malloc` of a composed ``trainer`` config node's ``host_malloc``."""
+    setting = trainer_cfg.host_malloc
+    plain = OmegaConf.to_container(setting, resolve=True) if isinstance(setting, DictConfig) else setting
+    return resolve_host_malloc(plain, family)

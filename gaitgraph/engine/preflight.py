@@ -3,10 +3,10 @@
 :func:`gaitgraph.schema.validate` checks types, ranges and that every ``_target_`` imports. :func:`preflight` goes
 on to build what the config describes, on nothing: every ``_target_`` node's arguments are bound to its signature,
 the joint layout, the network (on the meta device: no memory, no weights), the loss, the augmentation pipeline,
-the optimizer and its schedule and the dataset's reader are built, and every protocol and the preprocessing are
-parsed. So a wrong key or value anywhere (``+model.foo=1``, ``dataset.preprocess.normalize=zscore``, a protocol
-query of a column that does not exist) is one :class:`~gaitgraph.errors.ConfigError` paragraph in the first
-seconds, not a traceback after the data has loaded.
+the optimizer and its schedule and the dataset's reader are built, and every protocol, the preprocessing and the
+host-memory policy are parsed. So a wrong key or value anywhere (``+model.foo=1``,
+``dataset.preprocess.normalize=zscore``, a protocol query of a column that does not exist) is one
+:class:`~gaitgraph.errors.ConfigError` paragraph in the first seconds, not a traceback after the data has loaded.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gaitgraph.data.preprocess import NORMALIZATIONS
+from gaitgraph.engine.host_malloc import host_memory_policy
 from gaitgraph.errors import ConfigError, GaitGraphError
 from gaitgraph.evaluation.pipeline import protocols_for
 from gaitgraph.evaluation.protocols import SPLITS
@@ -64,6 +65,7 @@ def _build_all(cfg: DictConfig) -> None:
         check_arguments(key, node)
     skeleton = checked(cfg, "keypoints", lambda: build(cfg.keypoints))
     network = checked(cfg, "model", lambda: meta_model(cfg.model, skeleton))
+    host_memory_policy(cfg.trainer, type(network))
     checked(cfg, "loss", lambda: build(cfg.loss))
     checked(cfg, "augmentation", lambda: build(cfg.augmentation))
     optimizer = checked(cfg, "optimizer.optimizer", lambda: build(cfg.optimizer.optimizer)(network.parameters()))

@@ -3,6 +3,7 @@ family declares its own policy (``auto``), which the engine applies."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -100,6 +101,24 @@ def test_an_unknown_policy_names_the_option_and_its_forms():
         resolve_host_malloc("fast", ResGCN)
     with pytest.raises(ValueError, match="trainer.host_malloc"):
         resolve_host_malloc({"mmap_mb": 1}, ResGCN)
+
+
+@pytest.mark.parametrize(
+    ("given", "key"),
+    [
+        ({"mmap_threshold_mb": "abc"}, "mmap_threshold_mb='abc'"),
+        ({"mmap_threshold_mb": -1}, "mmap_threshold_mb=-1"),
+        ({"trim_threshold_mb": MAX_MB + 1}, f"trim_threshold_mb={MAX_MB + 1}"),
+        ({"trim_threshold_mb": 1.5}, "trim_threshold_mb=1.5"),
+        ({"mmap_threshold_mb": True}, "mmap_threshold_mb=True"),
+        ({"huge_pages": "maybe"}, "huge_pages='maybe'"),
+        ({"huge_pages": 0}, "huge_pages=0"),
+    ],
+)
+def test_a_wrong_value_in_a_given_policy_names_its_key(given, key):
+    with pytest.raises(ValueError, match=f"^trainer.host_malloc.{re.escape(key)}: expected"):
+        resolve_host_malloc(given, ResGCN)
+    assert resolve_host_malloc({"mmap_threshold_mb": 0, "trim_threshold_mb": None, "huge_pages": True}, ResGCN)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl")
