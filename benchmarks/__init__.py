@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 #: The checkout root: benchmark subprocesses start here so that ``import benchmarks`` works in them.
@@ -39,18 +39,17 @@ def reference_checkout(
     return root
 
 
-def print_result(measure: Callable[[], dict]) -> None:
-    """Print what ``measure()`` returns as JSON; a :class:`MissingReference` is its one paragraph on stderr and exit
-    status 2, without a traceback."""
-    import json
+@contextlib.contextmanager
+def exit_if_missing() -> Iterator[None]:
+    """Within: a :class:`MissingReference` ends the command with its one paragraph on stderr and exit status 2, without
+    a traceback."""
     import sys
 
     try:
-        result = measure()
+        yield
     except MissingReference as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
-    print(json.dumps(result, indent=2))
 
 
 class StepClock:

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import MissingReference, StepClock, json_from_subprocess, print_result, reference_checkout
+from benchmarks import MissingReference, StepClock, exit_if_missing, json_from_subprocess, reference_checkout
 
 #: The original's commit this benchmark is written against (its last; 2022-04-19).
 COMMIT = "0c619f370574baf9b0fa62af583588375c896e7c"
@@ -292,7 +292,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--batch", type=int, help="batch size (default: the recipe's 768)")
     parser.add_argument("--threads", type=int, help="torch threads of every variant (default: the usable cores)")
     args = parser.parse_args(argv)
-    print_result(lambda: run(args.out, args.ref, "small" if args.smoke else "full", args.batch, args.threads))
+    with exit_if_missing():
+        result = run(args.out, args.ref, "small" if args.smoke else "full", args.batch, args.threads)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ import numpy as np
 from benchmarks import (
     CPU_AS_LIMIT,
     StepClock,
+    exit_if_missing,
     json_from_subprocess,
-    print_result,
     reference_checkout,
     step_summary,
 )
@@ -282,9 +282,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help=f"batch {SMOKE['shape'][0]}, {SMOKE['shape'][1]} frames")
     args = parser.parse_args(argv)
-    print_result(
-        lambda: run(args.out, args.ref, "small" if args.smoke else "full", args.families, args.variants, args.rounds)
-    )
+    with exit_if_missing():
+        result = run(args.out, args.ref, "small" if args.smoke else "full", args.families, args.variants, args.rounds)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

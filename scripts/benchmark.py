@@ -64,13 +64,10 @@ def main(argv: list[str]) -> None:
 
 def _check_reference(section: str) -> None:
     """Stop before the first section, with the fix, when ``section`` cannot run (exit status 2)."""
-    from benchmarks import MissingReference
+    from benchmarks import exit_if_missing
 
-    try:
+    with exit_if_missing():
         importlib.import_module(f"benchmarks.{section}").checkout()
-    except MissingReference as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
