@@ -236,7 +236,8 @@ def reference_training(root: Path, family: str) -> tuple:
     loss_cfgs = cfg["loss_cfg"] if isinstance(cfg["loss_cfg"], list) else [cfg["loss_cfg"]]
     loss_fn = {c["log_prefix"]: _loss(losses, c) for c in loss_cfgs}
     opt_cfg = cfg["optimizer_cfg"]
-    optimizer = getattr(torch.optim, opt_cfg["solver"])(net.parameters(), **_valid(torch.optim.Adam, opt_cfg))
+    solver = getattr(torch.optim, opt_cfg["solver"])
+    optimizer = solver(net.parameters(), **_valid(solver, opt_cfg))
     sched_cfg = cfg["scheduler_cfg"]
     scheduler_cls = getattr(torch.optim.lr_scheduler, sched_cfg["scheduler"])
     scheduler = scheduler_cls(optimizer, **_valid(scheduler_cls, sched_cfg))
