@@ -21,9 +21,11 @@ from gaitgraph.models.base import AS_STARTED, GaitModel, ModelOutput
 from gaitgraph.models.graph import hop_adjacency
 from gaitgraph.models.resgcn import (
     MAX_HOP,
+    GlobalAveragePool,
     ResGCNModule,
     SpatialBottleneckBlock,
     TemporalBottleneckBlock,
+    normalize_input,
 )
 from gaitgraph.models.zoo_features import LAYOUTS, require_layout
 from gaitgraph.models.zoo_layers import fastposegait_init
@@ -43,7 +45,7 @@ class _InputBranch(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(x)
+        x = normalize_input(self.bn, x)
         for layer in self.layers:
             x = layer(x, self.A)
         return x
@@ -62,15 +64,15 @@ class _ResGCN(nn.Module):
             ResGCNModule(c_in, c_out, "Bottleneck", A, reduction, stride=2 if i == 0 or c_in != c_out else 1)
             for i, (c_in, c_out) in enumerate(pairwise(main_stream))
         )
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.global_pooling = GlobalAveragePool()
         self.fcn = nn.Linear(main_stream[-1], embedding_size)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, C, T, V) -> (embedding (N, E), last feature map (N, C', T', V))."""
-        x = self.head[0](x.contiguous(memory_format=torch.channels_last))
+        x = self.head[0](x)
         for layer in self.backbone:
             x = layer(x, self.graph)
-        return self.fcn(self.global_pooling(x).flatten(1)), x
+        return self.fcn(self.global_pooling(x)), x
 
 
 class GaitGraph1(GaitModel):

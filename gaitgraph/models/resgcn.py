@@ -65,8 +65,17 @@ class SpatialGraphConv(nn.Module):
         weight = self.gcn.weight.view(k, c_out, c_in).transpose(0, 1).reshape(c_out, k * c_in, 1, 1)
         y = F.conv2d(xa, weight)
         if self.gcn.bias is not None:
-            y = y.add_((self.gcn.bias.view(k, c_out).t() @ A.sum(dim=1)).view(1, c_out, 1, -1))
+            y = _add_joint_bias(y, A.sum(dim=1).t() @ self.gcn.bias.view(k, c_out))
         return y
+
+
+def _add_joint_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``y + bias`` for y (N, C, T, V) channels_last and a per-(joint, channel) bias (V, C), as one broadcast over
+    the (N*T, V*C) rows in place of memory: the backward's reduction over N and T is then a column sum. Broadcast
+    as (1, C, 1, V) instead, forward and backward took ~50x longer in bf16 (docs/design.md, "Layout-bound ops")."""
+    n, c, t, v = y.shape
+    rows = y.permute(0, 2, 3, 1).reshape(n * t, v * c) + bias.reshape(1, v * c)
+    return rows.view(n, t, v, c).permute(0, 3, 1, 2)
 
 
 def _aggregate(x: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -225,7 +234,7 @@ class ResGCNInputBranch(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(x)
+        x = normalize_input(self.bn, x)
         for layer in self.layers:
             x = layer(x, self.A)
         return x
@@ -279,7 +288,7 @@ class ResGCN(GaitModel):
         main.append(module(128, 256, stride=2))
         main += [module(256, 256) for _ in range(structure[3] - 1)]
         self.main_stream = nn.ModuleList(main)
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.global_pooling = GlobalAveragePool()
         self.fcn = nn.Linear(256, embedding_size)
         self._init_parameters()
 
@@ -324,15 +333,36 @@ class ResGCN(GaitModel):
         if x.dim() != 5 or x.shape[3] != len(self.input_branches):
             raise ValueError(f"ResGCN input: expected (N, T, V, {len(self.input_branches)}, C), found {tuple(x.shape)}")
         x = x.permute(0, 3, 4, 1, 2)  # N, I, C, T, V
-        x = torch.cat([branch(_channels_last(x[:, i])) for i, branch in enumerate(self.input_branches)], dim=1)
+        x = torch.cat([branch(x[:, i]) for i, branch in enumerate(self.input_branches)], dim=1)
         for layer in self.main_stream:
             x = layer(x, self.A)
-        embedding = self.fcn(self.global_pooling(x).flatten(1))
+        embedding = self.fcn(self.global_pooling(x))
         return ModelOutput(embedding, x)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def normalize_input(bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The input BatchNorm of a branch on the (N, C, T, V) pose channels, then channels_last for the network.
+
+    The BatchNorm runs on the contiguous layout: with 3-5 channels, channels_last BatchNorm took 5x longer
+    forward and backward (docs/design.md, "Layout-bound ops")."""
+    return _channels_last(bn(x.contiguous()))
+
+
+class GlobalAveragePool(nn.Module):
+    """Mean over time and joints, (N, C, T, V) channels_last -> (N, C), as one matmul with a constant row.
+
+    Same value as ``AdaptiveAvgPool2d(1)``; its backward writes the gradient in channels_last, where the pooling's
+    broadcast gradient made the ReLU backward before it 4x slower (docs/design.md, "Layout-bound ops").
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, v = x.shape
+        weight = torch.full((1, t * v), 1.0 / (t * v), dtype=x.dtype, device=x.device)
+        return torch.matmul(weight, x.permute(0, 2, 3, 1).reshape(n, t * v, c)).view(n, c)
 
 
 _CONV_BN_PAIRS = {

@@ -156,10 +156,11 @@ def _nchw_only(out) -> bool:
 
 
 def test_activations_stay_channels_last(coco17):
-    """A layer that silently falls back to NCHW costs a copy per call and the slow conv kernels."""
+    """A layer that silently falls back to NCHW costs a copy per call and the slow conv kernels. Only the input
+    BatchNorms run on NCHW, by design (few channels: channels_last BatchNorm is slower there)."""
     model = _model(coco17, "n21").train()
     wrong = []
     for name, m in model.named_modules():
         m.register_forward_hook(lambda mod, args, out, name=name: wrong.append(name) if _nchw_only(out) else None)
     model(_input(model))
-    assert wrong == []
+    assert wrong == [f"input_branches.{i}.bn" for i in range(len(model.input_branches))]
