@@ -25,7 +25,7 @@ OpenMP threads that sleep rather than spin while they wait), so the ratios are t
 Each variant runs in a fresh subprocess (its peak RSS, VmHWM, is its own) with the same batch, frames and torch
 threads; warm-up steps, then the median step: samples/s, CPU seconds of a step (user + system, every thread:
 steadier than wall time on a shared machine) and peak RSS. ``python -m benchmarks.reference [--ref PATH]
-[--out FILE] [--smoke] [--batch N] [--threads N]``; ``scripts/benchmark.py reference``.
+[--out FILE] [--smoke] [--batch N] [--threads N] [--rounds N]``; ``scripts/benchmark.py reference``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,9 +86,12 @@ def run(
     scale: str = "full",
     batch_size: int | None = None,
     threads: int | None = None,
+    rounds: int = 1,
 ) -> dict:
     """Measure the original and every project variant, each in its own subprocess; write and return the results
-    with the ratios project / original. ``scale``: ``full`` (:data:`RECIPE`) or ``small`` (:data:`SMOKE`)."""
+    with the ratios project / original. ``scale``: ``full`` (:data:`RECIPE`) or ``small`` (:data:`SMOKE`).
+    ``rounds`` > 1 measures them all again in the same order each round (a shared machine's speed drifts over
+    minutes): each variant's medians over the rounds (:func:`combine_rounds`), and each round's own ratios."""
     root = checkout(ref)  # before the heavy imports: a missing checkout answers at once
     from gaitgraph import process_env  # sets the variables every subprocess, the original's included, inherits
     from gaitgraph.engine.cpu import cpu_has_bf16, usable_cores
@@ -99,9 +103,8 @@ def run(
         recipe["batch_size"] = batch_size
     with tempfile.TemporaryDirectory(prefix="gaitgraph2-ref-") as data_root:
         data = _prepare_original(root, data_root, SUBJECTS[scale])
-        variants = {"original": _original(root, data_root, recipe)}
-    for name, (amp, recompute) in PROJECT_VARIANTS.items():
-        variants[name] = _project(amp, recompute, recipe)
+        per_round = [_one_round(root, data_root, recipe) for _ in range(rounds)]
+    variants = per_round[0] if rounds == 1 else combine_rounds(per_round)
     out = {
         "recipe": {
             **recipe,
@@ -116,9 +119,38 @@ def run(
         "variants": variants,
         "ratios": ratios(variants),
     }
+    if rounds > 1:
+        out["recipe"]["rounds"] = rounds
+        out["ratios_per_round"] = [ratios(measured) for measured in per_round]
     if out_json is not None:
         write_json(out, out_json)
     return out
+
+
+def _one_round(root: Path, data_root: str, recipe: dict) -> dict:
+    measured = {"original": _original(root, data_root, recipe)}
+    for name, (amp, recompute) in PROJECT_VARIANTS.items():
+        measured[name] = _project(amp, recompute, recipe)
+    return measured
+
+
+def combine_rounds(per_round: list[dict]) -> dict:
+    """Each variant over several rounds: the median samples/s and CPU seconds per step, the largest peak RSS, and
+    every round's result under ``rounds``; a variant that failed in any round keeps that round's error."""
+    combined = {}
+    for name in per_round[0]:
+        runs = [measured[name] for measured in per_round]
+        failed = [run for run in runs if "error" in run]
+        if failed:
+            combined[name] = failed[0]
+            continue
+        combined[name] = {
+            "samples_per_s": statistics.median(run["samples_per_s"] for run in runs),
+            "median_cpu_s": statistics.median(run["median_cpu_s"] for run in runs),
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+            "rounds": runs,
+        }
+    return combined
 
 
 def ratios(variants: dict) -> dict:
@@ -291,9 +323,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--smoke", action="store_true", help="batch 32, 30 frames, 2 steps, 8 subjects")
     parser.add_argument("--batch", type=int, help="batch size (default: the recipe's 768)")
     parser.add_argument("--threads", type=int, help="torch threads of every variant (default: the usable cores)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure everything this many times, interleaved")
     args = parser.parse_args(argv)
     with exit_if_missing():
-        result = run(args.out, args.ref, "small" if args.smoke else "full", args.batch, args.threads)
+        result = run(args.out, args.ref, "small" if args.smoke else "full", args.batch, args.threads, args.rounds)
     print(json.dumps(result, indent=2))
 
 
