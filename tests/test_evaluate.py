@@ -49,7 +49,7 @@ def test_entry_point_reproduces_train_metric_and_tta(
         assert "psymo10 test, rank-1 %" in done.stdout and "wss" in done.stdout  # the table reached the terminal
     plain_metrics = json.loads((plain_dir / "metrics.json").read_text())
     tta_metrics = json.loads((tta_dir / "metrics.json").read_text())
-    # Same weights, same data config (stored in the checkpoint, sequence_length 30 included): same number.
+    # Same weights, same data config (stored in the checkpoint, its sequence_length included): same number.
     assert plain_metrics["metric"] == pytest.approx(train_metric, abs=1e-9)
     assert plain_metrics["tta"] is False and tta_metrics["tta"] is True
     # One schema for both commands (gaitgraph/evaluation/metrics_file.py): the same keys, in the same order.
