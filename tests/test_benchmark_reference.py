@@ -80,10 +80,11 @@ def test_rounds_combine_to_medians_and_the_largest_peak():
 
     per_round = [
         {"original": run(10.0, 100.0, 9_000.0), "fast": run(50.0, 20.0, 4_000.0)},
-        {"original": run(30.0, 60.0, 10_000.0), "fast": {"error": "exit 1"}},
-        {"original": run(20.0, 80.0, 9_500.0), "fast": run(40.0, 25.0, 4_500.0)},
+        {"original": run(20.0, 90.0, 10_000.0), "fast": {"error": "exit 1"}},
+        {"original": run(40.0, 60.0, 9_500.0), "fast": run(40.0, 25.0, 4_500.0)},
     ]
     combined = reference.combine_rounds(per_round)
-    assert combined["original"]["samples_per_s"] == 20.0 and combined["original"]["median_cpu_s"] == 80.0
+    # medians (20, 90), not means (23.3, 83.3) nor the first or last round
+    assert combined["original"]["samples_per_s"] == 20.0 and combined["original"]["median_cpu_s"] == 90.0
     assert combined["original"]["peak_rss_mb"] == 10_000.0 and len(combined["original"]["rounds"]) == 3
     assert combined["fast"] == {"error": "exit 1"}
