@@ -70,9 +70,9 @@ class SpatialGraphConv(nn.Module):
 
 
 def _add_joint_bias(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``y + bias`` for y (N, C, T, V) channels_last and a per-(joint, channel) bias (V, C), as one broadcast over
-    the (N*T, V*C) rows in place of memory: the backward's reduction over N and T is then a column sum. Broadcast
-    as (1, C, 1, V) instead, forward and backward took ~50x longer in bf16 (docs/design.md, "Layout-bound ops")."""
+    """``y + bias`` for y (N, C, T, V) channels_last and a per-(joint, channel) bias (V, C), added to each row of the
+    (N*T, V*C) matrix y is in memory: the backward's reduction over N and T is then a column sum. Broadcast as
+    (1, C, 1, V) instead, forward and backward took 40-50x longer in bf16 (docs/design.md, "Layout-bound ops")."""
     n, c, t, v = y.shape
     rows = y.permute(0, 2, 3, 1).reshape(n * t, v * c) + bias.reshape(1, v * c)
     return rows.view(n, t, v, c).permute(0, 3, 1, 2)
