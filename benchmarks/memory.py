@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks import json_from_subprocess
 from gaitgraph.utils import write_json
 
-#: (batch size, frames per window) measured, each plain and recomputed.
+#: (batch size, frames per window) measured, each plain, partially and fully recomputed.
 CONFIGS = [(128, 30), (256, 30), (128, 60), (384, 60)]
 
 
@@ -24,8 +24,8 @@ def run(out_json: str | Path | None = None) -> dict:
     """Measure every configuration in its own subprocess; write and return the results with their ratios."""
     rows = []
     for batch, frames in CONFIGS:
-        for recompute in (False, True):
-            code = f"from benchmarks.memory import measure; measure({batch}, {frames}, {recompute})"
+        for recompute in (False, "partial", True):
+            code = f"from benchmarks.memory import measure; measure({batch}, {frames}, {recompute!r})"
             rows.append(
                 {
                     "batch_size": batch,
@@ -41,10 +41,10 @@ def run(out_json: str | Path | None = None) -> dict:
     return out
 
 
-def measure(batch_size: int, sequence_length: int, recompute: bool) -> None:
+def measure(batch_size: int, sequence_length: int, recompute: bool | str) -> None:
     """One configuration in this fresh process; prints one JSON line."""
     from benchmarks.train import synthetic_poses, train_steps
-    from gaitgraph.engine.budget import estimate
+    from gaitgraph.engine.budget import SETTINGS, estimate
     from gaitgraph.engine.host_malloc import configure_malloc
     from gaitgraph.models.resgcn import ResGCN
     from gaitgraph.utils import build
@@ -56,7 +56,7 @@ def measure(batch_size: int, sequence_length: int, recompute: bool) -> None:
     with initialize_config_module("gaitgraph.conf", version_base="1.3"):
         skeleton = build(compose("train").keypoints)
     model = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128)
-    predicted = estimate(model, batch_size, sequence_length).peak(recompute)
+    predicted = estimate(model, batch_size, sequence_length).peak(SETTINGS[recompute])
     before = _rss()
     train_steps("cpu", recompute, batch_size, sequence_length, 3)
     measured = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before

@@ -116,7 +116,7 @@ def synthetic_poses(seed: int = 0):
 
 def measure(
     device: str = "cpu",
-    recompute: bool = False,
+    recompute: bool | str = False,
     malloc: dict | None = None,
     amp: bool = False,
     recipe: dict | None = None,
@@ -163,7 +163,7 @@ def train_steps(*args: Any, **kwargs: Any) -> list[float]:
 
 def train_step_times(
     device: str,
-    recompute: bool,
+    recompute: bool | str,
     batch_size: int,
     sequence_length: int,
     n_steps: int,
@@ -172,7 +172,8 @@ def train_step_times(
 ) -> dict[str, list[float]]:
     """``n_steps`` optimisation steps of n21-r8 on synthetic CASIA-B poses, through the platform's own Trainer
     (augmentation, multi-input, SupCon, AdamW + OneCycle), as train() runs them; ``amp`` and ``compiled`` as
-    ``trainer.amp`` (bf16) and ``trainer.compile``. Each step's wall seconds (``wall``) and this process's CPU seconds
+    ``trainer.amp`` (bf16) and ``trainer.compile``, ``recompute`` as ``trainer.recompute`` (false, true or partial).
+    Each step's wall seconds (``wall``) and this process's CPU seconds
     (``cpu``, all its threads: user + system)."""
     import tempfile
 
@@ -180,6 +181,7 @@ def train_step_times(
     from hydra import compose, initialize_config_module
 
     from gaitgraph.data.batches import WindowBatches
+    from gaitgraph.engine.budget import SETTINGS
     from gaitgraph.engine.build import build_precision, compile_forward
     from gaitgraph.engine.callbacks import Callback
     from gaitgraph.engine.checkpoint import Checkpointer
@@ -204,7 +206,7 @@ def train_step_times(
     dev = torch.device(device)
     model = resgcn_n21_r8().to(dev)
     if recompute:
-        recompute_activations(model)
+        recompute_activations(model, SETTINGS[recompute])
     batches = WindowBatches(synthetic_poses(), sequence_length, batch_size, seed=0, limit=n_steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=1e-5)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=200 * n_steps)

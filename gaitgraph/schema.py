@@ -70,7 +70,7 @@ class TrainerSchema:
     amp_dtype: str = MISSING
     selection: str = MISSING
     swa: SwaSchema = field(default_factory=SwaSchema)
-    recompute: Any = MISSING  # true | false | auto (on only when the memory guard needs it)
+    recompute: Any = MISSING  # true | false | partial | auto (the least the memory guard finds fits)
     host_malloc: Any = MISSING  # auto (the model family's policy) | null (glibc's own) | a mapping (host_malloc.KEYS)
     memory: MemorySchema = field(default_factory=MemorySchema)
     limit_batches: int | None = MISSING  # at most this many batches per epoch (debug=limit)
@@ -135,7 +135,7 @@ RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("trainer.selection", lambda v: v in ("val", "legacy_test"), "val or legacy_test"),
     ("trainer.amp", lambda v: v in (True, False, "auto"), "auto, true or false"),
     ("trainer.amp_dtype", lambda v: v in ("bf16", "fp16"), "bf16 or fp16"),
-    ("trainer.recompute", lambda v: v in (True, False, "auto"), "true, false or auto"),
+    ("trainer.recompute", lambda v: v in (True, False, "partial", "auto"), "true, false, partial or auto"),
     ("optimized_metric", lambda v: v in OBJECTIVES, f"one of {', '.join(OBJECTIVES)}"),
     ("optimizer.optimizer.lr", lambda v: v is None or v > 0, "a learning rate > 0"),
     ("optimizer.optimizer.weight_decay", lambda v: v is None or v >= 0, "a weight decay >= 0"),

@@ -44,14 +44,14 @@ def test_a_model_family_from_a_test_module_trains_with_recomputation_chosen_by_t
     network = toys.ToyGait(skeleton("coco17"))
     est = estimate(network, 16, 16)
     assert est.activations_recomputed < est.activations
-    cfg = compose_train([*overrides, f"trainer.memory.limit_gb={(est.peak(False) + est.peak(True)) / 2e9}"])
+    cfg = compose_train([*overrides, f"trainer.memory.limit_gb={(est.peak('off') + est.peak('full')) / 2e9}"])
     with open_dict(cfg):
         cfg.model = OmegaConf.create({"_target_": "tests.toys.ToyGait", "width": 16, "blocks": 3})
         cfg.paths.output_dir = str(tmp_path / "run")
     before = toys.ToyBlock.calls
     with caplog.at_level(logging.WARNING, logger="gaitgraph.engine.budget"):
         train(cfg)
-    assert "switched trainer.recompute on" in caplog.text
+    assert "switched trainer.recompute to true" in caplog.text  # the toy declares no partial level
     steps = len(json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]) * 2  # debug=fdr: 2 steps
     assert toys.ToyBlock.calls - before == 2 * 3 * steps
     weights = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]
@@ -59,7 +59,7 @@ def test_a_model_family_from_a_test_module_trains_with_recomputation_chosen_by_t
 
 
 def test_the_engine_names_no_model_family():
-    """Recomputation and the memory estimate ask the model (GaitModel.recomputed_modules), so the engine imports
+    """Recomputation and the memory estimate ask the model (GaitModel.recompute_targets), so the engine imports
     nothing of the models but their base, their builder and the losses."""
     allowed = {"gaitgraph.models", "gaitgraph.models.base", "gaitgraph.models.losses"}
     for path in sorted((ROOT / "gaitgraph" / "engine").rglob("*.py")):

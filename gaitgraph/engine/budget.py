@@ -4,8 +4,9 @@ The estimate runs one forward pass of a copy of the network on the ``meta`` devi
 compute) at the real per-rank batch size and sequence length, and counts the bytes autograd keeps for the
 backward pass (saved-tensor hooks). Peak = weights + gradients + optimizer state + kept activations, times a
 factor for what lives only briefly (the backward's gradient buffers), plus a fixed overhead.
-With activation recomputation only the input of each block the model declares recomputable
-(``GaitModel.recomputed_modules``) is kept, plus the largest block's activations while it is recomputed.
+With activation recomputation only the input of each target the model declares at that level
+(``GaitModel.recompute_targets``: whole blocks, or a wide step inside them) is kept, plus the largest target's
+activations while it is recomputed.
 ``benchmarks/memory.py`` compares the estimate with measured peaks (ResGCN); tests/models/test_recompute.py
 checks every family against one measured step.
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,17 +42,25 @@ HEADROOM = 1.3
 OPTIMIZER_STATES = 2
 
 
+#: Recomputation levels, least memory saved first: ``trainer.recompute`` false, partial, true.
+LEVELS = ("off", "partial", "full")
+SETTINGS: dict[bool | str, str] = {False: "off", "partial": "partial", True: "full"}
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Bytes: model state (weights, gradients, optimizer state), kept activations plain and recomputed."""
+    """Bytes: model state (weights, gradients, optimizer state), and the activations kept for the backward pass
+    plain, with partial and with full recomputation (a level the family does not declare keeps the plain bytes)."""
 
     model_state: int
     activations: int
+    activations_partial: int
     activations_recomputed: int
 
-    def peak(self, recompute: bool) -> int:
-        """Bytes one training step may take at its peak: the central estimate with :data:`HEADROOM`."""
-        kept = self.activations_recomputed if recompute else self.activations
+    def peak(self, level: str) -> int:
+        """Bytes one training step at recomputation ``level`` (:data:`LEVELS`) may take at its peak: the central
+        estimate with :data:`HEADROOM`."""
+        kept = dict(zip(LEVELS, (self.activations, self.activations_partial, self.activations_recomputed)))[level]
         return int(((self.model_state + kept) * TRANSIENT_FACTOR + FIXED_OVERHEAD) * HEADROOM)
 
 
@@ -60,8 +71,6 @@ def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> Memor
     poses = torch.empty(batch_size, sequence_length, network.skeleton.num_joints, 3, device="meta")
     kept = [0]
     seen: set[int] = set()
-    per_module: list[int] = []
-    inputs_kept: list[int] = []
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
@@ -70,23 +79,35 @@ def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> Memor
             kept[0] += storage.nbytes()
         return tensor
 
-    def before(module: nn.Module, args: tuple) -> None:
-        per_module.append(kept[0])
-        inputs_kept.append(sum(a.numel() * a.element_size() for a in args if isinstance(a, torch.Tensor)))
+    # (bytes kept inside, bytes of its inputs) per call of each level's targets; the copy is thrown away, so its
+    # targets are wrapped for counting and never restored. Full-level blocks contain the partial-level steps.
+    calls: dict[str, list[tuple[int, int]]] = {"partial": [], "full": []}
+    for level, rows in calls.items():
+        for module, method in meta.recompute_targets(level):
+            setattr(module, method, _counted(getattr(module, method), rows, kept))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        meta(meta.input_features(poses))
+    partial, full = (_kept_recomputing(kept[0], calls[level]) for level in ("partial", "full"))
+    return MemoryEstimate(params * (2 + OPTIMIZER_STATES), kept[0], partial, full)
 
-    def after(module: nn.Module, args: tuple, output: object) -> None:
-        per_module[-1] = kept[0] - per_module[-1]
 
-    blocks = meta.recomputed_modules()
-    hooks = [m.register_forward_pre_hook(before) for m in blocks] + [m.register_forward_hook(after) for m in blocks]
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            meta(meta.input_features(poses))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    recomputed = kept[0] - sum(per_module) + sum(inputs_kept) + max(per_module, default=0)
-    return MemoryEstimate(params * (2 + OPTIMIZER_STATES), kept[0], recomputed)
+def _counted(plain: Callable[..., Any], rows: list[tuple[int, int]], kept: list[int]) -> Callable[..., Any]:
+    """``plain``, recording per call the bytes autograd kept during it and the bytes of its tensor inputs."""
+
+    def call(*args: Any) -> Any:
+        start = kept[0]
+        out = plain(*args)
+        rows.append((kept[0] - start, sum(a.numel() * a.element_size() for a in args if isinstance(a, torch.Tensor))))
+        return out
+
+    return call
+
+
+def _kept_recomputing(kept: int, calls: list[tuple[int, int]]) -> int:
+    """Bytes kept when each call's inside is recomputed: its inputs instead, plus the largest inside while it is
+    recomputed (no call: nothing changes)."""
+    inside = [row[0] for row in calls]
+    return kept - sum(inside) + sum(row[1] for row in calls) + max(inside, default=0)
 
 
 #: This process's estimates by what built their network (:func:`estimate_once`).
@@ -131,30 +152,38 @@ def _meminfo_available() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def choose_recompute(
-    setting: str | bool, estimate_: MemoryEstimate, budget: int, can_recompute: bool, what: str
-) -> bool:
-    """Whether to recompute activations, given ``trainer.recompute`` (true, false or auto) and
-    the memory ``budget``; raises :class:`MemoryBudgetError` when even the chosen way does not fit.
+def choose_recompute(setting: str | bool, estimate_: MemoryEstimate, budget: int, what: str) -> str:
+    """The recomputation level (:data:`LEVELS`) for ``trainer.recompute`` (false, partial, true or auto: the first
+    level that fits) and the memory ``budget``; raises :class:`MemoryBudgetError` when the chosen level does not fit.
 
     ``what`` describes the step (model, batch, length) for the messages.
     """
-    plain, recomputed = estimate_.peak(False), estimate_.peak(True)
-    recompute = setting is True or (setting == "auto" and plain > budget and can_recompute)
-    need = recomputed if recompute else plain
+    fitting = [level for level in LEVELS if estimate_.peak(level) <= budget]
+    level = SETTINGS[setting] if setting != "auto" else (fitting or [LEVELS[-1]])[0]
+    need = estimate_.peak(level)
     if need <= budget:
-        if recompute and setting == "auto":
+        if setting == "auto" and level != "off":
             log.warning(
-                "memory: %s may need up to %.1f GB, %.1f GB are free: switched trainer.recompute on (about %.1f GB)",
+                "memory: %s may need up to %.1f GB, %.1f GB are free: switched trainer.recompute to %s (about %.1f GB)",
                 what,
-                plain / 1e9,
+                estimate_.peak("off") / 1e9,
                 budget / 1e9,
-                recomputed / 1e9,
+                _setting(level),
+                need / 1e9,
             )
-        return recompute
-    ways = [] if recompute or not can_recompute else [f"trainer.recompute=true (about {recomputed / 1e9:.1f} GB)"]
+        return level
+    ways = [
+        f"trainer.recompute={_setting(deeper)} (about {estimate_.peak(deeper) / 1e9:.1f} GB)"
+        for deeper in LEVELS[LEVELS.index(level) + 1 :]
+        if estimate_.peak(deeper) < need
+    ]
     ways += ["a smaller trainer.batch_size or dataset.sequence_length", "trainer.memory.limit_gb to assert more"]
     raise MemoryBudgetError(
         f"{what} may need up to {need / 1e9:.1f} GB at its peak, but only {budget / 1e9:.1f} GB are free; stopped "
         f"before training. Ways out: {'; '.join(ways)}."
     )
+
+
+def _setting(level: str) -> str:
+    """The ``trainer.recompute`` value that asks for ``level``."""
+    return {"off": "false", "partial": "partial", "full": "true"}[level]

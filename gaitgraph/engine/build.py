@@ -112,7 +112,7 @@ def build_network(
     """The model on ``device``, with activation recomputation when asked or when the memory guard needs it."""
     network = build_model(cfg.model, skeleton)
     setting = cfg.trainer.recompute
-    recompute = setting is True
+    level = budget.SETTINGS.get(setting, "off")
     memory = cfg.trainer.memory
     if memory.guard:
         estimate = budget.estimate_once(
@@ -124,12 +124,12 @@ def build_network(
             f"training {cfg.model._target_.rsplit('.', 1)[-1]} on batches of {batch_per_rank} x "
             f"{cfg.dataset.sequence_length} frames on {device.type}"
         )
-        can_recompute = bool(network.recomputed_modules())
-        recompute = budget.choose_recompute(setting, estimate, room, can_recompute=can_recompute, what=what)
+        level = budget.choose_recompute(setting, estimate, room, what=what)
     network = network.to(device)
-    if recompute and recompute_activations(network) == 0:
+    if level != "off" and recompute_activations(network, level) == 0:
         log.warning(
-            "trainer.recompute: %s has no recomputable module; training it plainly",
+            "trainer.recompute=%s: %s declares nothing to recompute at that level; training it plainly",
+            setting,
             type(network).__name__,
         )
     return network

@@ -1,8 +1,9 @@
 """Activation recomputation: the same maths with a lower peak memory (``trainer.recompute``).
 
-Each block a model family declares (:meth:`gaitgraph.models.base.GaitModel.recomputed_modules`) keeps only its
-input for the backward pass and recomputes its inside there (``torch.utils.checkpoint``, which replays the random
-state, so dropout draws the same masks). BatchNorm would update its running statistics a second time during the
+Each target a model family declares at the chosen level (:meth:`gaitgraph.models.base.GaitModel.recompute_targets`:
+whole blocks at ``full``, a wide step inside them at ``partial``) keeps only its input for the backward pass and
+recomputes its inside there (``torch.utils.checkpoint``, which replays the random state, so dropout draws the same
+masks). BatchNorm would update its running statistics a second time during the
 recomputation; the recomputation runs with ``momentum=0`` (running = running, bit for bit) and the batch counter
 restored, so weights AND BatchNorm buffers equal those of the plain model.
 """
@@ -36,11 +37,12 @@ def _frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
 
 
 class _Recomputed:
-    """Replaces a module's ``forward``: recomputed while training with gradients, plain otherwise."""
+    """Replaces a method of a module (an instance attribute shadows it): recomputed while training with gradients,
+    plain otherwise."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, method: str) -> None:
         self.module = module
-        self.plain = module.forward
+        self.plain = getattr(module, method)
 
     def __call__(self, *args: Any) -> Any:
         if not (self.module.training and torch.is_grad_enabled()):
@@ -58,12 +60,12 @@ class _Recomputed:
         return checkpoint(run, *args, use_reentrant=False)
 
 
-def recompute_activations(model: GaitModel) -> int:
-    """Recompute every block ``model`` declares (its ``recomputed_modules()``) in the backward pass; returns how
-    many were wrapped (0: the family declares none)."""
+def recompute_activations(model: GaitModel, level: str = "full") -> int:
+    """Recompute every target ``model`` declares at ``level`` (``full`` or ``partial``, its
+    ``recompute_targets(level)``) in the backward pass; returns how many were wrapped (0: it declares none)."""
     wrapped = 0
-    for module in model.recomputed_modules():
-        if not isinstance(module.forward, _Recomputed):
-            module.forward = _Recomputed(module)
+    for module, method in model.recompute_targets(level):
+        if not isinstance(getattr(module, method), _Recomputed):
+            setattr(module, method, _Recomputed(module, method))
             wrapped += 1
     return wrapped

@@ -17,8 +17,10 @@ What the engine needs beyond that, a family declares here instead of the engine 
 - ``features``: the name of its input features in the registry :data:`gaitgraph.models.features.FEATURES`
   (``@register_features("<name>")`` where the function is defined);
 - :attr:`GaitModel.recomputed`: the block types whose activations may be recomputed in the backward pass
-  (``trainer.recompute``); :meth:`GaitModel.recomputed_modules` lists the blocks, and both the
-  recomputation (:mod:`gaitgraph.engine.recompute`) and the memory estimate (:mod:`gaitgraph.engine.budget`) use it.
+  (``trainer.recompute=true``), and :attr:`GaitModel.recomputed_partially`: the parts of blocks whose wide,
+  cheap activations alone are recomputed (``trainer.recompute=partial``). :meth:`GaitModel.recompute_targets`
+  lists them per level, and both the recomputation (:mod:`gaitgraph.engine.recompute`) and the memory estimate
+  (:mod:`gaitgraph.engine.budget`) use it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class GaitModel(nn.Module):
     #: parameters and buffers; dropout is fine, its random state is replayed), and blocks must not contain one
     #: another. Empty: the family trains plainly only.
     recomputed: ClassVar[tuple[type[nn.Module], ...]] = ()
+    #: Module type -> the name of one of its methods whose activations alone are recomputed at the ``partial``
+    #: level: a step inside a block that is cheap to run again but keeps wide tensors (ResGCN's bottleneck
+    #: expansion, a 1x1 convolution and BatchNorm to 4-8x the channels). The same rules as for the blocks hold.
+    #: Empty: the family has no partial level.
+    recomputed_partially: ClassVar[dict[type[nn.Module], str]] = {}
     #: The host-memory policy this family trains with on the CPU when ``trainer.host_malloc`` is ``auto``
     #: (:func:`gaitgraph.engine.host_malloc.resolve_host_malloc`): glibc's mmap and trim thresholds in MiB (None:
     #: glibc's own) and ``huge_pages`` (True: as the process started, False: none for the run). A policy pays
@@ -73,9 +80,15 @@ class GaitModel(nn.Module):
         self.skeleton = skeleton
         self.features = features
 
-    def recomputed_modules(self) -> list[nn.Module]:
-        """The blocks of this model whose activations may be recomputed: every submodule of :attr:`recomputed`."""
-        return [m for m in self.modules() if isinstance(m, self.recomputed)]
+    def recompute_targets(self, level: str) -> list[tuple[nn.Module, str]]:
+        """(submodule, method name) pairs whose activations are recomputed at ``level``: ``full``, every block of
+        :attr:`recomputed` (its ``forward``); ``partial``, the methods :attr:`recomputed_partially` names."""
+        if level == "full":
+            return [(m, "forward") for m in self.modules() if isinstance(m, self.recomputed)]
+        if level == "partial":
+            parts = self.recomputed_partially.items()
+            return [(m, name) for m in self.modules() for kind, name in parts if isinstance(m, kind)]
+        raise ValueError(f"recompute level {level!r}: expected 'full' or 'partial'")
 
     def input_features(self, poses: torch.Tensor) -> torch.Tensor:
         """``(N, T, V, 3)`` poses -> this model's input (no parameters: safe outside autocast and DDP)."""

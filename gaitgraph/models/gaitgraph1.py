@@ -84,6 +84,7 @@ class GaitGraph1(GaitModel):
     """
 
     recomputed = (ResGCNModule,)
+    recomputed_partially = {SpatialBottleneckBlock: "expand", TemporalBottleneckBlock: "expand"}
     #: Measured at its recipe against FastPoseGait's step (benchmarks/zoo_reference.py): GaitGraph2's thresholds
     #: keep freed blocks and peak 1.1x the reference's RSS; glibc's own peak at 0.64x and stay faster.
     host_malloc = AS_STARTED

@@ -118,11 +118,14 @@ class SpatialBottleneckBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
         y = self.bn_down(self.conv_down(x)).relu_()
-        y = self.bn(self.conv(y, A)).relu_()
-        y = self.bn_up(self.conv_up(y))
+        y = self.expand(self.bn(self.conv(y, A)).relu_())
         if self.residual is not None:
             y = y.add_(self.residual(x))
         return y.relu_()
+
+    def expand(self, y: torch.Tensor) -> torch.Tensor:
+        """``conv_up`` then ``bn_up``: back to the block's width, the widest tensors it keeps for the backward."""
+        return self.bn_up(self.conv_up(y))
 
 
 class TemporalBasicBlock(nn.Module):
@@ -151,9 +154,10 @@ class TemporalBottleneckBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, res_module: torch.Tensor | None) -> torch.Tensor:
         y = self.bn_down(self.conv_down(x)).relu_()
-        y = self.bn(self.conv(y)).relu_()
-        y = self.bn_up(self.conv_up(y))
+        y = self.expand(self.bn(self.conv(y)).relu_())
         return _add_residuals(y, x, self.residual, res_module).relu_()
+
+    expand = SpatialBottleneckBlock.expand
 
 
 def _block_residual(in_channels: int, out_channels: int, stride: int, enabled: bool) -> nn.Module | None:
@@ -251,6 +255,7 @@ class ResGCN(GaitModel):
     """
 
     recomputed = (ResGCNModule,)
+    recomputed_partially = {SpatialBottleneckBlock: "expand", TemporalBottleneckBlock: "expand"}
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""The memory guard: the estimate grows with the step, and the choice between plain, recomputed and refused."""
+"""The memory guard: the estimate grows with the step, and the choice between plain, partially or fully recomputed
+and refused."""
 
 from __future__ import annotations
 
@@ -25,27 +26,33 @@ def test_the_estimate_scales_with_batch_and_length_and_recomputation_keeps_less(
     assert double_batch.activations == pytest.approx(2 * small.activations, rel=0.02)
     assert double_length.activations == pytest.approx(2 * small.activations, rel=0.1)
     assert small.activations_recomputed < small.activations / 2
+    assert small.activations_recomputed < small.activations_partial < small.activations
     assert next(model.parameters()).device.type == "cpu", "the estimate runs on a copy"
 
 
-def test_the_choice_between_plain_recomputed_and_refused():
-    est = MemoryEstimate(model_state=0, activations=10 * 10**9, activations_recomputed=2 * 10**9)
-    plain, recomputed = est.peak(False), est.peak(True)
-    # central estimates 1.5 x 10 GB + 0.65 GB and 1.5 x 2 GB + 0.65 GB, planned with 30 % headroom
-    assert (plain, recomputed) == (int(15.65e9 * HEADROOM), int(3.65e9 * HEADROOM))
-    assert choose_recompute("auto", est, plain, True, "x") is False
-    assert choose_recompute("auto", est, recomputed, True, "x") is True
-    assert choose_recompute(True, est, recomputed, True, "x") is True
+def test_the_choice_between_the_levels_and_refused():
+    est = MemoryEstimate(
+        model_state=0, activations=10 * 10**9, activations_partial=6 * 10**9, activations_recomputed=2 * 10**9
+    )
+    plain, partial, full = (est.peak(level) for level in ("off", "partial", "full"))
+    # central estimates 1.5 x 10 / 6 / 2 GB + 0.65 GB, planned with 30 % headroom
+    assert (plain, partial, full) == (int(15.65e9 * HEADROOM), int(9.65e9 * HEADROOM), int(3.65e9 * HEADROOM))
+    assert [choose_recompute("auto", est, room, "x") for room in (plain, partial, full)] == ["off", "partial", "full"]
+    assert choose_recompute(True, est, full, "x") == "full"
+    assert choose_recompute("partial", est, plain, "x") == "partial"
     with pytest.raises(
         MemoryBudgetError,
-        match=r"x may need up to 20\.3 GB .*Ways out: trainer\.recompute"
-        r"=true \(about 4\.7 GB\)",
+        match=r"x may need up to 20\.3 GB .*Ways out: trainer\.recompute=partial \(about 12\.5 GB\); "
+        r"trainer\.recompute=true \(about 4\.7 GB\); a smaller",
     ):
-        choose_recompute(False, est, recomputed, True, "x")
-    with pytest.raises(MemoryBudgetError, match=r"may need up to 4\.7 GB.*smaller trainer\.batch_size"):
-        choose_recompute("auto", est, recomputed - 1, True, "x")
-    with pytest.raises(MemoryBudgetError, match="may need up to 20.3 GB"):  # a model without recomputable modules
-        choose_recompute("auto", est, recomputed, False, "x")
+        choose_recompute(False, est, full, "x")
+    with pytest.raises(MemoryBudgetError, match=r"up to 12\.5 GB.*Ways out: trainer\.recompute=true \(about 4\.7"):
+        choose_recompute("partial", est, full, "x")
+    with pytest.raises(MemoryBudgetError, match=r"may need up to 4\.7 GB.*Ways out: a smaller trainer\.batch_size"):
+        choose_recompute("auto", est, full - 1, "x")
+    nothing_to_recompute = MemoryEstimate(0, 10 * 10**9, 10 * 10**9, 10 * 10**9)
+    with pytest.raises(MemoryBudgetError, match=r"may need up to 20\.3 GB.*Ways out: a smaller"):
+        choose_recompute("auto", nothing_to_recompute, full, "x")
 
 
 def test_an_estimate_is_made_once_per_architecture_and_batch_shape(monkeypatch: pytest.MonkeyPatch):
@@ -55,7 +62,7 @@ def test_an_estimate_is_made_once_per_architecture_and_batch_shape(monkeypatch: 
 
     made = []
     monkeypatch.setattr(budget, "_estimates", {})
-    monkeypatch.setattr(budget, "estimate", lambda network, b, t: made.append((b, t)) or MemoryEstimate(1, 2, 3))
+    monkeypatch.setattr(budget, "estimate", lambda network, b, t: made.append((b, t)) or MemoryEstimate(1, 2, 3, 4))
     same = {build._architecture(compose_train(o), 16) for o in ([], ["optimizer.optimizer.lr=0.1", "trainer.seed=3"])}
     assert len(same) == 1
     cases = (
@@ -67,12 +74,12 @@ def test_an_estimate_is_made_once_per_architecture_and_batch_shape(monkeypatch: 
     others = [build._architecture(compose_train(o), b) for o, b in cases]
     assert len({*same, *others}) == 5
     for key in [*same, *others, *others, *same]:
-        assert budget.estimate_once(key, None, 16, 30) == MemoryEstimate(1, 2, 3)
+        assert budget.estimate_once(key, None, 16, 30) == MemoryEstimate(1, 2, 3, 4)
     assert len(made) == 5
 
 
 @pytest.mark.slow
-def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_path: Path, shared_cache: Path, caplog):
+def test_auto_recomputes_partially_when_the_plain_step_would_not_fit(tmp_path: Path, shared_cache: Path, caplog):
     overrides = [
         "trainer.epochs=1",
         "trainer.batch_size=64",
@@ -85,11 +92,11 @@ def test_auto_switches_recomputation_on_when_the_plain_step_would_not_fit(tmp_pa
     cfg = compose_train(overrides)
     model = ResGCN(coco17(), [1, 1, 1, 1], "Bottleneck", 8, 128)
     est = estimate(model, 64, 20)
-    between = (est.peak(False) + est.peak(True)) / 2 / 1e9
+    between = (est.peak("off") + est.peak("partial")) / 2 / 1e9
     cfg = compose_train([*overrides, f"trainer.memory.limit_gb={between}"])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     with caplog.at_level(logging.WARNING, logger="gaitgraph.engine.budget"):
         train(cfg)
-    assert "switched trainer.recompute on" in caplog.text
+    assert "switched trainer.recompute to partial" in caplog.text
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][0]["train/loss_epoch"] > 0

@@ -1,4 +1,5 @@
-"""The trainer options end to end on PsyMo-10: SWA, legacy test-set selection, P x K batches, AMP on CPU."""
+"""The trainer options end to end on PsyMo-10: SWA, legacy test-set selection, P x K batches, AMP on CPU, partial
+recomputation."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..conftest import compose_train
 
 
 @pytest.mark.slow
-def test_swa_legacy_selection_pk_and_amp_on_cpu(tmp_path: Path, shared_cache: Path, caplog):
+def test_swa_legacy_selection_pk_amp_and_partial_recomputation_on_cpu(tmp_path: Path, shared_cache: Path, caplog):
     cfg = compose_train(
         [
             "trainer.epochs=2",
@@ -35,6 +36,7 @@ def test_swa_legacy_selection_pk_and_amp_on_cpu(tmp_path: Path, shared_cache: Pa
             "trainer.selection=legacy_test",
             "trainer.val_every=1",
             "trainer.amp=true",
+            "trainer.recompute=partial",
             f"paths.cache_dir={shared_cache}",
         ]
     )

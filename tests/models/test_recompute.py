@@ -1,5 +1,6 @@
-"""Every model family declares its recomputable blocks: recomputation gives the plain step's gradients and BatchNorm
-buffers, and the memory estimate of both ways is near a measured peak."""
+"""Every model family declares what it may recompute (whole blocks; ResGCN families also a partial level):
+recomputation gives the plain step's gradients and BatchNorm buffers, and the memory estimate of each level is near
+a measured peak."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gaitgraph.engine.budget import TRANSIENT_FACTOR, estimate
+from gaitgraph.engine.budget import TRANSIENT_FACTOR, MemoryEstimate, estimate
 from gaitgraph.engine.recompute import recompute_activations
 from gaitgraph.models.base import GaitModel
 from gaitgraph.models.gaitgraph1 import GaitGraph1
@@ -21,14 +22,28 @@ from gaitgraph.models.resgcn import ResGCN
 
 from ..conftest import skeleton
 
-#: Tiny members of each family (COCO-17) and how many blocks each declares recomputable.
-FAMILIES: dict[str, tuple[Callable[[], GaitModel], int]] = {
-    "resgcn": (lambda: ResGCN(skeleton("coco17"), [1, 1, 1, 1], "Bottleneck", 8, 32), 3 * 2 + 2),
-    "gaitgraph1": (lambda: GaitGraph1(skeleton("coco17"), [3, 32, 32], [32, 64, 64], 32, 8), 2 + 2),
-    "gaittr": (lambda: GaitTR(skeleton("coco17"), [10, 32, 64]), 2),
+#: Tiny members of each family (COCO-17) and how many targets each declares per level: full = blocks, partial =
+#: the two bottleneck expansions (spatial, temporal) of every Bottleneck module.
+FAMILIES: dict[str, tuple[Callable[[], GaitModel], dict[str, int]]] = {
+    # 3 input branches (an initial Basic module, then one Bottleneck) + 2 main-stream Bottleneck modules
+    "resgcn": (
+        lambda: ResGCN(skeleton("coco17"), [1, 1, 1, 1], "Bottleneck", 8, 32),
+        {"full": 3 * 2 + 2, "partial": (3 + 2) * 2},
+    ),
+    # a Basic module, then 3 Bottleneck modules
+    "gaitgraph1": (
+        lambda: GaitGraph1(skeleton("coco17"), [3, 32, 32], [32, 64, 64], 32, 8),
+        {"full": 2 + 2, "partial": 3 * 2},
+    ),
+    "gaittr": (lambda: GaitTR(skeleton("coco17"), [10, 32, 64]), {"full": 2, "partial": 0}),
     # 3 branches x (1 shared + 2 layers in each stream: global + 3 partition streams, 1 for the angle branch)
-    "gpgait": (lambda: GPGait(skeleton("coco17"), [2, 16, 16, 32], 4, share_num=1), 3 * 1 + 2 * 2 * 4 + 2 * 2),
+    "gpgait": (
+        lambda: GPGait(skeleton("coco17"), [2, 16, 16, 32], 4, share_num=1),
+        {"full": 3 * 1 + 2 * 2 * 4 + 2 * 2, "partial": 0},
+    ),
 }
+#: (family, level) for each level a family declares.
+DECLARED = [(family, level) for family, (_, counts) in FAMILIES.items() for level, n in counts.items() if n]
 
 
 def _poses(n: int, t: int) -> torch.Tensor:
@@ -39,13 +54,20 @@ def _loss(model: GaitModel, x: torch.Tensor) -> torch.Tensor:
     return sum((out.float() ** 2).mean() for out in model(x) if out is not None)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_recomputation_gives_the_plain_gradients_and_buffers(family: str):
-    build, blocks = FAMILIES[family]
+def test_each_family_declares_its_levels():
+    for build, counts in FAMILIES.values():
+        model = build()
+        assert {level: len(model.recompute_targets(level)) for level in counts} == counts
+
+
+@pytest.mark.parametrize(("family", "level"), DECLARED)
+def test_recomputation_gives_the_plain_gradients_and_buffers(family: str, level: str):
+    build, counts = FAMILIES[family]
     torch.manual_seed(0)
     plain = build().train()
     recomputed = copy.deepcopy(plain)
-    assert recompute_activations(recomputed) == blocks == len(plain.recomputed_modules())
+    assert recompute_activations(recomputed, level) == counts[level]
+    assert recompute_activations(recomputed, level) == 0  # wrapped once only
     x = plain.input_features(_poses(6, 12))
     for model in (plain, recomputed):
         torch.manual_seed(3)  # the same dropout masks (GaitTR); recomputation replays them
@@ -83,18 +105,25 @@ def _measured_peak(model: GaitModel, poses: torch.Tensor) -> int:
 @pytest.mark.system
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_estimate_of_each_family_is_near_its_measured_peak(family: str):
-    """The estimate without its fixed overhead (batch copies, allocator) against one measured step, plain and
-    recomputed (measured on the CPU: 0.59-1.26x at these sizes, the same spread as benchmarks/memory.py)."""
-    build, _ = FAMILIES[family]
+    """The estimate without its fixed overhead (batch copies, allocator) against one measured step at each level
+    (measured on the CPU: 0.59-1.26x at these sizes, the same spread as benchmarks/memory.py)."""
+    build, counts = FAMILIES[family]
     poses = _poses(16, 30)
-    for recompute in (False, True):
+    for level in ("off", *(level for level, n in counts.items() if n)):
         torch.manual_seed(0)
         model = build().train()
         est = estimate(model, 16, 30)
-        if recompute:
-            recompute_activations(model)
-        kept = est.activations_recomputed if recompute else est.activations
-        central = (est.model_state + kept) * TRANSIENT_FACTOR
+        if level != "off":
+            recompute_activations(model, level)
+        central = (est.model_state + _kept(est, level)) * TRANSIENT_FACTOR
         measured = _measured_peak(model, poses)
-        assert 0.4 < central / measured < 2.5, (family, recompute, central, measured)
+        assert 0.4 < central / measured < 2.5, (family, level, central, measured)
     assert est.activations_recomputed < est.activations
+    if counts["partial"]:
+        assert est.activations_recomputed < est.activations_partial < est.activations
+    else:
+        assert est.activations_partial == est.activations
+
+
+def _kept(est: MemoryEstimate, level: str) -> int:
+    return {"off": est.activations, "partial": est.activations_partial, "full": est.activations_recomputed}[level]
