@@ -35,8 +35,9 @@ GiB = 2**30
 #: The overhead is the batch, its augmented copy and features, and what the allocator keeps (trainer.host_malloc).
 TRANSIENT_FACTOR = 1.5
 FIXED_OVERHEAD = 0.65e9
-#: The measured peaks lie between 0.84x and 1.31x the central estimate (the allocator's reuse varies from run to
-#: run: two steps with the same activation bytes peaked 0.3 GB apart). Decisions plan for the upper end.
+#: The measured peaks lie between 0.71x and 1.19x the central estimate (benchmarks/results/memory.json, every level;
+#: the allocator's reuse varies from run to run: two steps with the same activation bytes peaked 0.3 GB apart).
+#: Decisions plan for the upper end.
 HEADROOM = 1.3
 #: Bytes of optimizer state per parameter byte (Adam/AdamW: exp_avg and exp_avg_sq; SGD momentum needs fewer).
 OPTIMIZER_STATES = 2
