@@ -1,7 +1,7 @@
 """Memory guard benchmark: the estimate of gaitgraph/engine/budget.py against the measured peak of real steps.
 
-For each configuration (n21-r8 on synthetic CASIA-B poses, batch x frames, with and without activation
-recomputation) a fresh process builds the data and the model, notes its RSS, estimates the step's peak with
+For each configuration (n21-r8 on synthetic CASIA-B poses, batch x frames, each recomputation level, float32 and for
+two shapes bf16 autocast) a fresh process builds the data and the model, notes its RSS, estimates the step's peak with
 ``budget.estimate`` and runs 3 real training steps; the measured peak is the process's peak RSS minus the RSS
 before training (what the guard must fit into the free memory). ``python -m benchmarks.memory [out.json]``.
 """
@@ -16,21 +16,25 @@ from pathlib import Path
 from benchmarks import json_from_subprocess
 from gaitgraph.utils import write_json
 
-#: (batch size, frames per window) measured, each plain, partially and fully recomputed.
+#: (batch size, frames per window) measured, each plain, partially and fully recomputed, in float32; the
+#: BF16_CONFIGS also under bf16 autocast (``trainer.amp``), whose estimate runs under ``budget.AutocastOnMeta``.
 CONFIGS = [(128, 30), (256, 30), (128, 60), (384, 60)]
+BF16_CONFIGS = [(128, 60), (384, 60)]
 
 
 def run(out_json: str | Path | None = None) -> dict:
     """Measure every configuration in its own subprocess; write and return the results with their ratios."""
     rows = []
-    for batch, frames in CONFIGS:
+    cases = [(*shape, False) for shape in CONFIGS] + [(*shape, True) for shape in BF16_CONFIGS]
+    for batch, frames, amp in cases:
         for recompute in (False, "partial", True):
-            code = f"from benchmarks.memory import measure; measure({batch}, {frames}, {recompute!r})"
+            code = f"from benchmarks.memory import measure; measure({batch}, {frames}, {recompute!r}, {amp!r})"
             rows.append(
                 {
                     "batch_size": batch,
                     "sequence_length": frames,
                     "recompute": recompute,
+                    "amp": amp,
                     **json_from_subprocess(code, {"THP_MEM_ALLOC_ENABLE": "1"}),
                 }
             )
@@ -41,8 +45,10 @@ def run(out_json: str | Path | None = None) -> dict:
     return out
 
 
-def measure(batch_size: int, sequence_length: int, recompute: bool | str) -> None:
-    """One configuration in this fresh process; prints one JSON line."""
+def measure(batch_size: int, sequence_length: int, recompute: bool | str, amp: bool = False) -> None:
+    """One configuration in this fresh process (``amp``: bf16 autocast); prints one JSON line."""
+    import torch
+
     from benchmarks.train import synthetic_poses, train_steps
     from gaitgraph.engine.budget import SETTINGS, estimate
     from gaitgraph.engine.host_malloc import configure_malloc
@@ -56,9 +62,9 @@ def measure(batch_size: int, sequence_length: int, recompute: bool | str) -> Non
     with initialize_config_module("gaitgraph.conf", version_base="1.3"):
         skeleton = build(compose("train").keypoints)
     model = ResGCN(skeleton, [1, 1, 1, 1], "Bottleneck", 8, 128)
-    predicted = estimate(model, batch_size, sequence_length).peak(SETTINGS[recompute])
+    predicted = estimate(model, batch_size, sequence_length, torch.bfloat16 if amp else None).peak(SETTINGS[recompute])
     before = _rss()
-    train_steps("cpu", recompute, batch_size, sequence_length, 3)
+    train_steps("cpu", recompute, batch_size, sequence_length, 3, amp)
     measured = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
     print(
         json.dumps(

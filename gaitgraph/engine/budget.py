@@ -3,7 +3,9 @@
 The estimate runs one forward pass of a copy of the network on the ``meta`` device (shapes only: no memory, no
 compute) at the real per-rank batch size and sequence length, and counts the bytes autograd keeps for the
 backward pass (saved-tensor hooks). Peak = weights + gradients + optimizer state + kept activations, times a
-factor for what lives only briefly (the backward's gradient buffers), plus a fixed overhead.
+factor for what lives only briefly (the backward's gradient buffers), plus a fixed overhead. Under mixed precision
+(``trainer.amp``) the pass emulates autocast's casts (:class:`AutocastOnMeta`: ``torch.autocast`` ignores ``meta``
+tensors), so a bf16 step is planned with its own, about halved, activation bytes.
 With activation recomputation only the input of each target the model declares at that level
 (``GaitModel.recompute_targets``: whole blocks, or a wide step inside them) is kept, plus the largest target's
 activations while it is recomputed.
@@ -13,6 +15,7 @@ checks every family against one measured step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -22,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from gaitgraph.errors import MemoryBudgetError
 from gaitgraph.models.base import GaitModel
@@ -35,7 +40,7 @@ GiB = 2**30
 #: The overhead is the batch, its augmented copy and features, and what the allocator keeps (trainer.host_malloc).
 TRANSIENT_FACTOR = 1.5
 FIXED_OVERHEAD = 0.65e9
-#: The measured peaks lie between 0.71x and 1.19x the central estimate (benchmarks/results/memory.json, every level;
+#: The measured peaks lie between 0.70x and 1.19x the central estimate (benchmarks/results/memory.json, every level;
 #: the allocator's reuse varies from run to run: two steps with the same activation bytes peaked 0.3 GB apart).
 #: Decisions plan for the upper end.
 HEADROOM = 1.3
@@ -65,8 +70,11 @@ class MemoryEstimate:
         return int(((self.model_state + kept) * TRANSIENT_FACTOR + FIXED_OVERHEAD) * HEADROOM)
 
 
-def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> MemoryEstimate:
-    """Estimate one training step of ``network`` on ``batch_size`` windows of ``sequence_length`` frames."""
+def estimate(
+    network: GaitModel, batch_size: int, sequence_length: int, amp: torch.dtype | None = None
+) -> MemoryEstimate:
+    """Estimate one training step of ``network`` on ``batch_size`` windows of ``sequence_length`` frames, under
+    autocast to ``amp`` (``trainer.amp``'s dtype; None = float32)."""
     params = sum(p.numel() * p.element_size() for p in network.parameters())
     meta = _meta_copy(network).train()
     poses = torch.empty(batch_size, sequence_length, network.skeleton.num_joints, 3, device="meta")
@@ -86,10 +94,67 @@ def estimate(network: GaitModel, batch_size: int, sequence_length: int) -> Memor
     for level, rows in calls.items():
         for module, method in meta.recompute_targets(level):
             setattr(module, method, _counted(getattr(module, method), rows, kept))
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    precision = AutocastOnMeta(amp) if amp is not None else contextlib.nullcontext()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), precision:
         meta(meta.input_features(poses))
     partial, full = (_kept_recomputing(kept[0], calls[level]) for level in ("partial", "full"))
     return MemoryEstimate(params * (2 + OPTIMIZER_STATES), kept[0], partial, full)
+
+
+class AutocastOnMeta(TorchFunctionMode):
+    """Autocast's casts on ``meta`` tensors, which ``torch.autocast`` leaves alone: the ops it runs in the lower
+    precision get their floating-point arguments in ``dtype``, so what autograd keeps has the bytes of an autocast
+    step (bf16 halves most activations). Everything else runs in the dtype it is given, as under autocast; the few
+    ops autocast forces to float32 (losses, mostly) are not emulated."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: tuple[type, ...], args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in LOWER_PRECISION_OPS:
+            args, kwargs = self._cast(args), {k: self._cast(v) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
+
+    def _cast(self, value: Any) -> Any:
+        """``value`` with its floating-point tensors (also inside tuples and lists: einsum's operands) in dtype."""
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._cast(v) for v in value)
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != self.dtype:
+            return value.to(self.dtype)
+        return value
+
+
+#: The ops autocast runs in the lower precision (the CPU and CUDA lists share these), as Python calls reach them;
+#: einsum is not listed by autocast, but the batched matmuls it runs are.
+LOWER_PRECISION_OPS = frozenset(
+    {
+        torch.conv1d,
+        torch.conv2d,
+        torch.conv3d,
+        torch.conv_transpose1d,
+        torch.conv_transpose2d,
+        torch.conv_transpose3d,
+        F.linear,
+        torch.matmul,
+        torch.Tensor.matmul,
+        torch.Tensor.__matmul__,
+        torch.Tensor.__rmatmul__,
+        torch.mm,
+        torch.Tensor.mm,
+        torch.bmm,
+        torch.Tensor.bmm,
+        torch.addmm,
+        torch.baddbmm,
+        torch.addbmm,
+        torch.einsum,
+        torch.prelu,
+        F.scaled_dot_product_attention,
+    }
+)
 
 
 def _counted(plain: Callable[..., Any], rows: list[tuple[int, int]], kept: list[int]) -> Callable[..., Any]:
@@ -115,12 +180,15 @@ def _kept_recomputing(kept: int, calls: list[tuple[int, int]]) -> int:
 _estimates: dict[str, MemoryEstimate] = {}
 
 
-def estimate_once(key: str, network: GaitModel, batch_size: int, sequence_length: int) -> MemoryEstimate:
+def estimate_once(
+    key: str, network: GaitModel, batch_size: int, sequence_length: int, amp: torch.dtype | None = None
+) -> MemoryEstimate:
     """:func:`estimate`, once per ``key`` in this process. ``key`` must name everything the network and the step
-    were built from (the model's config, the joint layout, the batch shape): the forward pass on ``meta`` costs
-    tenths of a second in Python, and sweep trials that change no architecture would repeat it for the same bytes."""
+    were built from (the model's config, the joint layout, the batch shape, the precision): the forward pass on
+    ``meta`` costs tenths of a second in Python, and sweep trials that change no architecture would repeat it for the
+    same bytes."""
     if key not in _estimates:
-        _estimates[key] = estimate(network, batch_size, sequence_length)
+        _estimates[key] = estimate(network, batch_size, sequence_length, amp)
     return _estimates[key]
 
 

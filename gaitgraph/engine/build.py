@@ -107,22 +107,29 @@ def _subjects(split: PoseSet | None) -> int:
 
 
 def build_network(
-    cfg: DictConfig, skeleton: Skeleton, device: torch.device, batch_per_rank: int, local_ranks: int
+    cfg: DictConfig,
+    skeleton: Skeleton,
+    device: torch.device,
+    batch_per_rank: int,
+    local_ranks: int,
+    amp: torch.dtype | None = None,
 ) -> GaitModel:
-    """The model on ``device``, with activation recomputation when asked or when the memory guard needs it."""
+    """The model on ``device``, with activation recomputation when asked or when the memory guard needs it (its
+    estimate under autocast to ``amp``, the run's precision)."""
     network = build_model(cfg.model, skeleton)
     setting = cfg.trainer.recompute
     level = budget.SETTINGS.get(setting, "off")
     memory = cfg.trainer.memory
     if memory.guard:
         estimate = budget.estimate_once(
-            _architecture(cfg, batch_per_rank), network, batch_per_rank, cfg.dataset.sequence_length
+            _architecture(cfg, batch_per_rank, amp), network, batch_per_rank, cfg.dataset.sequence_length, amp
         )
         limit = memory.limit_gb
         room = int(limit * 1e9) if limit is not None else budget.available_bytes(device) // local_ranks
+        precision = "" if amp is None else f" in {str(amp).removeprefix('torch.')} autocast"
         what = (
             f"training {cfg.model._target_.rsplit('.', 1)[-1]} on batches of {batch_per_rank} x "
-            f"{cfg.dataset.sequence_length} frames on {device.type}"
+            f"{cfg.dataset.sequence_length} frames on {device.type}{precision}"
         )
         level = budget.choose_recompute(setting, estimate, room, what=what)
     network = network.to(device)
@@ -135,9 +142,10 @@ def build_network(
     return network
 
 
-def _architecture(cfg: DictConfig, batch_per_rank: int) -> str:
-    """What one training step's memory depends on: the model's config, the joint layout and the batch shape."""
-    parts = [cfg.model, cfg.keypoints, batch_per_rank, cfg.dataset.sequence_length]
+def _architecture(cfg: DictConfig, batch_per_rank: int, amp: torch.dtype | None = None) -> str:
+    """What one training step's memory depends on: the model's config, the joint layout, the batch shape and the
+    precision."""
+    parts = [cfg.model, cfg.keypoints, batch_per_rank, cfg.dataset.sequence_length, str(amp)]
     plain = [OmegaConf.to_container(p, resolve=True) if isinstance(p, DictConfig) else p for p in parts]
     return json.dumps(plain, sort_keys=True, default=str)
 
@@ -332,10 +340,10 @@ def build_trainer(
         fixed=t.overfit_batches is not None,
     )
     per_rank = -(-batches.batch_size // ctx.world_size)
-    network = build_network(cfg, skeleton, device, per_rank, ctx.local_world_size)
+    precision = build_precision(cfg, device)
+    network = build_network(cfg, skeleton, device, per_rank, ctx.local_world_size, precision.dtype)
     _check_classes(network, splits.train, cfg.dataset.name)
     optimizer, scheduler = build_optimization(cfg, network, len(batches))
-    precision = build_precision(cfg, device)
     augment_rng = torch.Generator(device=device).manual_seed(int(t.seed) + 1)
     callbacks = build_callbacks(cfg, splits, optimizer, network, logger, score)
     config = OmegaConf.to_container(cfg, resolve=True)

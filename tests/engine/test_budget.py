@@ -8,12 +8,16 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import open_dict
 
 from gaitgraph.engine.budget import HEADROOM, MemoryEstimate, choose_recompute, estimate
+from gaitgraph.engine.build import build_network
 from gaitgraph.errors import MemoryBudgetError
+from gaitgraph.models import build_model
 from gaitgraph.models.resgcn import ResGCN
 from gaitgraph.train import train
+from gaitgraph.utils import build
 
 from ..conftest import compose_train
 from .conftest import coco17
@@ -57,12 +61,14 @@ def test_the_choice_between_the_levels_and_refused():
 
 def test_an_estimate_is_made_once_per_architecture_and_batch_shape(monkeypatch: pytest.MonkeyPatch):
     """Sweep trials that change no architecture reuse the estimate; anything the step's memory depends on (the
-    model, the joint layout, the batch, the window) makes a new one."""
+    model, the joint layout, the batch, the window, the precision) makes a new one."""
     from gaitgraph.engine import budget, build
 
     made = []
     monkeypatch.setattr(budget, "_estimates", {})
-    monkeypatch.setattr(budget, "estimate", lambda network, b, t: made.append((b, t)) or MemoryEstimate(1, 2, 3, 4))
+    monkeypatch.setattr(
+        budget, "estimate", lambda network, b, t, amp: made.append((b, t)) or MemoryEstimate(1, 2, 3, 4)
+    )
     same = {build._architecture(compose_train(o), 16) for o in ([], ["optimizer.optimizer.lr=0.1", "trainer.seed=3"])}
     assert len(same) == 1
     cases = (
@@ -72,10 +78,11 @@ def test_an_estimate_is_made_once_per_architecture_and_batch_shape(monkeypatch: 
         (["dataset.sequence_length=40"], 16),
     )
     others = [build._architecture(compose_train(o), b) for o, b in cases]
-    assert len({*same, *others}) == 5
+    others.append(build._architecture(compose_train([]), 16, torch.bfloat16))
+    assert len({*same, *others}) == 6
     for key in [*same, *others, *others, *same]:
         assert budget.estimate_once(key, None, 16, 30) == MemoryEstimate(1, 2, 3, 4)
-    assert len(made) == 5
+    assert len(made) == 6
 
 
 @pytest.mark.slow
@@ -100,3 +107,23 @@ def test_auto_recomputes_partially_when_the_plain_step_would_not_fit(tmp_path: P
         train(cfg)
     assert "switched trainer.recompute to partial" in caplog.text
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["history"][0]["train/loss_epoch"] > 0
+
+
+def test_the_guard_plans_for_the_runs_precision():
+    """Under bf16 autocast a step keeps about half the bytes (AutocastOnMeta): with room for a bf16 step but not for
+    a float32 one, a bf16 run trains plainly and a float32 run recomputes."""
+    cfg = compose_train(["trainer.batch_size=64", "dataset.sequence_length=30"])
+    skeleton = build(cfg.keypoints)
+    network = build_model(cfg.model, skeleton)
+    fp32, bf16 = (estimate(network, 64, 30, amp) for amp in (None, torch.bfloat16))
+    assert 0.45 * fp32.activations < bf16.activations < 0.6 * fp32.activations
+    room = (bf16.peak("off") + fp32.peak("off")) / 2
+    cfg = compose_train(
+        ["trainer.batch_size=64", "dataset.sequence_length=30", f"trainer.memory.limit_gb={room / 1e9}"]
+    )
+    for amp, recomputed in ((torch.bfloat16, False), (None, True)):
+        built = build_network(cfg, skeleton, torch.device("cpu"), 64, 1, amp)
+        wrapped = [
+            name in module.__dict__ for level in ("partial", "full") for module, name in built.recompute_targets(level)
+        ]
+        assert any(wrapped) is recomputed, amp
