@@ -254,5 +254,5 @@ def choose_recompute(setting: str | bool, estimate_: MemoryEstimate, budget: int
 
 
 def _setting(level: str) -> str:
-    """The ``trainer.recompute`` value that asks for ``level``."""
-    return {"off": "false", "partial": "partial", "full": "true"}[level]
+    """The ``trainer.recompute`` value that asks for ``level`` (:data:`SETTINGS` read backwards), as typed."""
+    return next(str(value).lower() for value, named in SETTINGS.items() if named == level)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import copy
 import ctypes
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from torch.nn.modules.module import register_module_forward_pre_hook
 
 from gaitgraph.engine.budget import TRANSIENT_FACTOR, MemoryEstimate, estimate
 from gaitgraph.engine.recompute import recompute_activations
@@ -54,6 +56,18 @@ def _loss(model: GaitModel, x: torch.Tensor) -> torch.Tensor:
     return sum((out.float() ** 2).mean() for out in model(x) if out is not None)
 
 
+def _module_calls(model: GaitModel, run: Callable[[], None]) -> Counter[str]:
+    """How often each submodule of ``model`` (by name) ran during ``run()``."""
+    names = {id(module): name for name, module in model.named_modules()}
+    calls: Counter[str] = Counter()
+    hook = register_module_forward_pre_hook(lambda module, args: calls.update([names.get(id(module), "")]))
+    try:
+        run()
+    finally:
+        hook.remove()
+    return calls
+
+
 def test_each_family_declares_its_levels():
     for build, counts in FAMILIES.values():
         model = build()
@@ -69,9 +83,16 @@ def test_recomputation_gives_the_plain_gradients_and_buffers(family: str, level:
     assert recompute_activations(recomputed, level) == counts[level]
     assert recompute_activations(recomputed, level) == 0  # wrapped once only
     x = plain.input_features(_poses(6, 12))
+    calls = []
     for model in (plain, recomputed):
         torch.manual_seed(3)  # the same dropout masks (GaitTR); recomputation replays them
-        _loss(model, x).backward()
+        calls.append(_module_calls(model, lambda m=model: _loss(m, x).backward()))
+    # What ran again in the backward pass lies inside the targets, and inside every one of them
+    rerun = {name for name, n in calls[1].items() if n > calls[0][name]}
+    names = {id(module): name for name, module in recomputed.named_modules()}
+    targets = {names[id(module)] for module, _ in recomputed.recompute_targets(level)}
+    assert all(any(name.startswith(f"{t}.") for t in targets) for name in rerun), rerun - targets
+    assert all(any(name.startswith(f"{t}.") for name in rerun) for t in targets)
     grads = {name: p.grad for name, p in recomputed.named_parameters()}
     for name, p in plain.named_parameters():
         if p.grad is None:
